@@ -1,0 +1,35 @@
+"""keras-cbloss: class-balanced losses (Cui et al., CVPR 2019) for Keras 3."""
+
+from keras_cbloss.initializers import prior_bias_initializer
+from keras_cbloss.losses import CBFocalLoss
+from keras_cbloss.losses import CBSigmoidLoss
+from keras_cbloss.losses import CBSoftmaxLoss
+from keras_cbloss.losses import cb_focal_crossentropy
+from keras_cbloss.losses import cb_sigmoid_crossentropy
+from keras_cbloss.losses import cb_softmax_crossentropy
+from keras_cbloss.losses import custom_objects
+from keras_cbloss.weights import class_balanced_weights
+from keras_cbloss.weights import effective_number
+
+try:  # the counting modules arrive with their own issue
+    from keras_cbloss.callbacks import ClassCounter
+    from keras_cbloss.counting import count_classes
+except ImportError:  # pragma: no cover
+    pass
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CBFocalLoss",
+    "CBSigmoidLoss",
+    "CBSoftmaxLoss",
+    "ClassCounter",
+    "cb_focal_crossentropy",
+    "cb_sigmoid_crossentropy",
+    "cb_softmax_crossentropy",
+    "class_balanced_weights",
+    "count_classes",
+    "custom_objects",
+    "effective_number",
+    "prior_bias_initializer",
+]

@@ -1,0 +1,113 @@
+"""Output-bias initialisation for sigmoid and focal heads."""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def _prior_to_bias(num_classes_or_prior):
+    value = num_classes_or_prior
+    if isinstance(value, bool):
+        raise TypeError(
+            "Invalid type for argument `num_classes_or_prior`. Expected an "
+            "int number of classes, a float prior or a 1-D array of priors. "
+            f"Received: {value!r}"
+        )
+    if isinstance(value, (numbers.Integral, np.integer)):
+        if value < 2:
+            raise ValueError(
+                "Invalid value for argument `num_classes_or_prior`. Expected "
+                f"at least 2 classes. Received: {value}"
+            )
+        prior = np.float64(1.0 / value)
+    else:
+        try:
+            prior = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                "Invalid type for argument `num_classes_or_prior`. Expected "
+                "an int number of classes, a float prior or a 1-D array of "
+                f"priors. Received: {value!r}"
+            ) from e
+        if prior.ndim > 1 or not np.all((prior > 0) & (prior < 1)):
+            raise ValueError(
+                "Invalid value for argument `num_classes_or_prior`. Expected "
+                "priors strictly between 0 and 1 (a float, or a 1-D array "
+                f"with one prior per class). Received: {value!r}"
+            )
+    return -np.log((1.0 - prior) / prior)
+
+
+@keras.saving.register_keras_serializable(package="keras_cbloss")
+class PriorBiasInitializer(keras.initializers.Initializer):
+    """Initialises a bias to b = -log((1 - pi) / pi), the logit of pi.
+
+    Made by `prior_bias_initializer`; see there. `prior` is a float or a
+    list of per-class priors.
+    """
+
+    def __init__(self, prior):
+        self.prior = prior
+        self._bias = _prior_to_bias(prior)
+
+    def __call__(self, shape, dtype=None):
+        bias = np.broadcast_to(self._bias, shape)
+        return ops.convert_to_tensor(bias, dtype=dtype or "float32")
+
+    def get_config(self):
+        prior = self.prior
+        if isinstance(prior, np.ndarray):
+            prior = prior.tolist()
+        elif isinstance(prior, (np.integer, np.floating)):
+            prior = prior.item()
+        return {"prior": prior}
+
+
+def prior_bias_initializer(num_classes_or_prior):
+    """Bias initializer that starts sigmoid outputs at a class prior.
+
+    Formula:
+
+    ```
+    b = -log((1 - pi) / pi),   pi = 1 / C when given C classes
+    ```
+
+    With sigmoid or focal losses a zero bias starts every class at p = 0.5,
+    so the C - 1 negative terms of each sample dominate the first steps;
+    starting at p = pi avoids that (Lin et al., 2017; Cui et al. use
+    pi = 1 / C, the official code -log(C - 1), the same value).
+
+    Args:
+        num_classes_or_prior: The number of classes C (int >= 2, giving
+            pi = 1 / C for every unit), one prior pi in (0, 1), or a 1-D
+            array-like of per-class priors (e.g. class frequencies), whose
+            length must match the layer's units.
+
+    Returns:
+        A registered `keras.initializers.Initializer`, serializable with
+        the model.
+
+    Raises:
+        ValueError: For fewer than 2 classes or priors outside (0, 1).
+        TypeError: For values that are not numbers.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_cbloss import prior_bias_initializer
+    >>> init = prior_bias_initializer(10)
+    >>> np.round(np.asarray(init((3,))), 4)
+    array([-2.1972, -2.1972, -2.1972], dtype=float32)
+    >>> head = keras.layers.Dense(10, bias_initializer=init)
+
+    References:
+        Cui et al., "Class-Balanced Loss Based on Effective Number of
+        Samples", CVPR 2019, arXiv:1901.05555, Section 4.
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002, Section 3.3.
+    """
+    if isinstance(num_classes_or_prior, (list, tuple)):
+        num_classes_or_prior = [float(p) for p in num_classes_or_prior]
+    return PriorBiasInitializer(num_classes_or_prior)

@@ -1,0 +1,130 @@
+"""Effective number of samples and class-balanced weights, in float64 NumPy.
+
+The weights are computed once, on the host, when a loss is built or its
+counts are set; the losses only cast them to the prediction dtype.
+"""
+
+import warnings
+
+import numpy as np
+
+from keras_cbloss._validation import check_beta
+from keras_cbloss._validation import check_bool
+from keras_cbloss._validation import check_counts
+
+
+def effective_number(counts, beta):
+    """Effective number of samples of each class.
+
+    Formula:
+
+    ```
+    E(n_c) = (1 - beta ** n_c) / (1 - beta)
+    ```
+
+    E grows like n_c for small classes and saturates at 1 / (1 - beta) for
+    large ones: beyond that size new samples mostly overlap old ones. With
+    `beta = 0` every class with at least one sample has E = 1; a class with
+    no samples has E = 0 for every beta.
+
+    Args:
+        counts: 1-D array-like of per-class sample counts `n_c` (integers,
+            or non-negative floats for weighted counts).
+        beta: Float in [0, 1), the paper's hyperparameter.
+
+    Returns:
+        NumPy float64 array of shape `[C]`.
+
+    Raises:
+        ValueError: If `counts` is not 1-D, is empty, has negative or
+            non-finite entries, or if `beta` is outside [0, 1).
+        TypeError: If `counts` or `beta` are not numbers.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_cbloss import effective_number
+    >>> np.round(effective_number([1, 10, 1000], beta=0.9), 4)
+    array([ 1.    ,  6.5132, 10.    ])
+
+    References:
+        Cui et al., "Class-Balanced Loss Based on Effective Number of
+        Samples", CVPR 2019, arXiv:1901.05555, Eq. 3 (Definition 1).
+    """
+    counts = check_counts(counts)
+    beta = check_beta(beta)
+    if beta == 0.0:
+        return (counts > 0).astype(np.float64)
+    # 1 - beta**n loses most of its digits when beta is close to 1 and n is
+    # small; -expm1(n * log(beta)) keeps them.
+    return -np.expm1(counts * np.log(beta)) / (1.0 - beta)
+
+
+def class_balanced_weights(counts, beta=0.999, normalize=True):
+    """Class-balanced weights, the inverse effective number of each class.
+
+    Formula:
+
+    ```
+    w_c = 1 / E(n_c) = (1 - beta) / (1 - beta ** n_c)
+    w   = w * K / sum(w)        # when normalize=True
+    ```
+
+    `K` is the number of classes with a non-zero count, which is `C` when
+    every class occurs (the official implementation's convention: the
+    weights sum to the number of classes, keeping a weighted loss on the
+    scale of the unweighted one). `beta = 0` gives all ones; `beta -> 1`
+    tends to inverse class frequency. When every count is large enough that
+    `beta ** n_c` underflows, all classes get the same weight: that is the
+    formula, not a bug (pick a beta closer to 1).
+
+    Classes with a count of zero get weight 0 (and a warning naming them),
+    since no sample of theirs is seen in training; the other weights are
+    normalized over the classes that occur. Never inf or NaN.
+
+    Args:
+        counts: 1-D array-like of per-class sample counts, length `C`.
+        beta: Float in [0, 1). Defaults to `0.999`.
+        normalize: Bool, whether to scale the weights to sum to `K`.
+            Defaults to `True`.
+
+    Returns:
+        NumPy float64 array of shape `[C]`.
+
+    Raises:
+        ValueError: For invalid counts or beta, or when every count is zero.
+        TypeError: If `counts`, `beta` or `normalize` have the wrong type.
+
+    Example:
+
+    >>> from keras_cbloss import class_balanced_weights
+    >>> np.round(class_balanced_weights([5000, 500, 50], beta=0.999), 3)
+    array([0.126, 0.317, 2.557])
+
+    References:
+        Cui et al., "Class-Balanced Loss Based on Effective Number of
+        Samples", CVPR 2019, arXiv:1901.05555, Eq. 4.
+    """
+    counts = check_counts(counts)
+    normalize = check_bool(normalize, "normalize")
+    present = counts > 0
+    if not present.any():
+        raise ValueError(
+            "Invalid value for argument `class_counts`. Expected at least "
+            "one class with a non-zero count. Received all zeros: check "
+            "that the labels were counted from the training data."
+        )
+    if not present.all():
+        warnings.warn(
+            f"Classes {np.flatnonzero(~present).tolist()} have a count of "
+            "zero: they get class weight 0 and the other weights are "
+            "normalized over the classes that occur.",
+            UserWarning,
+            stacklevel=2,
+        )
+    effective = effective_number(counts, beta)
+    weights = np.zeros_like(counts)
+    weights[present] = 1.0 / effective[present]
+    if normalize:
+        weights *= present.sum() / weights.sum()
+    return weights

@@ -1,0 +1,94 @@
+"""Independent float64 NumPy reference, written from the paper's formulas.
+
+Deliberately naive (explicit one-hot, explicit sigmoid and pow where they are
+representable) so that it shares no code path with the package.
+"""
+
+import numpy as np
+
+EPSILON = 1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
+
+
+def cb_weights(counts, beta, normalize=True):
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = np.zeros_like(counts)
+    present = counts > 0
+    effective = (1.0 - np.power(beta, counts[present])) / (1.0 - beta)
+    weights[present] = 1.0 / effective
+    if normalize:
+        weights = weights / weights.sum() * present.sum()
+    return weights
+
+
+def to_dense(y_true, num_classes):
+    y_true = np.asarray(y_true)
+    if y_true.ndim >= 1 and y_true.shape[-1:] == (num_classes,) and (
+        y_true.dtype.kind == "f" and num_classes != 1
+    ):
+        return y_true.astype(np.float64)
+    if y_true.ndim >= 1 and y_true.shape[-1:] == (1,) and num_classes != 1:
+        y_true = y_true[..., 0]
+    return np.eye(num_classes)[y_true.astype(np.int64)]
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _stable_sigmoid_logs(z):
+    # log sigmoid(z) and log sigmoid(-z) via logaddexp, exact in float64.
+    return -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
+
+
+def softmax_loss(y_true, y_pred, weights, from_logits):
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    t = to_dense(y_true, y_pred.shape[-1])
+    if from_logits:
+        log_p = np.log(_softmax(y_pred))
+        log_p = y_pred - y_pred.max(-1, keepdims=True)
+        log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    else:
+        p = y_pred / y_pred.sum(-1, keepdims=True)
+        log_p = np.log(np.clip(p, EPSILON, 1 - EPSILON))
+    ce = -(t * log_p).sum(-1)
+    return (t * np.asarray(weights)).sum(-1) * ce
+
+
+def binary_terms(y_true, y_pred, from_logits, gamma):
+    """Per-class focal terms (1 - p_t)**gamma * BCE, shape [..., C]."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    t = to_dense(y_true, y_pred.shape[-1])
+    if from_logits:
+        log_p, log_1mp = _stable_sigmoid_logs(y_pred)
+    else:
+        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        log_p, log_1mp = np.log(p), np.log(1 - p)
+    bce = -(t * log_p + (1 - t) * log_1mp)
+    # For 0/1 targets this is (1 - p_t)**gamma; soft targets interpolate the
+    # exponent linearly, as the official code's exp(-gamma*(t*z + ...)).
+    log_one_minus_pt = t * log_1mp + (1 - t) * log_p
+    return np.exp(gamma * log_one_minus_pt) * bce, t
+
+
+def focal_loss(y_true, y_pred, weights, from_logits, gamma, weighting="sample"):
+    terms, t = binary_terms(y_true, y_pred, from_logits, gamma)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weighting == "class":
+        return (terms * weights).sum(-1)
+    return (t * weights).sum(-1) * terms.sum(-1)
+
+
+def sigmoid_loss(y_true, y_pred, weights, from_logits, weighting="sample"):
+    return focal_loss(y_true, y_pred, weights, from_logits, 0.0, weighting)
+
+
+def focal_loss_pow(y_true, logits, weights, gamma):
+    """The textbook form with p_t and pow, for 0/1 labels and mild logits."""
+    logits = np.asarray(logits, dtype=np.float64)
+    t = to_dense(y_true, logits.shape[-1])
+    p = 1.0 / (1.0 + np.exp(-logits))
+    p_t = np.where(t == 1, p, 1 - p)
+    terms = (1 - p_t) ** gamma * -np.log(p_t)
+    return (t * weights).sum(-1) * terms.sum(-1)
