@@ -45,7 +45,11 @@ def _is_sparse(y_true_shape, y_pred_shape):
     if true_rank == pred_rank - 1:
         return True
     if true_rank == pred_rank:
-        return y_true_shape[-1] == 1 and y_pred_shape[-1] != 1
+        last, num_classes = y_true_shape[-1], y_pred_shape[-1]
+        if last == 1 and num_classes != 1:
+            return True
+        if last is None or num_classes is None or last == num_classes:
+            return False
     raise ValueError(
         "Labels and predictions do not match. Expected sparse class ids of "
         "shape y_pred.shape[:-1] (or with a trailing 1), or dense labels of "
@@ -56,6 +60,8 @@ def _is_sparse(y_true_shape, y_pred_shape):
 
 def _executing_eagerly(x):
     """Whether `x` holds concrete values that can be inspected on the host."""
+    if isinstance(x, keras.KerasTensor):
+        return False
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -143,7 +149,7 @@ def _mask_invalid(loss, valid):
 def _prepare(y_true, y_pred, class_weights):
     """Shared front end: casts, label form, class weights and checks."""
     y_pred = ops.convert_to_tensor(y_pred)
-    out_dtype = y_pred.dtype
+    out_dtype = keras.backend.standardize_dtype(y_pred.dtype)
     dtype = _compute_dtype(out_dtype)
     y_pred = ops.cast(y_pred, dtype)
     weights = _weights_tensor(class_weights, dtype)

@@ -9,6 +9,13 @@ import numpy as np
 EPSILON = 1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
 
 
+def clip_probabilities(p):
+    # Keras clips in the input's float32, where 1 - 1e-7 is 1 - 2**-23;
+    # the logs that follow are float64.
+    low, high = np.float32(EPSILON), np.float32(1 - EPSILON)
+    return np.clip(np.asarray(p, np.float32), low, high).astype(np.float64)
+
+
 def cb_weights(counts, beta, normalize=True):
     counts = np.asarray(counts, dtype=np.float64)
     weights = np.zeros_like(counts)
@@ -31,12 +38,6 @@ def to_dense(y_true, num_classes):
     return np.eye(num_classes)[y_true.astype(np.int64)]
 
 
-def _softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def _stable_sigmoid_logs(z):
     # log sigmoid(z) and log sigmoid(-z) via logaddexp, exact in float64.
     return -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
@@ -46,12 +47,11 @@ def softmax_loss(y_true, y_pred, weights, from_logits):
     y_pred = np.asarray(y_pred, dtype=np.float64)
     t = to_dense(y_true, y_pred.shape[-1])
     if from_logits:
-        log_p = np.log(_softmax(y_pred))
         log_p = y_pred - y_pred.max(-1, keepdims=True)
         log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
     else:
         p = y_pred / y_pred.sum(-1, keepdims=True)
-        log_p = np.log(np.clip(p, EPSILON, 1 - EPSILON))
+        log_p = np.log(clip_probabilities(p))
     ce = -(t * log_p).sum(-1)
     return (t * np.asarray(weights)).sum(-1) * ce
 
@@ -63,7 +63,7 @@ def binary_terms(y_true, y_pred, from_logits, gamma):
     if from_logits:
         log_p, log_1mp = _stable_sigmoid_logs(y_pred)
     else:
-        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        p = clip_probabilities(y_pred)
         log_p, log_1mp = np.log(p), np.log(1 - p)
     bce = -(t * log_p + (1 - t) * log_1mp)
     # For 0/1 targets this is (1 - p_t)**gamma; soft targets interpolate the
