@@ -1,0 +1,45 @@
+import keras
+import numpy as np
+import pytest
+
+from backend_utils import to_numpy
+from keras_cbloss import prior_bias_initializer
+from keras_cbloss.initializers import PriorBiasInitializer
+
+
+@pytest.mark.parametrize("num_classes", [2, 10, 1000])
+def test_num_classes_gives_the_official_minus_log_c_minus_one(num_classes):
+    bias = to_numpy(prior_bias_initializer(num_classes)((num_classes,)))
+    np.testing.assert_allclose(bias, -np.log(num_classes - 1.0), rtol=1e-6)
+    # sigmoid(b) = 1 / C: training starts at the prior
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), 1 / num_classes,
+                               rtol=1e-5)
+
+
+def test_per_class_priors():
+    priors = [0.7, 0.2, 0.1]
+    bias = to_numpy(prior_bias_initializer(priors)((3,)))
+    np.testing.assert_allclose(
+        bias, [np.log(0.7 / 0.3), np.log(0.2 / 0.8), np.log(0.1 / 0.9)],
+        rtol=1e-6,
+    )
+
+
+def test_dense_layer_uses_it_and_config_round_trips():
+    init = prior_bias_initializer(5)
+    layer = keras.layers.Dense(5, bias_initializer=init)
+    layer.build((None, 3))
+    np.testing.assert_allclose(to_numpy(layer.bias), -np.log(4.0), rtol=1e-6)
+    clone = keras.initializers.deserialize(keras.initializers.serialize(init))
+    assert isinstance(clone, PriorBiasInitializer)
+    assert clone.get_config() == {"prior": 5}
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [(1, ValueError), (0, ValueError), (1.5, ValueError), (0.0, ValueError),
+     ([0.5, 1.0], ValueError), ("ten", TypeError), (True, TypeError)],
+)
+def test_bad_values_raise(value, error):
+    with pytest.raises(error, match="num_classes_or_prior"):
+        prior_bias_initializer(value)
