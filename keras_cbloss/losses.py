@@ -121,8 +121,6 @@ def _sparse_labels(y_true, num_classes):
     training fails visibly instead of silently counting them as class 0.
     """
     y_true = ops.convert_to_tensor(y_true)
-    if len(y_true.shape) and y_true.shape[-1] == 1:
-        y_true = ops.squeeze(y_true, axis=-1)
     floating = "float" in str(y_true.dtype)
     labels = ops.cast(y_true, "int32")
     valid = ops.logical_and(labels >= 0, labels < num_classes)
@@ -157,28 +155,68 @@ def _prepare(y_true, y_pred, class_weights):
     num_classes = weights.shape[0]
     y_true = ops.convert_to_tensor(y_true)
     if _is_sparse(y_true.shape, y_pred.shape):
+        # Only the `[..., 1]` form has a trailing 1 to drop: ids of shape
+        # y_pred.shape[:-1] may end in 1 themselves (a batch of one sample,
+        # a sequence of length 1).
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = ops.squeeze(y_true, axis=-1)
         labels, valid = _sparse_labels(y_true, num_classes)
         return labels, None, valid, y_pred, weights, out_dtype
     return None, ops.cast(y_true, dtype), None, y_pred, weights, out_dtype
 
 
-def _binary_log_probs(y_pred, from_logits):
-    """log(p) and log(1 - p) of the per-class sigmoid probabilities."""
+def _one_hot(labels, num_classes, dtype):
+    """One-hot rows for valid int32 class ids."""
+    if num_classes > 2**24:  # beyond float32's exact integers
+        return ops.one_hot(labels, num_classes, dtype=dtype)
+    # Compared as float32: XLA on CPU vectorises a float comparison with the
+    # class index much better than the int32 one of `ops.one_hot` (the fused
+    # sparse sigmoid loss runs about 1.3x faster on JAX).
+    ids = ops.expand_dims(ops.cast(labels, "float32"), -1)
+    classes = ops.arange(num_classes, dtype="float32")
+    return ops.cast(ops.equal(ids, classes), dtype)
+
+
+def _binary_terms(y_pred, target, from_logits, hard, focal):
+    """-log(p_t) and, if `focal`, -log(1 - p_t) of each sigmoid output.
+
+    p_t is p where the target is 1 and 1 - p where it is 0 (soft targets
+    interpolate linearly): the first is the binary cross-entropy, the second
+    the exponent of the focal modulator (1 - p_t) ** gamma. `hard` says the
+    target holds only 0 and 1 (one-hot rows made from sparse labels).
+    """
     if not from_logits:
         epsilon = keras.config.epsilon()
         p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
-        return ops.log(p), ops.log(1.0 - p)
-    # log1p(exp(-|z|)) never overflows; the branches use `where` rather than
-    # relu/abs so that the gradient at z = 0 is the exact sigmoid(0) - t.
+        neg_log_p, neg_log_1mp = -ops.log(p), -ops.log(1.0 - p)
+        not_target = 1.0 - target
+        bce = target * neg_log_p + not_target * neg_log_1mp
+        if not focal:
+            return bce, None
+        return bce, target * neg_log_1mp + not_target * neg_log_p
+    # -log(p) = softplus(-z) = relu(-z) + log1p(exp(-|z|)) and -log(1 - p) =
+    # softplus(z) = relu(z) + log1p(exp(-|z|)): one exp and one log1p per
+    # element, and no overflow. relu's gradient is 0 at z = 0 on every
+    # backend, so -|z| is written z - 2 * relu(z): z = 0 then takes the
+    # z < 0 branch in every term alike, and the gradient there is exactly
+    # sigmoid(0) - t.
     z = y_pred
-    positive = z >= 0
-    relu_z = ops.where(positive, z, ops.zeros_like(z))
-    log_term = ops.log1p(ops.exp(ops.where(positive, -z, z)))
-    # relu(-z) = relu(z) - z exactly, and keeps both logs accurate where
-    # they are tiny (an exact 0 would lose the small terms of the sum).
-    log_p = -(relu_z - z + log_term)  # -softplus(-z)
-    log_1mp = -(relu_z + log_term)  # -softplus(z)
-    return log_p, log_1mp
+    relu_z = ops.relu(z)
+    relu_neg_z = relu_z - z  # relu(-z), exact
+    log_term = ops.log1p(ops.exp(z - 2.0 * relu_z))
+    if hard:
+        # With t in {0, 1} these are exact: relu(z) - z is relu(-z), and
+        # relu(-z) + z is relu(z), in floating point too.
+        t_z = target * z
+        bce = relu_z - t_z + log_term
+        return bce, (relu_neg_z + t_z + log_term) if focal else None
+    # Soft targets: sums of non-negative products, which keep tiny terms
+    # (relu(z) - t * z would cancel where t is close to 1).
+    not_target = 1.0 - target
+    bce = not_target * relu_z + target * relu_neg_z + log_term
+    if not focal:
+        return bce, None
+    return bce, target * relu_z + not_target * relu_neg_z + log_term
 
 
 def _per_class_weighted_sum(elementwise, target, labels, weights, weighting):
@@ -390,16 +428,13 @@ def cb_focal_crossentropy(
         y_true, y_pred, class_weights
     )
     if labels is not None:
-        target = ops.one_hot(labels, weights.shape[0], dtype=y_pred.dtype)
-    log_p, log_1mp = _binary_log_probs(y_pred, from_logits)
-    # Two products rather than log_1mp + t * (log_p - log_1mp): that form
-    # cancels to 0 where the true value is tiny but not 0.
-    not_target = 1.0 - target
-    elementwise = -(target * log_p + not_target * log_1mp)
-    if gamma > 0.0:
-        # log(1 - p_t) swaps the roles of log(p) and log(1 - p).
-        log_one_minus_pt = target * log_1mp + not_target * log_p
-        elementwise = ops.exp(gamma * log_one_minus_pt) * elementwise
+        target = _one_hot(labels, weights.shape[0], y_pred.dtype)
+    focal = gamma > 0.0
+    elementwise, neg_log_one_minus_pt = _binary_terms(
+        y_pred, target, from_logits, hard=labels is not None, focal=focal
+    )
+    if focal:
+        elementwise = ops.exp(-gamma * neg_log_one_minus_pt) * elementwise
     loss = _per_class_weighted_sum(
         elementwise, target, labels, weights, weighting
     )

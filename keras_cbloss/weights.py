@@ -92,7 +92,9 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
         NumPy float64 array of shape `[C]`.
 
     Raises:
-        ValueError: For invalid counts or beta, or when every count is zero.
+        ValueError: For invalid counts or beta, when every count is zero,
+            or for a non-zero count so small (below about 1e-308) that its
+            weight would overflow float64.
         TypeError: If `counts`, `beta` or `normalize` have the wrong type.
 
     Example:
@@ -123,8 +125,21 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
             stacklevel=2,
         )
     effective = effective_number(counts, beta)
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse = 1.0 / effective[present]
+    if not np.isfinite(inverse).all():
+        # Only counts below about 1e-308 get here: E(n) ~ n underflows.
+        tiny = np.flatnonzero(present)[~np.isfinite(inverse)]
+        raise ValueError(
+            "Invalid value for argument `class_counts`. The counts of classes "
+            f"{tiny.tolist()} are too close to zero for float64 weights: "
+            f"{counts[tiny].tolist()}. Pass 0 for a class without samples."
+        )
     weights = np.zeros_like(counts)
-    weights[present] = 1.0 / effective[present]
+    weights[present] = inverse
     if normalize:
+        # Dividing by the largest weight first keeps the sum finite when the
+        # weights are near the float64 maximum (counts near 1e-308).
+        weights /= weights.max()
         weights *= present.sum() / weights.sum()
     return weights

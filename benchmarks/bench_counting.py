@@ -1,0 +1,278 @@
+"""Speed of `count_classes` next to bare iteration and a Python loop.
+
+Counting must read every label, so the limit is the input pipeline's own
+speed. Two tables, printed in Markdown:
+
+1. Label pipelines: 1,000,000 labels, C = 1000 classes, batch 256 (by
+   default), as
+
+   - sparse ids, sliced and batched in the pipeline
+     (`from_tensor_slices(y).batch(256)`, what most code does);
+   - sparse ids, pre-batched (`from_tensor_slices` over [N/256, 256] blocks):
+     the pipeline itself is nearly free, so this row shows the counting's
+     own cost;
+   - one-hot rows (`.batch(256).map(tf.one_hot)`; 4 GB if materialized);
+   - multi-hot rows (three ids per row, `.map(one_hot + reduce_max)`).
+
+   Each is timed with bare in-graph iteration
+   (`ds.reduce(0, lambda a, _: a + 1)`), `count_classes(ds, C)`, and a plain
+   Python loop (`for y in ds.as_numpy_iterator(): np.bincount(...)`, or
+   NumPy column sums for dense rows). Targets: `count_classes` within 1.2x
+   of bare iteration, and at least 1.5x faster than the Python loop.
+
+2. An image pipeline: JPEG decoding and augmentation in a parallel `map`
+   (decode 128x128, random crop 112, flip, resize to 96, scale), batch 256.
+   Counted as is, with `label_fn=lambda x, y: y`, and from a labels-only
+   dataset built from the same source (`from_tensor_slices(y).batch(256)`),
+   next to bare iteration of the image pipeline.
+
+All methods of one row are timed in turns (A, B, C, A, B, C, ...) so that
+load from other processes hits them alike; tables show medians. The counts
+of every method are checked to be equal. Usage:
+
+    python benchmarks/bench_counting.py             # the full measurement
+    python benchmarks/bench_counting.py --quick     # smoke run, tiny sizes
+    python benchmarks/bench_counting.py --rows 200000 --image-rows 5000
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from keras_cbloss import count_classes  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and one repeat: a smoke run")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="labels per label pipeline (default 1000000)")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="number of classes (default 1000)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default 256)")
+    parser.add_argument("--image-rows", type=int, default=None,
+                        help="images in the image pipeline (default 20000)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed turns per method (default 5; 3 images)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.rows = args.rows or (20_000 if quick else 1_000_000)
+    args.classes = args.classes or (100 if quick else 1000)
+    args.batch = args.batch or (64 if quick else 256)
+    args.image_rows = args.image_rows or (256 if quick else 20_000)
+    args.image_repeats = args.repeats or (1 if quick else 3)
+    args.repeats = args.repeats or (1 if quick else 5)
+    return args
+
+
+def load():
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:  # pragma: no cover
+        return "load average unknown"
+
+
+def timed_in_turns(methods, repeats):
+    """Runs each method once for warm-up, then `repeats` turns of all."""
+    results = {name: fn() for name, fn in methods.items()}  # warm-up
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, results
+
+
+def bare(ds):
+    return lambda: int(ds.reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def python_loop(ds, num_classes, dense):
+    def run():
+        counts = np.zeros(num_classes, np.int64)
+        for y in ds.as_numpy_iterator():
+            if dense:
+                counts += y.sum(axis=0).astype(np.int64)
+            else:
+                counts += np.bincount(y.ravel(), minlength=num_classes)
+        return counts
+
+    return run
+
+
+def label_pipelines(args):
+    n, c, b = args.rows, args.classes, args.batch
+    rng = np.random.default_rng(0)
+    # Long-tailed ids, as in the paper's data sets (imbalance about 100).
+    p = np.exp(-np.linspace(0, np.log(100), c))
+    y = rng.choice(c, size=n, p=p / p.sum()).astype(np.int64)
+    ids3 = np.stack([y, rng.integers(0, c, n), rng.integers(0, c, n)], 1)
+    full = n // b * b
+    blocks = tf.data.Dataset.from_tensor_slices(y[:full].reshape(-1, b))
+    if full < n:
+        blocks = blocks.concatenate(tf.data.Dataset.from_tensors(y[full:]))
+    # Column sums of the multi-hot rows: each row counts a class once.
+    sorted_ids = np.sort(ids3, axis=1)
+    first = np.ones_like(sorted_ids, bool)
+    first[:, 1:] = sorted_ids[:, 1:] != sorted_ids[:, :-1]
+    multi_hot = np.bincount(sorted_ids[first], minlength=c)
+    return [
+        (
+            "sparse ids, `from_tensor_slices(y).batch(B)`",
+            tf.data.Dataset.from_tensor_slices(y).batch(b),
+            False,
+            np.bincount(y, minlength=c),
+        ),
+        (
+            "sparse ids, pre-batched blocks",
+            blocks,
+            False,
+            np.bincount(y, minlength=c),
+        ),
+        (
+            "one-hot rows, `.batch(B).map(tf.one_hot)`",
+            tf.data.Dataset.from_tensor_slices(y)
+            .batch(b)
+            .map(lambda ids: tf.one_hot(ids, c)),
+            True,
+            np.bincount(y, minlength=c),
+        ),
+        (
+            "multi-hot rows (3 ids a row), `.map(one_hot + reduce_max)`",
+            tf.data.Dataset.from_tensor_slices(ids3)
+            .batch(b)
+            .map(lambda ids: tf.reduce_max(tf.one_hot(ids, c), axis=1)),
+            True,
+            multi_hot,
+        ),
+    ]
+
+
+def image_pipelines(args):
+    n, c, b = args.image_rows, args.classes, args.batch
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, c, n).astype(np.int64)
+    grid = np.linspace(0, 255, 128, dtype=np.float32)
+    jpegs = []
+    for i in range(32):
+        noise = rng.normal(0, 40, (128, 128, 3))
+        image = grid[None, :, None] * (i % 3 == 0) + grid[:, None, None] + noise
+        image = np.clip(image, 0, 255).astype(np.uint8)
+        jpegs.append(tf.io.encode_jpeg(image, quality=90).numpy())
+    jpegs = tf.constant(jpegs)
+
+    def decode_and_augment(index, label):
+        image = tf.io.decode_jpeg(jpegs[index % len(jpegs)], channels=3)
+        image = tf.image.random_crop(image, [112, 112, 3])
+        image = tf.image.random_flip_left_right(image)
+        image = tf.image.resize(image, [96, 96])
+        return image / 127.5 - 1.0, label
+
+    source = tf.data.Dataset.from_tensor_slices((np.arange(n), y))
+    images = source.map(
+        decode_and_augment, num_parallel_calls=tf.data.AUTOTUNE
+    ).batch(b)
+    labels_only = tf.data.Dataset.from_tensor_slices(y).batch(b)
+    return images, labels_only, np.bincount(y, minlength=c)
+
+
+def fmt_rate(rows, seconds):
+    rate = rows / seconds
+    if rate >= 1e6:
+        return f"{rate / 1e6:.2f} M"
+    return f"{rate / 1e3:.1f} k"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    c = args.classes
+    print(
+        f"# count_classes benchmark ({datetime.datetime.now():%Y-%m-%d %H:%M}"
+        f"; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; TF {tf.__version__}; {load()} at start"
+        + ("; QUICK (tiny sizes, not a measurement)" if args.quick else "")
+        + ")"
+    )
+    print(
+        f"\n## Label pipelines: {args.rows:,} labels, C = {c}, batch "
+        f"{args.batch}; medians of {args.repeats} turns\n"
+    )
+    print(
+        "| pipeline | bare iteration rows/s | count_classes rows/s | Python "
+        "loop rows/s | count / bare time (target <= 1.2) | Python loop / "
+        "count time (target >= 1.5) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, ds, dense, expected in label_pipelines(args):
+        methods = {
+            "bare": bare(ds),
+            "count": lambda ds=ds: count_classes(ds, c, verbose=0),
+            "python": python_loop(ds, c, dense),
+        }
+        times, results = timed_in_turns(methods, args.repeats)
+        assert results["bare"] == int(ds.cardinality())
+        np.testing.assert_array_equal(results["count"], expected)
+        np.testing.assert_array_equal(results["python"], expected)
+        n = args.rows
+        print(
+            f"| {name} | {fmt_rate(n, times['bare'])} | "
+            f"{fmt_rate(n, times['count'])} | {fmt_rate(n, times['python'])} "
+            f"| {times['count'] / times['bare']:.2f}x | "
+            f"{times['python'] / times['count']:.2f}x |"
+        )
+        sys.stdout.flush()
+
+    images, labels_only, expected = image_pipelines(args)
+    n = args.image_rows
+    print(
+        f"\n## Image pipeline: {n:,} JPEG images decoded and augmented in a "
+        f"parallel map, C = {c}, batch {args.batch}; medians of "
+        f"{args.image_repeats} turns\n"
+    )
+    methods = {
+        "bare iteration of the image pipeline": bare(images),
+        "count_classes(images) as is": lambda: count_classes(
+            images, c, verbose=0
+        ),
+        "count_classes(images, label_fn=lambda x, y: y)": lambda: (
+            count_classes(images, c, label_fn=lambda x, y: y, verbose=0)
+        ),
+        "count_classes(labels-only dataset from the same source)": lambda: (
+            count_classes(labels_only, c, verbose=0)
+        ),
+    }
+    times, results = timed_in_turns(methods, args.image_repeats)
+    for key, value in results.items():
+        if key.startswith("count_classes"):
+            np.testing.assert_array_equal(value, expected)
+    as_is = times["count_classes(images) as is"]
+    print("| method | seconds | rows/s | speedup over counting as is |")
+    print("|---|---|---|---|")
+    for key, seconds in times.items():
+        print(
+            f"| {key} | {seconds:.3f} | {fmt_rate(n, seconds)} | "
+            f"{as_is / seconds:.1f}x |"
+        )
+    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
+          + (" --quick" if args.quick else "")
+          + f" --rows {args.rows} --image-rows {args.image_rows}")
+
+
+if __name__ == "__main__":
+    main()

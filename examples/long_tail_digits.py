@@ -1,0 +1,551 @@
+"""What the class-balanced losses buy on real long-tailed data (digits-LT).
+
+Builds a long-tailed training set from scikit-learn's bundled 8x8 digit
+images (no download) with the paper's exponential profile, and trains the
+same small network with five losses, paired by seed:
+
+- `ce`: softmax cross-entropy, the baseline;
+- `ce_class_weight`: cross-entropy with `fit(class_weight=...)` at inverse
+  class frequency (the usual quick fix), scaled to sum to C like the CB
+  weights;
+- `cb_softmax`, `cb_sigmoid`, `cb_focal`: the class-balanced losses of
+  keras_cbloss, built without counts; `ClassCounter` counts the training
+  labels (a labels-only `tf.data` view) when `fit` starts. Sigmoid and
+  focal heads start from the prior bias (`prior_bias_initializer`).
+
+Runs with the same seed share the training subsample, the initial weights
+and the batch order, so the per-seed difference to `ce` (the "paired gain")
+measures the loss and not the luck of the draw. Scores are on a balanced
+test split (50 images per class, fixed): balanced accuracy (the mean of
+per-class recall; on this balanced split it equals plain accuracy), the
+mean recall of the 3 rarest training classes, and the accuracy at training
+frequencies (per-class recall weighted by the training class sizes: what a
+test set as long-tailed as the training set would give).
+
+Usage:
+
+    python examples/long_tail_digits.py                 # ~2 min on 2 cores
+    python examples/long_tail_digits.py --seeds 1 --epochs 5   # a smoke run
+
+Writes to `--output-dir` (default `outputs/long_tail_digits/`):
+`results.md` (the table), `results.json` (all numbers and settings),
+`results.csv` (one row per run), `per_class_recall.png`,
+`class_weights.png`, `best_model.keras` and `saved_model/`. The run ends
+with a deployment round trip: the best CB model is saved to `.keras`,
+loaded back, its test predictions are checked to be identical, and
+`model.export()` writes a serving SavedModel that is loaded and checked.
+
+Choice of beta: with `--rho 100` the head class has 124 images and the
+tail one; `beta = 0.999` or `0.9999` makes `1 / (1 - beta)` (1000 or 10000)
+far larger than any class, where `E(n) ~ n` and the CB weights equal
+inverse frequency. The default `beta = 0.99` puts the saturation size
+`1 / (1 - beta) = 100` at the head class's size, where the paper's idea (a
+class's new images increasingly overlap the ones it has) can act.
+
+References:
+    Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
+    CVPR 2019, arXiv:1901.05555.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+# Silences TensorFlow's C++ start-up logging; must precede its import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_cbloss import CBFocalLoss  # noqa: E402
+from keras_cbloss import CBSigmoidLoss  # noqa: E402
+from keras_cbloss import CBSoftmaxLoss  # noqa: E402
+from keras_cbloss import ClassCounter  # noqa: E402
+from keras_cbloss import class_balanced_weights  # noqa: E402
+from keras_cbloss import count_classes  # noqa: E402
+from keras_cbloss import effective_number  # noqa: E402
+from keras_cbloss import prior_bias_initializer  # noqa: E402
+
+# The helper module sits next to this file; the path entry lets the tests
+# import this file as a module too.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _long_tail as lt  # noqa: E402
+
+NUM_CLASSES = 10
+TEST_PER_CLASS = 50
+SPLIT_SEED = 0  # the balanced test split is the same for every seed
+TAIL_K = 3
+LOSSES = {
+    "ce": "softmax CE",
+    "ce_class_weight": "CE + class_weight (1/n)",
+    "cb_softmax": "CB softmax",
+    "cb_sigmoid": "CB sigmoid",
+    "cb_focal": "CB focal",
+}
+CB_LOSSES = ("cb_softmax", "cb_sigmoid", "cb_focal")
+PLOT_BETAS = (0.9, 0.99, 0.999, 0.9999)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="number of seeds (subsamples); runs are paired "
+                        "by seed")
+    parser.add_argument("--rho", type=float, default=100.0,
+                        help="imbalance n_max / n_min of the training set")
+    parser.add_argument("--beta", type=float, default=0.99,
+                        help="beta of the CB losses")
+    parser.add_argument("--gamma", type=float, default=1.0,
+                        help="gamma of the CB focal loss")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--output-dir", type=Path,
+                        default=Path("outputs/long_tail_digits"))
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1:
+        parser.error("--seeds, --epochs and --batch-size must be >= 1")
+    try:  # the losses' own checks, before any training starts
+        CBFocalLoss(None, args.beta, args.gamma)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
+    return args
+
+
+# --------------------------------------------------------------------------
+# Data.
+# --------------------------------------------------------------------------
+
+
+def load_digits_split():
+    """Balanced test split and the pool the training subsamples come from.
+
+    Returns:
+        `(x_test, y_test, x_pool, y_pool)`; images are flattened 8x8 grey
+        levels scaled to [0, 1], labels int32.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int32)
+    test, pool = lt.balanced_split(
+        y, TEST_PER_CLASS, np.random.default_rng(SPLIT_SEED)
+    )
+    return x[test], y[test], x[pool], y[pool]
+
+
+def long_tail_train_set(x_pool, y_pool, rho, seed):
+    """A new long-tailed subsample of the pool for `seed`.
+
+    `n_max` is the smallest class in the pool (124 images), so that every
+    class can supply its share whatever its rank; class 0 is the head.
+    """
+    n_max = int(np.bincount(y_pool, minlength=NUM_CLASSES).min())
+    counts = lt.long_tail_counts(n_max, NUM_CLASSES, rho)
+    # [seed, 1] keeps these streams apart from the split's.
+    idx = lt.long_tail_indices(y_pool, counts, np.random.default_rng([seed, 1]))
+    return x_pool[idx], y_pool[idx], counts
+
+
+def make_train_dataset(x, y, batch_size, seed):
+    """Shuffled, batched, prefetched `tf.data` pipeline of `(x, y)`."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --------------------------------------------------------------------------
+# Model and losses.
+# --------------------------------------------------------------------------
+
+
+def build_model(loss_name):
+    """A small MLP that outputs logits.
+
+    All losses take logits (`from_logits=True`, the log-space path). The
+    sigmoid and focal heads start every class at p = 1/C instead of 0.5, so
+    that the C - 1 negative terms per image do not dominate the first steps.
+    """
+    if loss_name in ("cb_sigmoid", "cb_focal"):
+        bias_initializer = prior_bias_initializer(NUM_CLASSES)
+    else:
+        bias_initializer = "zeros"
+    inputs = keras.Input((64,), name="pixels")
+    x = keras.layers.Dense(128, activation="relu")(inputs)
+    x = keras.layers.Dropout(0.2)(x)
+    logits = keras.layers.Dense(
+        NUM_CLASSES, bias_initializer=bias_initializer, name="logits"
+    )(x)
+    return keras.Model(inputs, logits, name=f"digits_{loss_name}")
+
+
+def make_loss(loss_name, beta, gamma):
+    """The loss of a run; CB losses get their counts from `ClassCounter`."""
+    if loss_name in ("ce", "ce_class_weight"):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if loss_name == "cb_softmax":
+        return CBSoftmaxLoss(None, beta, from_logits=True)
+    if loss_name == "cb_sigmoid":
+        return CBSigmoidLoss(None, beta, from_logits=True)
+    if loss_name == "cb_focal":
+        return CBFocalLoss(None, beta, gamma, from_logits=True)
+    raise ValueError(f"Unknown loss {loss_name!r}")
+
+
+def inverse_frequency_class_weight(counts):
+    """`fit(class_weight=...)` dict at inverse frequency, summing to C.
+
+    Scaled like the CB weights (sum C) so that the two runs differ only in
+    the weights' shape, not in the effective learning rate.
+    """
+    weights = 1.0 / np.asarray(counts, np.float64)
+    weights *= len(weights) / weights.sum()
+    return {c: float(w) for c, w in enumerate(weights)}
+
+
+def train_and_score(loss_name, args, seed, train, test):
+    """Trains one run and scores it on the balanced test split.
+
+    Returns:
+        `(model, record)`; `record` holds the scores, the per-class recall
+        and the counts the loss used.
+    """
+    x_train, y_train, counts = train
+    x_test, y_test = test
+    # Same seed for every loss: same initial hidden weights, same dropout
+    # masks and batch order, so that runs are paired. Before the pipeline is
+    # built: its shuffle order depends on the global seed at that point.
+    keras.utils.set_random_seed(seed)
+    ds = make_train_dataset(x_train, y_train, args.batch_size, seed)
+    # Counting reads a labels-only view of the same training labels: a pass
+    # over `ds` itself would advance its reshuffling, and the weighted runs
+    # would no longer see the baseline's batch order.
+    labels_ds = tf.data.Dataset.from_tensor_slices(y_train).batch(1024)
+    model = build_model(loss_name)
+    loss = make_loss(loss_name, args.beta, args.gamma)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss
+    )
+    callbacks, class_weight = [], None
+    if loss_name == "ce_class_weight":
+        # fit() needs the weights up front, so count the pipeline first.
+        class_weight = inverse_frequency_class_weight(
+            count_classes(labels_ds, NUM_CLASSES, verbose=0)
+        )
+    elif loss_name in CB_LOSSES:
+        callbacks.append(ClassCounter(labels_ds, NUM_CLASSES, verbose=0))
+
+    start = time.perf_counter()
+    # shuffle=False: the pipeline shuffles (fit cannot shuffle a Dataset).
+    model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks,
+              class_weight=class_weight, shuffle=False)
+    seconds = time.perf_counter() - start
+
+    if loss_name in CB_LOSSES:
+        # The callback must have counted exactly the subsample's profile.
+        np.testing.assert_array_equal(loss.class_counts, counts)
+    y_pred = np.argmax(model.predict(x_test, verbose=0), axis=-1)
+    recall = lt.per_class_recall(y_test, y_pred, NUM_CLASSES)
+    tail = lt.tail_classes(counts, TAIL_K)
+    record = {
+        "loss": loss_name,
+        "seed": seed,
+        "balanced_accuracy": float(np.mean(recall)),
+        "tail_recall": float(np.mean(recall[tail])),
+        "accuracy": float(np.mean(y_pred == y_test)),
+        "prior_accuracy": lt.prior_weighted_accuracy(recall, counts),
+        "per_class_recall": recall.tolist(),
+        "train_counts": counts.tolist(),
+        "train_seconds": seconds,
+    }
+    return model, record
+
+
+# --------------------------------------------------------------------------
+# Summary, table and plots.
+# --------------------------------------------------------------------------
+
+METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy")
+# Plain accuracy equals balanced accuracy on the balanced test split, so the
+# table shows it once and adds the accuracy at training frequencies.
+TABLE_METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy")
+
+
+def summarize(records):
+    """Mean/std of every metric per loss, and paired gains over `ce`."""
+    by_loss = {name: [r for r in records if r["loss"] == name]
+               for name in LOSSES}
+    base = {m: np.array([r[m] for r in by_loss["ce"]]) for m in METRICS}
+    weighted = {m: np.array([r[m] for r in by_loss["ce_class_weight"]])
+                for m in METRICS}
+    summary = {}
+    for name, runs in by_loss.items():
+        entry = {"label": LOSSES[name], "seeds": [r["seed"] for r in runs]}
+        for m in METRICS:
+            values = np.array([r[m] for r in runs])
+            mean, std = lt.mean_std(values)
+            entry[m] = {"mean": mean, "std": std,
+                        "values": values.tolist()}
+            if name != "ce":
+                entry[m]["gain_over_ce"] = lt.paired_gains(values, base[m])
+            if name in CB_LOSSES:
+                entry[m]["gain_over_class_weight"] = lt.paired_gains(
+                    values, weighted[m]
+                )
+        recalls = np.array([r["per_class_recall"] for r in runs])
+        entry["per_class_recall_mean"] = recalls.mean(axis=0).tolist()
+        entry["per_class_recall_std"] = (
+            recalls.std(axis=0, ddof=1) if len(runs) > 1
+            else np.full(NUM_CLASSES, np.nan)
+        ).tolist()
+        summary[name] = entry
+    return summary
+
+
+def best_cb_loss(summary):
+    return max(CB_LOSSES,
+               key=lambda n: summary[n]["balanced_accuracy"]["mean"])
+
+
+def _gain_cell(gain):
+    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
+    if not np.isnan(gain["p"]):
+        text += f" (p={gain['p']:.2g})"
+    return text
+
+
+def results_table(summary, num_seeds):
+    """Markdown table (percent): mean ± std over seeds, paired gains."""
+    lines = [
+        "| loss | balanced acc. (= accuracy) | tail recall | "
+        "acc. at train freq. | gain: bal. acc. | gain: tail recall | "
+        "gain: acc. at train freq. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in summary.items():
+        cells = [entry["label"]]
+        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
+                  for m in TABLE_METRICS]
+        if name == "ce":
+            cells += ["(baseline)"] * len(TABLE_METRICS)
+        else:
+            cells += [_gain_cell(entry[m]["gain_over_ce"])
+                      for m in TABLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| CB loss vs CE + class_weight (1/n) | gain: bal. acc. | "
+        "gain: tail recall | gain: acc. at train freq. |",
+        "|---|---|---|---|",
+    ]
+    for name in CB_LOSSES:
+        cells = [summary[name]["label"]]
+        cells += [_gain_cell(summary[name][m]["gain_over_class_weight"])
+                  for m in TABLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Percent, mean ± std over {num_seeds} seed(s), on the balanced test "
+        f"split ({TEST_PER_CLASS} images per class, where plain accuracy "
+        f"equals balanced accuracy). Tail recall: the {TAIL_K} rarest "
+        "training classes. Acc. at train freq.: per-class recall weighted "
+        "by the training class sizes, the accuracy on a test set as "
+        "long-tailed as the training set. Gains are paired by seed: mean ± "
+        "std of the per-seed difference, and the two-sided paired t-test p."
+    )
+    return "\n".join(lines)
+
+
+def plot_per_class_recall(summary, counts, best, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = np.arange(NUM_CLASSES)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.38
+    for offset, name, color in ((-width / 2, "ce", "#9e9e9e"),
+                                (width / 2, best, "#1f77b4")):
+        mean = np.array(summary[name]["per_class_recall_mean"])
+        std = np.array(summary[name]["per_class_recall_std"], np.float64)
+        yerr = None if np.isnan(std).all() else std
+        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=3,
+               color=color, label=summary[name]["label"])
+    ax.set_xticks(classes)
+    ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
+    ax.set_xlabel("digit class and its number of training images")
+    ax.set_ylabel("test recall")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Per-class recall, mean ± std over seeds "
+                 "(head class on the left)")
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_class_weights(counts, beta, path):
+    """The paper's Figure 1 idea: E(n) saturates, so weights flatten out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    betas = sorted(set(PLOT_BETAS) | {beta})
+    colors = plt.cm.viridis(np.linspace(0, 0.85, len(betas)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))
+
+    n = np.logspace(0, 4, 200)
+    left.plot(n, n, "k--", lw=1, label="E(n) = n (no overlap)")
+    for b, color in zip(betas, colors):
+        lw = 2.5 if b == beta else 1.2
+        left.plot(n, effective_number(n, b), color=color, lw=lw,
+                  label=f"beta = {b}")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("number of samples n")
+    left.set_ylabel("effective number E(n)")
+    left.set_title("E(n) = (1 - beta^n) / (1 - beta) saturates at 1/(1-beta)")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3, which="both")
+
+    counts = np.asarray(counts)
+    inv = 1.0 / counts
+    # Drawn on top: beta = 0.999 and 0.9999 would hide it otherwise.
+    right.plot(counts, inv * len(counts) / inv.sum(), "k--", marker="s",
+               ms=4, lw=1, zorder=5, label="inverse frequency 1/n")
+    for b, color in zip(betas, colors):
+        lw = 2.5 if b == beta else 1.2
+        right.plot(counts, class_balanced_weights(counts, b), color=color,
+                   marker="o", ms=4, lw=lw, label=f"beta = {b}")
+    right.plot(counts, np.ones_like(counts, np.float64), color="0.6",
+               lw=1, label="beta = 0 (plain loss)")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("class size n_c (this training set)")
+    right.set_ylabel("class weight w_c (sum = C)")
+    right.set_title(f"Class weights for these {len(counts)} class sizes")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Deployment round trip.
+# --------------------------------------------------------------------------
+
+
+def deployment_round_trip(model, x_test, output_dir):
+    """Saves to `.keras`, loads back, compares, and exports a SavedModel.
+
+    Raises:
+        AssertionError: If the reloaded or served model predicts
+            differently.
+    """
+    keras_path = output_dir / "best_model.keras"
+    model.save(keras_path)
+    # keras_cbloss is imported, so its registered losses deserialize
+    # without custom_objects.
+    loaded = keras.saving.load_model(keras_path)
+    before = model.predict(x_test, verbose=0)
+    after = loaded.predict(x_test, verbose=0)
+    np.testing.assert_array_equal(after, before)
+    assert loaded.loss.get_config() == model.loss.get_config()
+
+    export_dir = output_dir / "saved_model"
+    model.export(str(export_dir), verbose=False)
+    # Keep the loaded object alive: its functions reference its variables.
+    reloaded = tf.saved_model.load(str(export_dir))
+    served = reloaded.serve(x_test).numpy()
+    np.testing.assert_array_equal(served.argmax(-1), before.argmax(-1))
+    np.testing.assert_allclose(served, before, rtol=1e-5, atol=1e-5)
+    return keras_path, export_dir
+
+
+# --------------------------------------------------------------------------
+# Main.
+# --------------------------------------------------------------------------
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    x_test, y_test, x_pool, y_pool = load_digits_split()
+    seeds = list(range(args.seeds))
+    total = len(seeds) * len(LOSSES)
+    print(f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
+          f"gamma={args.gamma}, {args.epochs} epochs, {len(seeds)} seed(s); "
+          f"test split {TEST_PER_CLASS} per class")
+
+    records, best_models, k = [], {}, 0
+    for seed in seeds:
+        train = long_tail_train_set(x_pool, y_pool, args.rho, seed)
+        print(f"seed {seed}: train class sizes {train[2].tolist()} "
+              f"(total {int(train[2].sum())})")
+        for name in LOSSES:
+            k += 1
+            model, record = train_and_score(
+                name, args, seed, train, (x_test, y_test)
+            )
+            records.append(record)
+            print(f"  [{k:2d}/{total}] seed {seed} {LOSSES[name]:<24} "
+                  f"bal.acc {record['balanced_accuracy']:6.1%}  "
+                  f"tail {record['tail_recall']:6.1%}  "
+                  f"acc@train-freq {record['prior_accuracy']:6.1%}  "
+                  f"({record['train_seconds']:.1f} s)", flush=True)
+            # Keep each CB loss's best run for the deployment round trip.
+            score = record["balanced_accuracy"]
+            if name in CB_LOSSES and score > best_models.get(name, (-1,))[0]:
+                best_models[name] = (score, seed, model)
+
+    summary = summarize(records)
+    best = best_cb_loss(summary)
+    counts = records[0]["train_counts"]
+    table = results_table(summary, len(seeds))
+    print()
+    print(table)
+
+    (out / "results.md").write_text(table + "\n")
+    lt.write_json(out / "results.json", {
+        "settings": {k: str(v) if isinstance(v, Path) else v
+                     for k, v in vars(args).items()},
+        "test_per_class": TEST_PER_CLASS,
+        "tail_classes": lt.tail_classes(counts, TAIL_K).tolist(),
+        "best_cb_loss": best,
+        "summary": summary,
+        "runs": records,
+    })
+    lt.write_csv(out / "results.csv", [
+        {**{k: v for k, v in r.items()
+            if k not in ("per_class_recall", "train_counts")},
+         **{f"recall_{c}": v for c, v in enumerate(r["per_class_recall"])}}
+        for r in records
+    ])
+    plot_per_class_recall(summary, counts, best, out / "per_class_recall.png")
+    plot_class_weights(counts, args.beta, out / "class_weights.png")
+
+    score, seed, model = best_models[best]
+    keras_path, export_dir = deployment_round_trip(model, x_test, out)
+    print(f"\nbest CB loss: {LOSSES[best]} (seed {seed}, balanced accuracy "
+          f"{score:.1%}); saved to {keras_path}, reloaded with identical "
+          f"test predictions; SavedModel exported to {export_dir}")
+    print(f"outputs in {out}/; total time {time.perf_counter() - start:.0f} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

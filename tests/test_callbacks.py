@@ -1,0 +1,459 @@
+"""Tests of `ClassCounter` with the real class-balanced losses.
+
+Backend-agnostic (keras only, plus `tf.data`, which feeds `fit` on every
+backend): `tests/test_backends.py` reruns this module under JAX and PyTorch.
+Expected values come from an independent float64 NumPy computation of the
+weights and losses, written from the paper's formulas.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_cbloss import CBFocalLoss
+from keras_cbloss import CBSigmoidLoss
+from keras_cbloss import CBSoftmaxLoss
+from keras_cbloss import ClassCounter
+
+BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C = 4
+BETA = 0.9
+GAMMA = 0.5
+Y = np.array([0] * 9 + [1] * 4 + [2] * 2 + [3] * 1)
+# Another sampling of the same data, with the imbalance reversed.
+Y_RESAMPLED = np.array([3] * 9 + [2] * 4 + [1] * 2 + [0] * 1)
+X = np.random.default_rng(0).normal(size=(len(Y), 5)).astype("float32")
+LOSSES = {
+    "softmax": lambda counts: CBSoftmaxLoss(counts, BETA, from_logits=True),
+    "sigmoid": lambda counts: CBSigmoidLoss(counts, BETA, from_logits=True),
+    "focal": lambda counts: CBFocalLoss(
+        counts, BETA, GAMMA, from_logits=True
+    ),
+}
+PLAIN = "sparse_categorical_crossentropy"
+# torch.compile takes tens of seconds per model on CPU: one loss covers it.
+TORCH_COMPILE_CASES = ("softmax",)
+
+
+# Independent NumPy reference (float64).
+
+
+def np_weights(counts, beta=BETA):
+    counts = np.asarray(counts, np.float64)
+    w = (1.0 - beta) / (1.0 - beta**counts)
+    return w * len(counts) / w.sum()
+
+
+def np_loss(kind, logits, y, weights):
+    z = np.asarray(logits, np.float64)
+    t = np.eye(z.shape[-1])[y]
+    if kind == "softmax":
+        log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        per_sample = -(t * log_p).sum(-1)
+    else:
+        p = 1.0 / (1.0 + np.exp(-z))
+        bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+        if kind == "focal":
+            p_t = t * p + (1 - t) * (1 - p)
+            bce = (1 - p_t) ** GAMMA * bce
+        per_sample = bce.sum(-1)
+    return float(np.mean(weights[y] * per_sample))
+
+
+# Helpers.
+
+
+def dataset(y=Y, batch=len(Y)):
+    return tf.data.Dataset.from_tensor_slices((X, y)).batch(batch)
+
+
+def make_model(loss, lr=0.1, jit_compile=False, outputs=1):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((5,), name="x")
+    hidden = keras.layers.Dense(6, activation="tanh")(inputs)
+    if outputs == 1:
+        out = keras.layers.Dense(C, name="cls")(hidden)
+    else:
+        out = {
+            name: keras.layers.Dense(C, name=name)(hidden)
+            for name in ("cls", "aux")
+        }
+    model = keras.Model(inputs, out)
+    model.compile(
+        keras.optimizers.SGD(lr), loss=loss, jit_compile=jit_compile
+    )
+    return model
+
+
+def skip_slow_torch_compile(jit_compile, kind="softmax"):
+    if BACKEND == "torch" and jit_compile and kind not in TORCH_COMPILE_CASES:
+        pytest.skip("torch.compile is slow on CPU; softmax covers the path")
+
+
+class Recorder(keras.callbacks.Callback):
+    """Records the model's train/test function objects at each epoch end."""
+
+    def __init__(self):
+        super().__init__()
+        self.functions = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.functions.append(
+            (self.model.train_function, self.model.test_function)
+        )
+
+
+def changing_labels(label_sets):
+    """A labels-only dataset whose n-th iteration yields `label_sets[n]`."""
+    state = {"count": 0}
+
+    def generate():
+        labels = label_sets[min(state["count"], len(label_sets) - 1)]
+        state["count"] += 1
+        yield from labels
+
+    return tf.data.Dataset.from_generator(
+        generate, output_signature=tf.TensorSpec([], tf.int64)
+    ), state
+
+
+# The counts reach the compiled train step.
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+def test_counted_loss_trains_like_a_loss_built_with_counts(kind, jit_compile):
+    skip_slow_torch_compile(jit_compile, kind)
+    counts = np.bincount(Y, minlength=C)
+    waiting = make_model(LOSSES[kind](None), jit_compile=jit_compile)
+    given = make_model(LOSSES[kind](counts), jit_compile=jit_compile)
+    logits = waiting.predict(X, verbose=0)
+    counter = ClassCounter(dataset(), verbose=0)
+
+    history_w = waiting.fit(
+        dataset(), epochs=1, callbacks=[counter], verbose=0, shuffle=False
+    )
+    history_g = given.fit(dataset(), epochs=1, verbose=0, shuffle=False)
+
+    loss = waiting.loss
+    np.testing.assert_array_equal(counter.counts, counts)
+    np.testing.assert_array_equal(loss.class_counts, counts)
+    np.testing.assert_allclose(loss.class_weights, np_weights(counts), 1e-12)
+    expected = np_loss(kind, logits, Y, np_weights(counts))
+    np.testing.assert_allclose(history_w.history["loss"][0], expected, 1e-5)
+    np.testing.assert_allclose(
+        history_w.history["loss"], history_g.history["loss"], 1e-6
+    )
+    for a, b in zip(waiting.get_weights(), given.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_recount_each_epoch_reaches_train_step_validation_and_evaluate(
+    jit_compile,
+):
+    # lr = 0 keeps the model fixed, so each epoch's loss shows its weights.
+    labels, _ = changing_labels([Y, Y_RESAMPLED])
+    model = make_model(LOSSES["softmax"](None), lr=0.0, jit_compile=jit_compile)
+    logits = model.predict(X, verbose=0)
+    counter = ClassCounter(labels, C, recount="epoch", verbose=0)
+    recorder = Recorder()
+    history = model.fit(
+        dataset(), epochs=3, validation_data=dataset(), verbose=0,
+        callbacks=[counter, recorder], shuffle=False,
+    )
+    first = np_loss("softmax", logits, Y, np_weights(np.bincount(Y)))
+    second = np_loss("softmax", logits, Y, np_weights(np.bincount(Y_RESAMPLED)))
+    assert abs(first - second) > 0.5  # the weights really differ
+    np.testing.assert_allclose(
+        history.history["loss"], [first, second, second], 1e-5
+    )
+    np.testing.assert_allclose(
+        history.history["val_loss"], [first, second, second], 1e-5
+    )
+    np.testing.assert_allclose(
+        model.evaluate(dataset(), verbose=0), second, 1e-5
+    )
+    np.testing.assert_array_equal(counter.counts, np.bincount(Y_RESAMPLED))
+    # Epoch 3 counted the same labels as epoch 2: no rebuild, no retrace.
+    assert recorder.functions[1] != recorder.functions[0]
+    assert recorder.functions[2][0] is recorder.functions[1][0]
+    assert recorder.functions[2][1] is recorder.functions[1][1]
+
+
+def test_a_second_fit_with_other_counts_uses_them():
+    model = make_model(LOSSES["focal"](None), lr=0.0)
+    logits = model.predict(X, verbose=0)
+    counter = ClassCounter(dataset(), verbose=0)
+    model.fit(dataset(), callbacks=[counter], verbose=0, shuffle=False)
+    train_function = model.train_function
+    # The same counter again: same counts, the traced step is kept.
+    model.fit(dataset(), callbacks=[counter], verbose=0, shuffle=False)
+    assert model.train_function is train_function
+    # Counts set by hand in between are noticed and replaced.
+    model.loss.set_class_counts([1, 1, 1, 100])
+    history = model.fit(
+        dataset(), callbacks=[counter], verbose=0, shuffle=False
+    )
+    expected = np_loss("focal", logits, Y, np_weights(np.bincount(Y)))
+    np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
+    # Another dataset: new counts, new weights in the step.
+    other = ClassCounter(dataset(Y_RESAMPLED), verbose=0)
+    history = model.fit(dataset(), callbacks=[other], verbose=0, shuffle=False)
+    expected = np_loss("focal", logits, Y, np_weights(np.bincount(Y_RESAMPLED)))
+    np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
+
+
+def test_a_loss_waiting_for_counts_fails_clearly_without_the_counter():
+    # JAX's symbolic build passes (uniform weights); the real step raises.
+    model = make_model(LOSSES["softmax"](None))
+    with pytest.raises(ValueError, match="no class counts yet.*ClassCounter"):
+        model.fit(dataset(), epochs=1, verbose=0, shuffle=False)
+
+
+# Which losses get the counts.
+
+
+def test_dict_losses_all_outputs_or_the_named_ones():
+    def compiled():
+        return make_model(
+            {
+                "cls": LOSSES["softmax"](None),
+                "aux": LOSSES["sigmoid"](None),
+            },
+            outputs=2,
+        )
+
+    model = compiled()
+    counter = ClassCounter(dataset(), verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    for name in ("cls", "aux"):
+        np.testing.assert_array_equal(
+            model.loss[name].class_counts, np.bincount(Y)
+        )
+
+    model = compiled()
+    counter = ClassCounter(dataset(Y_RESAMPLED), outputs="aux", verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    assert model.loss["cls"].class_counts is None
+    np.testing.assert_array_equal(
+        model.loss["aux"].class_counts, np.bincount(Y_RESAMPLED)
+    )
+
+
+def test_one_counter_per_output_with_label_fn_trains():
+    model = make_model(
+        {"cls": LOSSES["softmax"](None), "aux": PLAIN},
+        outputs=2,
+    )
+    train = tf.data.Dataset.from_tensor_slices(
+        (X, {"cls": Y, "aux": Y_RESAMPLED})
+    ).batch(8)
+    counter = ClassCounter(
+        train, label_fn=lambda x, y: y["cls"], outputs=["cls"], verbose=0
+    )
+    history = model.fit(
+        train, epochs=2, callbacks=[counter], verbose=0, shuffle=False
+    )
+    assert np.all(np.isfinite(history.history["loss"]))
+    np.testing.assert_array_equal(
+        model.loss["cls"].class_counts, np.bincount(Y)
+    )
+
+
+def test_list_losses_and_num_classes_from_the_model_output():
+    model = make_model(
+        [LOSSES["softmax"](None), LOSSES["focal"](None)], outputs=2
+    )
+    # Class 3 never occurs: the output width still gives 4 counts.
+    labels = tf.data.Dataset.from_tensor_slices(np.array([0, 0, 1, 2]))
+    counter = ClassCounter(labels, verbose=0)
+    counter.set_model(model)
+    with pytest.warns(UserWarning, match=r"\[3\] have a count of zero"):
+        counter.on_train_begin()
+    for loss in model.loss:
+        np.testing.assert_array_equal(loss.class_counts, [2, 1, 1, 0])
+
+    counter = ClassCounter(labels, num_classes=3, verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match=r"num_classes=3"):
+        counter.on_train_begin()
+
+
+def test_losses_that_cannot_take_counts():
+    plain = make_model(keras.losses.SparseCategoricalCrossentropy(True))
+    counter = ClassCounter(dataset(), verbose=0)
+    counter.set_model(plain)
+    with pytest.raises(ValueError, match="no class-balanced loss"):
+        counter.on_train_begin()
+
+    mixed = make_model(
+        {"cls": LOSSES["softmax"](None), "aux": PLAIN},
+        outputs=2,
+    )
+    for outputs, match in [
+        ("aux", r"outputs \['aux'\] are not class-balanced"),
+        (["nope"], r"no loss for outputs \['nope'\].*\['cls', 'aux'\]"),
+    ]:
+        counter = ClassCounter(dataset(), outputs=outputs, verbose=0)
+        counter.set_model(mixed)
+        with pytest.raises(ValueError, match=match):
+            counter.on_train_begin()
+
+    uncompiled = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    counter = ClassCounter(dataset(), verbose=0)
+    counter.set_model(uncompiled)
+    with pytest.raises(ValueError, match="compiled model"):
+        counter.on_train_begin()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"dataset": np.array([0, 1])}, TypeError, "tf.data.Dataset"),
+        ({"recount": "batch"}, ValueError, "recount"),
+        ({"recount": None}, ValueError, "recount"),
+        ({"outputs": 3}, TypeError, "outputs"),
+        ({"outputs": []}, ValueError, "outputs"),
+        ({"verbose": -1}, ValueError, "verbose"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"num_classes": "4"}, TypeError, "num_classes"),
+        ({"label_fn": 1}, TypeError, "label_fn"),
+    ],
+)
+def test_constructor_validation(kwargs, error, match):
+    kwargs = {"dataset": dataset(), **kwargs}
+    with pytest.raises(error, match=match):
+        ClassCounter(**kwargs)
+
+
+def test_counting_errors_surface_at_train_begin():
+    model = make_model(LOSSES["softmax"](None))
+    bad = dataset(np.where(Y == 3, 7, Y))
+    with pytest.raises(ValueError, match=r"\[0, 4\).*label of 7"):
+        model.fit(
+            bad, callbacks=[ClassCounter(bad, verbose=0)], verbose=0,
+            shuffle=False,
+        )
+    with pytest.raises(ValueError, match="`steps`"):
+        model.fit(
+            dataset(), verbose=0, shuffle=False,
+            callbacks=[ClassCounter(dataset().repeat(), verbose=0)],
+        )
+    history = model.fit(
+        dataset(), verbose=0, shuffle=False,
+        callbacks=[ClassCounter(dataset().repeat(), steps=2, verbose=0)],
+    )
+    np.testing.assert_array_equal(model.loss.class_counts, 2 * np.bincount(Y))
+    assert np.isfinite(history.history["loss"][0])
+
+
+# Logging and saving.
+
+
+def test_logs_counts_and_weights(capsys):
+    model = make_model(LOSSES["softmax"](None))
+    model.fit(
+        dataset(), verbose=0, shuffle=False,
+        callbacks=[ClassCounter(dataset(), verbose=1)],
+    )
+    out = capsys.readouterr().out
+    assert "16 labels in 4 classes" in out and "[9 4 2 1]" in out
+    assert "class weights of cb_softmax_loss" in out and "beta=0.9" in out
+    # "auto" follows fit(verbose=0): silent.
+    model.fit(
+        dataset(), verbose=0, shuffle=False, callbacks=[ClassCounter(dataset())]
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_saved_model_keeps_the_counted_counts(tmp_path):
+    model = make_model(LOSSES["focal"](None))
+    model.fit(
+        dataset(), epochs=2, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(dataset(), verbose=0)],
+    )
+    path = str(tmp_path / "counted.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.loss.class_counts, np.bincount(Y))
+    assert loaded.loss.beta == BETA
+    np.testing.assert_allclose(
+        loaded.evaluate(dataset(), verbose=0),
+        model.evaluate(dataset(), verbose=0),
+        rtol=1e-6,
+    )
+
+
+# Distribution (TensorFlow only).
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    import keras
+    import numpy as np
+    sys.path.insert(0, sys.argv[1])
+    from keras_cbloss import CBFocalLoss, ClassCounter
+
+    y = np.array([0] * 9 + [1] * 4 + [2] * 2 + [3] * 1)
+    x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+    def model(counts):
+        keras.utils.set_random_seed(3)
+        m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)])
+        m.compile(keras.optimizers.SGD(0.1),
+                  loss=CBFocalLoss(counts, 0.9, 0.5, from_logits=True))
+        return m
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        distributed = model(None)
+    h1 = distributed.fit(ds, epochs=2, verbose=0, shuffle=False,
+                         callbacks=[ClassCounter(ds, verbose=0)])
+    single = model(np.bincount(y))
+    h2 = single.fit(ds, epochs=2, verbose=0, shuffle=False)
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "counts": distributed.loss.class_counts.tolist(),
+        "loss": [h1.history["loss"], h2.history["loss"]],
+        "kernel": [distributed.get_weights()[0].tolist(),
+                   single.get_weights()[0].tolist()],
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute only")
+def test_mirrored_strategy_on_two_logical_cpus():
+    # Logical devices must be configured before TF initializes: subprocess.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, ROOT],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["counts"] == [9, 4, 2, 1]
+    np.testing.assert_allclose(out["loss"][0], out["loss"][1], rtol=1e-5)
+    np.testing.assert_allclose(
+        out["kernel"][0], out["kernel"][1], rtol=1e-5, atol=1e-7
+    )

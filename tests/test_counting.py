@@ -1,0 +1,352 @@
+"""Tests of `count_classes` against `np.bincount` / NumPy column sums.
+
+`count_classes` reads `tf.data` pipelines, which work under every Keras
+backend (TensorFlow is always installed), so this module runs in the main
+(TensorFlow) process only.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_cbloss import count_classes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+C = 7
+
+
+def _labels(n=53, num_classes=C, seed=0):
+    # Class 0 absent, class C-1 present: inference and padding both matter.
+    rng = np.random.default_rng(seed)
+    y = rng.integers(1, num_classes, n)
+    y[0] = num_classes - 1
+    return y
+
+
+def _multi_hot(n=53, num_classes=C, seed=1):
+    rng = np.random.default_rng(seed)
+    return (rng.random((n, num_classes)) < 0.3).astype("float32")
+
+
+def _dataset(y, batch, w=None, x=True, drop_remainder=False):
+    n = len(y)
+    parts = []
+    if x:
+        parts.append(np.zeros((n, 3), "float32"))
+    parts.append(y)
+    if w is not None:
+        parts.append(w)
+    ds = tf.data.Dataset.from_tensor_slices(
+        tuple(parts) if len(parts) > 1 else parts[0]
+    )
+    if batch:
+        ds = ds.batch(batch, drop_remainder=drop_remainder)
+    return ds
+
+
+SPARSE_FORMS = {
+    "ids": lambda y: y,
+    "ids_int32": lambda y: y.astype("int32"),
+    "ids_uint8": lambda y: y.astype("uint8"),
+    "ids_float": lambda y: y.astype("float32"),
+    "ids_column": lambda y: y[:, None],  # [B, 1]
+}
+
+
+@pytest.mark.parametrize("form", sorted(SPARSE_FORMS))
+@pytest.mark.parametrize("batch", [None, 1, 8, 53, 100])
+@pytest.mark.parametrize("with_x", [True, False])
+def test_sparse_counts_match_bincount(form, batch, with_x):
+    y = _labels()
+    ds = _dataset(SPARSE_FORMS[form](y), batch, x=with_x)
+    counts = count_classes(ds, C, verbose=0)
+    np.testing.assert_array_equal(counts, np.bincount(y, minlength=C))
+    assert counts.dtype == np.int64 and counts.shape == (C,)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "bool"])
+@pytest.mark.parametrize("batch", [None, 1, 8, 100])
+@pytest.mark.parametrize("multi", [False, True])
+def test_dense_counts_are_column_sums(dtype, batch, multi):
+    if batch is None and dtype == "int64":
+        pytest.skip("unbatched integer rows read as class ids (warns; below)")
+    y = _multi_hot() if multi else np.eye(C)[_labels()]
+    ds = _dataset(y.astype(dtype), batch)
+    counts = count_classes(ds, verbose=0)
+    np.testing.assert_array_equal(counts, y.sum(0).astype(np.int64))
+    assert counts.dtype == np.int64
+
+
+def test_drop_remainder_batches_of_static_size():
+    y = _labels(n=64)
+    for batch in (4, 16):
+        ds = _dataset(y, batch, drop_remainder=True)
+        assert ds.element_spec[1].shape == (batch,)
+        np.testing.assert_array_equal(
+            count_classes(ds, C, verbose=0), np.bincount(y, minlength=C)
+        )
+
+
+def test_many_groups_and_a_partial_last_batch():
+    # Enough labels for several regrouped blocks (and a ragged last batch).
+    y = np.random.default_rng(3).integers(0, 1000, 200_003)
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(256)
+    expected = np.bincount(y, minlength=1000)
+    np.testing.assert_array_equal(count_classes(ds, 1000, verbose=0), expected)
+    np.testing.assert_array_equal(count_classes(ds, verbose=0), expected)
+    # With a progress bar the batches are read one by one: same counts.
+    np.testing.assert_array_equal(count_classes(ds, 1000, verbose=2), expected)
+
+
+def test_num_classes_inference_and_padding():
+    y = _labels()
+    ds = _dataset(y, 8)
+    inferred = count_classes(ds, verbose=0)
+    assert inferred.shape == (y.max() + 1,)
+    padded = count_classes(ds, 12, verbose=0)
+    np.testing.assert_array_equal(padded, np.bincount(y, minlength=12))
+    # Dense labels: the width is the number of classes.
+    onehot = _dataset(np.eye(9, dtype="float32")[y], 8)
+    assert count_classes(onehot, verbose=0).shape == (9,)
+
+
+def test_labels_near_the_top_class():
+    # tf.math.bincount(maxlength=C) drops labels >= C: C - 1 must count and
+    # C must raise.
+    y = np.array([999, 0, 999, 5])
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(2)
+    counts = count_classes(ds, 1000, verbose=0)
+    assert counts[999] == 2 and counts.sum() == 4
+    with pytest.raises(ValueError, match=r"\[0, 999\).*label of 999"):
+        count_classes(ds, 999, verbose=0)
+
+
+def test_label_fn_dict_and_multi_output_labels():
+    y = _labels()
+    other = _labels(seed=5)
+    x = np.zeros((len(y), 2), "float32")
+    ds = tf.data.Dataset.from_tensor_slices(
+        (x, {"cls": y, "aux": other})
+    ).batch(8)
+    with pytest.raises(
+        ValueError, match=r"keys \['aux', 'cls'\].*lambda x, y: y\['aux'\]"
+    ):
+        count_classes(ds, verbose=0)
+    counts = count_classes(ds, C, label_fn=lambda x, y: y["aux"], verbose=0)
+    np.testing.assert_array_equal(counts, np.bincount(other, minlength=C))
+    tuple_ds = tf.data.Dataset.from_tensor_slices((x, (y, other))).batch(8)
+    counts = count_classes(tuple_ds, C, label_fn=lambda x, y: y[0], verbose=0)
+    np.testing.assert_array_equal(counts, np.bincount(y, minlength=C))
+    # label_fn also reshapes layouts of other ranks (segmentation masks).
+    masks = np.random.default_rng(2).integers(0, 4, (10, 3, 5))
+    seg = tf.data.Dataset.from_tensor_slices((masks, masks)).batch(4)
+    with pytest.raises(ValueError, match=r"shape \(None, 3, 5\)"):
+        count_classes(seg, verbose=0)
+    counts = count_classes(
+        seg, 4, label_fn=lambda x, y: tf.reshape(y, [-1]), verbose=0
+    )
+    np.testing.assert_array_equal(counts, np.bincount(masks.ravel(), None, 4))
+
+
+@pytest.mark.parametrize("batch", [None, 8])
+@pytest.mark.parametrize("wshape", ["flat", "column"])
+def test_sample_weighted_counts(batch, wshape):
+    y = _labels()
+    w = np.random.default_rng(4).random(len(y))
+    ds = _dataset(y, batch, w=w if wshape == "flat" else w[:, None])
+    counts = count_classes(ds, C, sample_weighted=True, verbose=0)
+    assert counts.dtype == np.float64
+    np.testing.assert_allclose(counts, np.bincount(y, w, C), rtol=1e-12)
+    # Unweighted counting ignores the weights of (x, y, w).
+    np.testing.assert_array_equal(
+        count_classes(ds, C, verbose=0), np.bincount(y, minlength=C)
+    )
+    dense = _dataset(_multi_hot(), batch, w=w)
+    np.testing.assert_allclose(
+        count_classes(dense, sample_weighted=True, verbose=0),
+        w @ _multi_hot(),
+        rtol=1e-6,
+    )
+    via_fn = count_classes(
+        ds, C, label_fn=lambda x, y, w: (y, w), sample_weighted=True,
+        verbose=0,
+    )
+    np.testing.assert_allclose(via_fn, np.bincount(y, w, C), rtol=1e-12)
+
+
+def test_steps_and_infinite_datasets():
+    y = _labels(n=40)
+    ds = _dataset(y, 8)
+    with pytest.raises(ValueError, match="infinite.*`steps`"):
+        count_classes(ds.repeat(), C, verbose=0)
+    counts = count_classes(ds.repeat(), C, steps=7, verbose=0)  # 1.4 epochs
+    expected = np.bincount(np.concatenate([y, y[:16]]), minlength=C)
+    np.testing.assert_array_equal(counts, expected)
+    np.testing.assert_array_equal(
+        count_classes(ds, C, steps=2, verbose=0),
+        np.bincount(y[:16], minlength=C),
+    )
+    with pytest.warns(UserWarning, match="exceeds the dataset's 5 elements"):
+        counts = count_classes(ds, C, steps=50, verbose=0)
+    np.testing.assert_array_equal(counts, np.bincount(y, minlength=C))
+
+
+def test_empty_datasets():
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros([0], "int64"))
+    with pytest.raises(ValueError, match="empty"):
+        count_classes(empty, C, verbose=0)
+    # Unknown cardinality: found empty while counting.
+    filtered = _dataset(_labels(), 8).filter(lambda x, y: False)
+    with pytest.raises(ValueError, match="no labels"):
+        count_classes(filtered, C, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "labels, num_classes, match",
+    [
+        (np.array([0, 1, 7]), 7, r"in \[0, 7\).*label of 7"),
+        (np.array([0, -3, 1]), 7, r"label of -3"),
+        (np.array([0, -3, 1]), None, r"non-negative.*label of -3"),
+        (np.array([0.0, 2.5]), 7, r"integer class ids.*label of 2.5"),
+        (np.array([0.0, np.nan]), None, r"label of nan"),
+        (np.array([1, 2**31]), None, r"label of 2147483648"),
+    ],
+)
+def test_invalid_sparse_labels_name_the_value(labels, num_classes, match):
+    ds = tf.data.Dataset.from_tensor_slices(labels).batch(2)
+    with pytest.raises(ValueError, match=match):
+        count_classes(ds, num_classes, verbose=0)
+
+
+def test_soft_and_out_of_range_dense_labels():
+    soft = np.full((4, 3), 0.1, "float32")
+    soft[:, 0] = 0.8  # label smoothing
+    ds = tf.data.Dataset.from_tensor_slices(soft).batch(2)
+    with pytest.raises(ValueError, match=r"0s and 1s.*value of 0.8.*mixup"):
+        count_classes(ds, verbose=0)
+    twos = tf.data.Dataset.from_tensor_slices(np.eye(3) * 2).batch(2)
+    with pytest.raises(ValueError, match="value of 2"):
+        count_classes(twos, verbose=0)
+    onehot = tf.data.Dataset.from_tensor_slices(np.eye(3)).batch(2)
+    with pytest.raises(ValueError, match=r"3 classes.*num_classes=4"):
+        count_classes(onehot, 4)
+
+
+def test_invalid_sample_weights():
+    y = np.array([0, 1, 2, 1])
+    bad = _dataset(y, 2, w=np.array([1.0, -0.5, 1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"sample weight of -0.5"):
+        count_classes(bad, 3, sample_weighted=True, verbose=0)
+    nan = _dataset(y, 2, w=np.array([1.0, 1.0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match=r"sample weight of nan"):
+        count_classes(nan, 3, sample_weighted=True, verbose=0)
+    x = np.zeros((4, 1), "float32")
+    per_class = tf.data.Dataset.from_tensor_slices(
+        (x, y, np.ones((4, 3)))
+    ).batch(2)
+    with pytest.raises(ValueError, match=r"6 weights for 2 labelled"):
+        count_classes(per_class, 3, sample_weighted=True, verbose=0)
+    with pytest.raises(ValueError, match="sample_weighted=True.*`\\(x, y\\)`"):
+        count_classes(_dataset(y, 2), 3, sample_weighted=True)
+    with pytest.raises(ValueError, match="labels only"):
+        count_classes(_dataset(y, 2, x=False), 3, sample_weighted=True)
+    with pytest.raises(ValueError, match=r"return `\(labels, sample_weight\)`"):
+        count_classes(
+            _dataset(y, 2), 3, label_fn=lambda x, y: y,
+            sample_weighted=True,
+        )
+
+
+def test_shapes_and_types_that_cannot_be_counted():
+    x = np.zeros((6, 2), "float32")
+    cube = tf.data.Dataset.from_tensor_slices(np.zeros((6, 2, 3, 4))).batch(2)
+    with pytest.raises(ValueError, match=r"shape \(None, 2, 3, 4\)"):
+        count_classes(cube, verbose=0)
+    unknown = tf.data.Dataset.from_generator(
+        lambda: iter([np.zeros((2, 3))]),
+        output_signature=tf.TensorSpec([None, None], tf.float32),
+    )
+    with pytest.raises(ValueError, match=r"shape \(None, None\).*ensure_shape"):
+        count_classes(unknown, verbose=0)
+    strings = tf.data.Dataset.from_tensor_slices((x, ["a"] * 6))
+    with pytest.raises(TypeError, match="StringLookup"):
+        count_classes(strings, verbose=0)
+    ragged = tf.data.Dataset.from_tensor_slices(
+        tf.ragged.constant([[0, 1], [2], [1, 1, 0]])
+    )
+    with pytest.raises(TypeError, match="ragged"):
+        count_classes(ragged, verbose=0)
+    with pytest.raises(ValueError, match=r"element_spec=\(.*\)"):
+        count_classes(
+            tf.data.Dataset.from_tensor_slices((x, x, x, x)), verbose=0
+        )
+    with pytest.raises(TypeError, match="from_tensor_slices"):
+        count_classes(np.array([0, 1, 1]))
+    features = tf.data.Dataset.from_tensor_slices({"a": x, "b": x})
+    with pytest.raises(ValueError, match=r"dicts \(keys \['a', 'b'\]\)"):
+        count_classes(features, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"num_classes": 0}, ValueError, "num_classes"),
+        ({"num_classes": 2.0}, TypeError, "num_classes"),
+        ({"num_classes": True}, TypeError, "num_classes"),
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": "all"}, TypeError, "steps"),
+        ({"verbose": 3}, ValueError, "verbose"),
+        ({"verbose": "yes"}, ValueError, "verbose"),
+        ({"label_fn": "y"}, TypeError, "label_fn"),
+        ({"sample_weighted": 1}, TypeError, "sample_weighted"),
+    ],
+)
+def test_argument_validation(kwargs, error, match):
+    ds = tf.data.Dataset.from_tensor_slices(np.array([0, 1]))
+    with pytest.raises(error, match=match):
+        count_classes(ds, **kwargs)
+
+
+def test_ambiguous_unbatched_integer_rows_warn():
+    # An unbatched int multi-hot row [C] looks like a batch of C class ids.
+    rows = (np.random.default_rng(0).random((5, 6)) < 0.5).astype("int64")
+    ds = tf.data.Dataset.from_tensor_slices(rows)
+    with pytest.warns(UserWarning, match="only classes 0 and 1"):
+        count_classes(ds, 6, verbose=0)
+    # The documented fixes: float labels, or batching.
+    fixed = count_classes(ds.map(lambda r: tf.cast(r, "float32")), verbose=0)
+    np.testing.assert_array_equal(fixed, rows.sum(0))
+    np.testing.assert_array_equal(
+        count_classes(ds.batch(2), verbose=0), rows.sum(0)
+    )
+
+
+def test_progress_bar(capsys):
+    y = _labels(n=40)
+    ds = _dataset(y, 8)
+    count_classes(ds, C, verbose=0)
+    assert capsys.readouterr().out == ""
+    count_classes(ds, C)  # "auto": fast, so no bar
+    assert capsys.readouterr().out == ""
+    count_classes(ds, C, verbose=1)
+    assert "5/5" in capsys.readouterr().out
+    count_classes(ds, C, verbose=2)
+    out = capsys.readouterr().out
+    assert out.count("5/5") == 1 and "\r" not in out
+
+
+def test_benchmark_script_runs_quick():
+    script = os.path.join(ROOT, "benchmarks", "bench_counting.py")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, script, "--quick"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for row in ("sparse", "one-hot", "multi-hot", "labels-only", "label_fn"):
+        assert row in result.stdout
+    assert "rows/s" in result.stdout

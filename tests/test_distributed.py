@@ -1,0 +1,367 @@
+"""Distributed training with the CB losses: tf.distribute and JAX.
+
+- `MirroredStrategy` on two logical CPU devices: one `fit` step of a small
+  model with each CB loss on a fixed global batch gives the weights and the
+  reported loss of the same step without a strategy.
+- `MultiWorkerMirroredStrategy`, two worker processes on 127.0.0.1: the
+  `examples/multi_worker.py` launcher, with `CBFocalLoss` and `ClassCounter`;
+  both workers end with identical weights, each counted the global counts,
+  and the result equals single-process training.
+- JAX: `keras.distribution.DataParallel` over two CPU devices gives the
+  single-device step.
+
+Devices must be configured before TensorFlow or JAX initialises, so each
+scenario runs in a fresh subprocess (the `_child_*` functions below, which
+import this module with nothing heavy at the top), bounded by a timeout.
+"""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import reference
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+CHILD_TIMEOUT_S = 300  # a guard against hangs; each run takes well under 60 s
+
+pytestmark = pytest.mark.slow
+
+COUNTS = [300, 60, 12, 3]
+C = len(COUNTS)
+FEATURES = 6
+GLOBAL_BATCH = 16
+LEARNING_RATE = 0.5
+
+# name: (loss class, constructor kwargs, label form, final activation,
+# with sample weights)
+CONFIGS = {
+    "softmax_sparse": ("CBSoftmaxLoss", {"beta": 0.99, "from_logits": True},
+                       "sparse", None, False),
+    "softmax_probs_sample_weight": ("CBSoftmaxLoss", {"beta": 0.9999},
+                                    "onehot", "softmax", True),
+    "sigmoid_onehot": ("CBSigmoidLoss", {"beta": 0.999, "from_logits": True},
+                       "onehot", None, False),
+    "focal_sparse": ("CBFocalLoss",
+                     {"beta": 0.999, "gamma": 2.0, "from_logits": True},
+                     "sparse", None, False),
+    "focal_class_multihot": ("CBFocalLoss",
+                             {"beta": 0.99, "gamma": 0.5, "from_logits": True,
+                              "weighting": "class"},
+                             "multihot", None, False),
+    "focal_probs_segmentation": ("CBFocalLoss", {"beta": 0.999, "gamma": 1.0},
+                                 "sparse_map", "sigmoid", False),
+}
+
+
+# --------------------------------------------------------------------------
+# Shared by the children and the parent: data, initial weights, one step.
+# --------------------------------------------------------------------------
+
+
+def _data(form):
+    rng = np.random.default_rng(0)
+    spatial = (3, 3) if form == "sparse_map" else ()
+    x = rng.normal(size=(GLOBAL_BATCH, *spatial, FEATURES)).astype("f4")
+    ids = rng.integers(0, C, (GLOBAL_BATCH, *spatial))
+    if form in ("sparse", "sparse_map"):
+        y = ids.astype("int32")
+    elif form == "onehot":
+        y = np.eye(C, dtype="f4")[ids]
+    else:  # multihot, with an all-negative row
+        y = (rng.random((GLOBAL_BATCH, C)) < 0.4).astype("f4")
+        y[0] = 0.0
+    sample_weight = rng.uniform(0.2, 2.0, GLOBAL_BATCH).astype("f4")
+    return x, y, sample_weight
+
+
+def _initial_weights():
+    rng = np.random.default_rng(1)
+    return [rng.normal(0, 0.5, (FEATURES, C)).astype("f4"),
+            rng.normal(0, 0.1, (C,)).astype("f4")]
+
+
+def _one_step(name, scope):
+    """One `fit` step from fixed weights; returns a dict.
+
+    `scope()` returns the context to build, compile and evaluate in.
+    """
+    import keras
+
+    import keras_cbloss
+
+    loss_class, kwargs, form, activation, weighted = CONFIGS[name]
+    x, y, sample_weight = _data(form)
+    with scope():
+        model = keras.Sequential([
+            keras.Input(x.shape[1:]),
+            keras.layers.Dense(C, activation=activation),
+        ])
+        model.set_weights(_initial_weights())
+        loss = getattr(keras_cbloss, loss_class)(COUNTS, **kwargs)
+        model.compile(keras.optimizers.SGD(LEARNING_RATE), loss=loss)
+    history = model.fit(
+        x, y, sample_weight=sample_weight if weighted else None,
+        batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+    )
+    with scope():
+        evaluated = model.evaluate(
+            x, y, sample_weight=sample_weight if weighted else None,
+            batch_size=GLOBAL_BATCH, verbose=0,
+        )
+    return {
+        "loss": float(history.history["loss"][0]),
+        "evaluate": float(evaluated),
+        "weights": [np.asarray(w).tolist() for w in model.get_weights()],
+        "copies": _copies(model.weights[0]),
+    }
+
+
+def _copies(variable):
+    """On how many devices the variable lives (1 without a distribution)."""
+    value = variable.value
+    if hasattr(value, "sharding"):  # JAX array
+        return len(value.sharding.device_set)
+    return len(getattr(value, "values", [value]))  # tf MirroredVariable
+
+
+def _scalar_mean_control(scope):
+    """A loss whose `call()` reduces itself: what the test must catch.
+
+    Returns the loss reported by a one-step `fit` inside `scope()`.
+    """
+    import keras
+
+    class ScalarMeanLoss(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+                y_true, y_pred, from_logits=True))
+
+    x, y, _ = _data("sparse")
+    with scope():
+        model = keras.Sequential([keras.Input(x.shape[1:]),
+                                  keras.layers.Dense(C)])
+        model.set_weights(_initial_weights())
+        model.compile(keras.optimizers.SGD(LEARNING_RATE),
+                      loss=ScalarMeanLoss())
+    history = model.fit(x, y, batch_size=GLOBAL_BATCH, verbose=0)
+    return float(history.history["loss"][0])
+
+
+def _emit(payload):
+    # The parent reads the last line that starts with this marker.
+    print("RESULT " + json.dumps(payload), flush=True)
+
+
+def _child_mirrored():
+    import contextlib
+
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    results = {"replicas": strategy.num_replicas_in_sync}
+    results["control"] = {
+        "single": _scalar_mean_control(contextlib.nullcontext),
+        "distributed": _scalar_mean_control(strategy.scope),
+    }
+    for name in CONFIGS:
+        results[name] = {
+            "single": _one_step(name, contextlib.nullcontext),
+            "distributed": _one_step(name, strategy.scope),
+        }
+    _emit(results)
+
+
+def _child_jax_data_parallel():
+    import contextlib
+
+    import jax
+    import keras
+
+    devices = jax.devices("cpu")
+    distribution = keras.distribution.DataParallel(devices=devices)
+    results = {"replicas": len(devices)}
+    for name in CONFIGS:
+        results[name] = {
+            "single": _one_step(name, contextlib.nullcontext),
+            "distributed": _one_step(name, distribution.scope),
+        }
+    _emit(results)
+
+
+def _run_child(function, **env):
+    environment = dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join(
+            [str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    )
+    code = f"import test_distributed as t; t.{function}()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=TESTS, env=environment,
+        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# --------------------------------------------------------------------------
+# What the reported loss must be: the reference loss at the initial weights.
+# --------------------------------------------------------------------------
+
+
+def _reference_loss(name):
+    loss_class, kwargs, form, activation, weighted = CONFIGS[name]
+    x, y, sample_weight = _data(form)
+    kernel, bias = _initial_weights()
+    z = x.astype("f8") @ kernel + bias
+    if activation == "softmax":
+        e = np.exp(z - z.max(-1, keepdims=True))
+        z = e / e.sum(-1, keepdims=True)
+    elif activation == "sigmoid":
+        z = 1 / (1 + np.exp(-z))
+    weights = reference.cb_weights(COUNTS, kwargs["beta"])
+    from_logits = kwargs.get("from_logits", False)
+    if loss_class == "CBSoftmaxLoss":
+        per_sample = reference.softmax_loss(y, z, weights, from_logits)
+    else:
+        gamma = kwargs.get("gamma", 0.0)
+        per_sample = reference.focal_loss(
+            y, z, weights, from_logits, gamma, kwargs.get("weighting", "sample")
+        )
+    if weighted:
+        per_sample = per_sample * sample_weight
+    return per_sample.mean()  # sum over the batch / batch size
+
+
+def _check_same_step(run, name):
+    single, distributed = run[name]["single"], run[name]["distributed"]
+    for got, want in zip(distributed["weights"], single["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # the initial weights moved: the step did something
+    assert not np.allclose(single["weights"][0], _initial_weights()[0])
+    assert single["copies"] == 1 and distributed["copies"] == 2
+    # the reported loss is the single-device one (no 1/replicas scaling),
+    # and both are the class-balanced loss of the initial model
+    np.testing.assert_allclose(distributed["loss"], single["loss"], rtol=1e-5)
+    np.testing.assert_allclose(single["loss"], _reference_loss(name),
+                               rtol=1e-5)
+    np.testing.assert_allclose(distributed["evaluate"], single["evaluate"],
+                               rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def mirrored_run():
+    return _run_child("_child_mirrored", KERAS_BACKEND="tensorflow")
+
+
+@pytest.fixture(scope="module")
+def jax_run():
+    pytest.importorskip("jax")
+    return _run_child(
+        "_child_jax_data_parallel", KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_mirrored_strategy_step_equals_single_device(mirrored_run, name):
+    assert mirrored_run["replicas"] == 2
+    _check_same_step(mirrored_run, name)
+
+
+def test_mirrored_setup_catches_a_loss_that_reduces_itself(mirrored_run):
+    # Control: a `call()` that returns its own scalar mean is scaled by
+    # 1/replicas twice over and reports double the loss (REFERENCE.md); the
+    # CB losses above return per-sample values and do not.
+    control = mirrored_run["control"]
+    np.testing.assert_allclose(control["distributed"], 2 * control["single"],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_jax_data_parallel_step_equals_single_device(jax_run, name):
+    assert jax_run["replicas"] == 2
+    _check_same_step(jax_run, name)
+
+
+# --------------------------------------------------------------------------
+# MultiWorkerMirroredStrategy: the shipped example, two local workers.
+# --------------------------------------------------------------------------
+
+MULTI_WORKER_ARGS = [
+    "--workers", "2", "--classes", "4", "--n-max", "96", "--imbalance", "12",
+    "--epochs", "2", "--steps-per-epoch", "3", "--global-batch-size", "16",
+    "--beta", "0.999", "--gamma", "2.0", "--learning-rate", "0.2",
+    "--timeout", "240",
+]
+
+
+def _example():
+    path = str(ROOT / "examples")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module("multi_worker")
+
+
+def test_multi_worker_example_workers_agree_and_count_globally(tmp_path):
+    pytest.importorskip("keras_cbloss.callbacks")
+    example = _example()
+    out = tmp_path / "run"
+    argv = [*MULTI_WORKER_ARGS, "--output-dir", str(out)]
+    # main() launches the workers and, whatever happens, stops them all
+    # before it returns or raises (bounded by --timeout).
+    summary = example.main(argv)
+
+    args = example.parse_args(argv)
+    x, y = example.make_data(args.classes, args.n_max, args.imbalance,
+                             args.seed)
+    global_counts = np.bincount(y[:len(y) // 16 * 16], minlength=args.classes)
+    assert 0 < len(y) % 16  # the pipeline drops a partial batch ...
+    assert global_counts.sum() < len(y)  # ... whose labels are not counted
+    assert summary["workers"] == 2 and summary["replicas_in_sync"] == 2
+    assert summary["global_counts"] == global_counts.tolist()
+    assert summary["counts_equal_global"] and summary["identical_weights"]
+    workers = [json.loads((out / f"worker_{i}.json").read_text())
+               for i in range(2)]
+    for worker in workers:
+        assert worker["num_workers"] == 2
+        np.testing.assert_array_equal(worker["class_counts"], global_counts)
+        np.testing.assert_allclose(
+            worker["class_weights"],
+            reference.cb_weights(global_counts, args.beta), rtol=1e-12,
+        )
+        assert np.isfinite(worker["history"]["loss"]).all()
+    assert workers[0]["weights"] == workers[1]["weights"]
+
+    # The same training in this process, without a strategy and with the
+    # counts given up front: the same weights and losses.
+    model = example.build_model(args.classes, args,
+                                class_counts=global_counts)
+    history = example.train(model, example.make_dataset(
+        x, y, args.global_batch_size), args)
+    for got, want in zip(workers[0]["weights"], model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(workers[0]["history"]["loss"],
+                               history["loss"], rtol=1e-5)
+
+
+def test_multi_worker_launcher_rejects_bad_arguments():
+    example = _example()
+    for argv in (["--workers", "0"], ["--workers", "3",
+                                      "--global-batch-size", "16"],
+                 ["--timeout", "0"]):
+        with pytest.raises(SystemExit):
+            example.parse_args(argv)

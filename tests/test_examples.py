@@ -1,0 +1,392 @@
+"""Tests of the long-tail examples: their helpers, pipelines and a tiny run.
+
+The examples are scripts, not package modules; this file imports them from
+`examples/` and runs them in subprocesses with tiny settings so that they
+cannot rot. The full default digits run (about 5 minutes) is not part of
+the suite.
+"""
+
+import decimal
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+# A guard against hangs, far above the few seconds to a minute these take.
+SUBPROCESS_TIMEOUT_S = 600
+
+
+def _import_example(name):
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def lt():
+    return _import_example("_long_tail")
+
+
+def _run(args, tmp_path):
+    env = dict(os.environ)
+    # The examples use tf.data and model.export(): TensorFlow backend, even
+    # when the suite runs the loss tests under another one.
+    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join(
+                   [str(ROOT), env.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=SUBPROCESS_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout
+
+
+# --------------------------------------------------------------------------
+# The long-tailed profile, against an independent computation.
+# --------------------------------------------------------------------------
+
+# Class sizes of the published CIFAR-LT training sets (Cui et al., 2019;
+# reused by LDAM-DRW, BBN and most later work).
+PUBLISHED_TOTALS = [
+    (10, 5000, 10, 20431),
+    (10, 5000, 50, 13996),
+    (10, 5000, 100, 12406),
+    (100, 500, 10, 19573),
+    (100, 500, 50, 12608),
+    (100, 500, 100, 10847),
+]
+
+
+@pytest.mark.parametrize("classes,n_max,imbalance,total", PUBLISHED_TOTALS)
+def test_long_tail_counts_give_published_cifar_lt_sizes(
+    lt, classes, n_max, imbalance, total
+):
+    counts = lt.long_tail_counts(n_max, classes, imbalance)
+    assert counts.sum() == total
+    assert counts[0] == n_max and counts[-1] == n_max // imbalance
+
+
+def test_long_tail_counts_cifar10_lt_100_class_by_class(lt):
+    np.testing.assert_array_equal(
+        lt.long_tail_counts(5000, 10, 100),
+        [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50],
+    )
+
+
+def _profile_in_decimal(n_max, num_classes, rho):
+    """n_i = floor(n_max * rho ** (-i / (C - 1))) at 50 digits.
+
+    Written from the formula in exp/log form, independently of the float
+    expression the example uses. A true value within 1e-9 of an integer is
+    taken as that integer (the ends of the profile are exact integers, which
+    float rounding may put on either side).
+    """
+    decimal.getcontext().prec = 50
+    rho = decimal.Decimal(str(rho))
+    counts = []
+    for i in range(num_classes):
+        exponent = -decimal.Decimal(i) / decimal.Decimal(num_classes - 1)
+        value = decimal.Decimal(n_max) * (exponent * rho.ln()).exp()
+        nearest = value.to_integral_value()
+        if abs(value - nearest) < decimal.Decimal("1e-9"):
+            value = nearest
+        counts.append(max(1, math.floor(value)))
+    return counts
+
+
+@pytest.mark.parametrize("n_max", [124, 500, 5000, 1281])
+@pytest.mark.parametrize("num_classes", [2, 10, 37, 100])
+@pytest.mark.parametrize("rho", [1, 10, 20, 50, 100, 200, 256.5])
+def test_long_tail_counts_match_high_precision_formula(
+    lt, n_max, num_classes, rho
+):
+    expected = _profile_in_decimal(n_max, num_classes, rho)
+    counts = lt.long_tail_counts(n_max, num_classes, rho)
+    assert counts.dtype == np.int64
+    np.testing.assert_array_equal(counts, expected)
+    assert np.all(np.diff(counts) <= 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_max": 0, "num_classes": 10, "imbalance": 10},
+        {"n_max": 10, "num_classes": 1, "imbalance": 10},
+        {"n_max": 10, "num_classes": 10, "imbalance": 0.5},
+        {"n_max": 10, "num_classes": 10, "imbalance": float("nan")},
+    ],
+)
+def test_long_tail_counts_rejects_bad_arguments(lt, kwargs):
+    with pytest.raises(ValueError, match="Invalid value for argument"):
+        lt.long_tail_counts(**kwargs)
+
+
+def test_long_tail_indices_follow_profile_and_change_with_seed(lt):
+    labels = np.random.default_rng(0).integers(0, 5, size=1000)
+    counts = lt.long_tail_counts(150, 5, 20)
+    idx = lt.long_tail_indices(labels, counts, np.random.default_rng(1))
+    assert len(np.unique(idx)) == len(idx) == counts.sum()
+    np.testing.assert_array_equal(np.bincount(labels[idx]), counts)
+    same = lt.long_tail_indices(labels, counts, np.random.default_rng(1))
+    other = lt.long_tail_indices(labels, counts, np.random.default_rng(2))
+    np.testing.assert_array_equal(idx, same)
+    assert not np.array_equal(idx, other)
+    with pytest.raises(ValueError, match="Class 0 has"):
+        lt.long_tail_indices(labels, [10000, 1, 1, 1, 1],
+                             np.random.default_rng(0))
+
+
+def test_balanced_split_is_balanced_and_partitions(lt):
+    labels = np.repeat(np.arange(4), [30, 20, 25, 12])
+    balanced, rest = lt.balanced_split(labels, 10, np.random.default_rng(0))
+    np.testing.assert_array_equal(np.bincount(labels[balanced]), [10] * 4)
+    assert not set(balanced) & set(rest)
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([balanced, rest])), np.arange(len(labels))
+    )
+
+
+# --------------------------------------------------------------------------
+# Metrics and summaries.
+# --------------------------------------------------------------------------
+
+
+def test_recall_and_balanced_accuracy_match_sklearn(lt):
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 6, size=300)
+    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 6, 300))
+    np.testing.assert_allclose(
+        lt.per_class_recall(y_true, y_pred, 6),
+        recall_score(y_true, y_pred, average=None),
+    )
+    np.testing.assert_allclose(
+        lt.balanced_accuracy(y_true, y_pred, 6),
+        balanced_accuracy_score(y_true, y_pred),
+    )
+
+
+def test_recall_is_nan_for_absent_classes(lt):
+    recall = lt.per_class_recall([0, 0, 1], [0, 1, 1], 3)
+    np.testing.assert_array_equal(recall, [0.5, 1.0, np.nan])
+    assert lt.balanced_accuracy([0, 0, 1], [0, 1, 1], 3) == 0.75
+
+
+def test_prior_weighted_accuracy_is_accuracy_at_training_frequencies(lt):
+    recall = np.array([1.0, 0.5, 0.0])
+    counts = np.array([6, 3, 1])
+    # A test set with 6, 3 and 1 images of the classes gets 6 + 1.5 + 0
+    # right out of 10.
+    assert lt.prior_weighted_accuracy(recall, counts) == pytest.approx(0.75)
+
+
+def test_tail_classes_are_the_rarest(lt):
+    np.testing.assert_array_equal(
+        lt.tail_classes([50, 3, 40, 1, 3, 9], k=3), [1, 3, 4]
+    )
+
+
+def test_paired_gains(lt):
+    gains = lt.paired_gains([0.8, 0.7, 0.9], [0.7, 0.7, 0.6])
+    diff = np.array([0.1, 0.0, 0.3])
+    assert gains["mean"] == pytest.approx(diff.mean())
+    assert gains["std"] == pytest.approx(diff.std(ddof=1))
+    assert gains["wins"] == 2 and gains["n"] == 3
+    # Paired t-test by hand: t = mean / (std / sqrt(n)), df = n - 1.
+    from scipy import stats
+
+    t = diff.mean() / (diff.std(ddof=1) / math.sqrt(3))
+    assert gains["p"] == pytest.approx(2 * stats.t.sf(t, df=2))
+    single = lt.paired_gains([0.8], [0.7])
+    assert math.isnan(single["std"]) and math.isnan(single["p"])
+
+
+def test_json_output_is_strict(lt, tmp_path):
+    path = tmp_path / "x.json"
+    lt.write_json(path, {"a": np.float32(0.5), "b": np.arange(2),
+                         "c": [np.nan, np.int64(3)]})
+    assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1],
+                                            "c": [None, 3]}
+
+
+def test_inverse_frequency_is_the_beta_to_one_limit_of_cb_weights():
+    # The README's explanation, from the formula: for n << 1 / (1 - beta),
+    # E(n) ~ n and the CB weights are inverse frequency; they part ways
+    # once class sizes approach 1 / (1 - beta).
+    digits = _import_example("long_tail_digits")
+    from keras_cbloss import class_balanced_weights
+
+    counts = [124, 74, 44, 26, 16, 9, 5, 3, 2, 1]
+    inverse = list(digits.inverse_frequency_class_weight(counts).values())
+    np.testing.assert_allclose(
+        class_balanced_weights(counts, 1 - 1e-9), inverse, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        class_balanced_weights(counts, 0.9999), inverse, rtol=2e-2
+    )
+    at_099 = class_balanced_weights(counts, 0.99)
+    assert at_099[0] / inverse[0] > 1.5  # the head is down-weighted less
+
+
+# --------------------------------------------------------------------------
+# The digits example.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_digits_example_runs_end_to_end(lt, tmp_path):
+    out = tmp_path / "out"
+    stdout = _run([str(EXAMPLES / "long_tail_digits.py"), "--seeds", "2",
+                   "--epochs", "2", "--output-dir", str(out)], tmp_path)
+    # A progress line per run, the table, and the round trip.
+    assert stdout.count("] seed ") == 10
+    assert "| CB focal |" in stdout
+    assert "identical test predictions" in stdout
+    for name in ("results.md", "results.json", "results.csv",
+                 "per_class_recall.png", "class_weights.png",
+                 "best_model.keras", "saved_model/saved_model.pb"):
+        assert (out / name).is_file(), name
+    assert (out / "per_class_recall.png").stat().st_size > 10_000
+
+    results = json.loads((out / "results.json").read_text())
+    runs = results["runs"]
+    assert [(r["seed"], r["loss"]) for r in runs[:5]] == [
+        (0, "ce"), (0, "ce_class_weight"), (0, "cb_softmax"),
+        (0, "cb_sigmoid"), (0, "cb_focal"),
+    ]
+    assert len(runs) == 10
+    profile = lt.long_tail_counts(124, 10, 100).tolist()
+    assert all(r["train_counts"] == profile for r in runs)
+    for r in runs:
+        assert 0 <= r["balanced_accuracy"] <= 1
+        assert r["balanced_accuracy"] == pytest.approx(r["accuracy"])
+    gain = results["summary"]["cb_focal"]["tail_recall"]["gain_over_ce"]
+    assert gain["n"] == 2 and gain["std"] is not None
+    assert results["best_cb_loss"] in ("cb_softmax", "cb_sigmoid", "cb_focal")
+    csv_lines = (out / "results.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 11 and "recall_9" in csv_lines[0]
+
+
+# --------------------------------------------------------------------------
+# The CIFAR example, on tensorflow-datasets' mock data.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset,num_examples,imbalance",
+                         [("cifar10", 300, 10), ("cifar100", 1500, 100)])
+def test_cifar_pipeline_builds_the_long_tailed_profile(
+    lt, dataset, num_examples, imbalance
+):
+    import tensorflow_datasets as tfds
+
+    cifar = _import_example("long_tail_cifar")
+    with tfds.testing.mock_data(num_examples=num_examples):
+        data = cifar.build_datasets(dataset, imbalance, batch_size=32, seed=0)
+        labels = np.concatenate(
+            [y for _, y in tfds.load(dataset, split="train",
+                                     as_supervised=True).batch(1000)]
+        )
+        n_max = np.bincount(labels, minlength=data.num_classes).min()
+        expected = lt.long_tail_counts(n_max, data.num_classes, imbalance)
+        np.testing.assert_array_equal(data.counts, expected)
+
+        seen, shapes = [], set()
+        for images, y in data.train:
+            seen.append(y.numpy())
+            shapes.add(tuple(images.shape[1:]))
+            assert images.dtype == "float32"
+            assert 0 <= images.numpy().min() and images.numpy().max() <= 255
+        np.testing.assert_array_equal(
+            np.bincount(np.concatenate(seen), minlength=data.num_classes),
+            expected,
+        )
+        assert shapes == {(32, 32, 3)}
+        counted = np.concatenate(list(data.train_labels.as_numpy_iterator()))
+        np.testing.assert_array_equal(
+            np.bincount(counted, minlength=data.num_classes), expected
+        )
+        test_size = sum(int(y.shape[0]) for _, y in data.test)
+        assert test_size == num_examples  # the full test split
+
+        other = cifar.build_datasets(dataset, imbalance, batch_size=32,
+                                     seed=1)
+        np.testing.assert_array_equal(other.counts, expected)
+
+
+def test_resnet32_has_the_papers_structure():
+    import keras
+
+    cifar = _import_example("long_tail_cifar")
+    model = cifar.resnet_cifar(10, depth=32, loss="cb_focal")
+    convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
+    dense = [la for la in model.layers if isinstance(la, keras.layers.Dense)]
+    assert len(convs) + len(dense) == 32
+    assert model.output_shape == (None, 10)
+    # He et al. (2016), Table 6: ResNet-32 has 0.46M parameters.
+    assert 0.45e6 < model.count_params() < 0.48e6
+    head = dense[0]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(head.bias), -np.log(9.0), rtol=1e-6
+    )
+    assert head.bias_regularizer is None
+    softmax_head = cifar.resnet_cifar(10, depth=8).get_layer("logits")
+    assert softmax_head.bias_regularizer is not None
+
+
+def test_paper_schedule_warms_up_and_decays_at_160_and_180():
+    cifar = _import_example("long_tail_cifar")
+    schedule = cifar.paper_schedule(200, 0.1, steps_per_epoch=97)
+    lr = schedule.learning_rate
+    assert lr(0) == 0
+    assert lr(2.5) == pytest.approx(0.05)
+    assert lr(5) == pytest.approx(0.1)
+    assert lr(159.99) == pytest.approx(0.1)
+    assert lr(160) == pytest.approx(1e-3)
+    assert lr(180) == pytest.approx(1e-5)
+    assert lr(199.99) == pytest.approx(1e-5)
+
+
+DRIVER = """
+import json, sys
+import numpy as np
+import keras
+import tensorflow_datasets as tfds
+sys.path.insert(0, {examples!r})
+import long_tail_cifar
+
+with tfds.testing.mock_data(num_examples=200):
+    results = long_tail_cifar.main(sys.argv[1:])
+model = keras.saving.load_model({out!r} + "/model.keras")
+# ClassCounter handed the subsample's counts to the loss, and they were
+# saved with the model.
+np.testing.assert_array_equal(model.loss.class_counts,
+                              results["train_counts"])
+print("DRIVER OK", json.dumps(results["train_counts"].tolist()))
+"""
+
+
+@pytest.mark.slow
+def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
+    out = str(tmp_path / "out")
+    driver = DRIVER.format(examples=str(EXAMPLES), out=out)
+    stdout = _run(["-c", driver, "--dataset", "cifar10", "--imbalance", "10",
+                   "--loss", "cb_focal", "--epochs", "1", "--batch-size",
+                   "16", "--depth", "8", "--eval-every", "1",
+                   "--output-dir", out], tmp_path)
+    assert "DRIVER OK" in stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["test_size"] == 200
+    assert 0 <= results["top1_error"] <= 1
+    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_loss" in history[0]
