@@ -182,9 +182,10 @@ def build_model(num_classes, args, strategy=None, class_counts=None):
     from keras_cbloss import prior_bias_initializer
 
     class Classifier(keras.Sequential):
-        # Workaround 2 (keras-team/keras#20585): fit reduces each log
-        # across workers along axis 0; give it 1-element vectors. Callbacks
-        # and the history still receive scalars.
+        # Workaround 2 (keras-team/keras#20585): under the multi-worker
+        # strategy, fit averages each log across workers along axis 0,
+        # which a scalar lacks; give it 1-element vectors. The average is a
+        # scalar again, and the history holds scalars in any case.
         def train_step(self, data):
             logs = super().train_step(data)
             return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}
@@ -235,7 +236,7 @@ def model_weights(model):
 
 
 def run_worker(args):
-    """Trains on this worker (TF_CONFIG from the environment); returns a dict."""
+    """Trains one worker (TF_CONFIG from the environment); returns a dict."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 

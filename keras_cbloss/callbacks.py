@@ -233,6 +233,13 @@ class ClassCounter(keras.callbacks.Callback):
             # One loss for every output: the same object serves them all.
             pairs = [(name, loss) for name in output_names] or [(None, loss)]
         available = [name for name, _ in pairs]
+        if self.outputs is not None and available == [None]:
+            raise ValueError(
+                "Invalid value for argument `outputs` of `ClassCounter`: "
+                "the model has a single unnamed output (e.g. a "
+                "`keras.Sequential` model), whose loss gets the counts. "
+                f"Leave `outputs=None`. Received: outputs={list(self.outputs)}"
+            )
         if self.outputs is not None:
             unknown = [n for n in self.outputs if n not in available]
             if unknown:
@@ -363,13 +370,19 @@ def _describe(loss):
 
 
 def _output_widths(model):
-    """`{output name: last dimension}` for models with static outputs."""
-    names = list(getattr(model, "output_names", None) or [])
+    """`{output name: last dimension}` for models with static outputs.
+
+    A `keras.Sequential` model has `outputs` but no `output_names`: its one
+    output is keyed `None`, like its loss in `_find_targets`.
+    """
     try:
         outputs = model.outputs
     except (AttributeError, ValueError):  # subclassed, or not built
         return {}
     outputs = keras.tree.flatten(outputs) if outputs is not None else []
+    names = list(getattr(model, "output_names", None) or [])
+    if not names and len(outputs) == 1:
+        names = [None]
     if len(outputs) != len(names):
         return {}
     widths = {}

@@ -235,8 +235,8 @@ class _Plan:
         self.num_classes = num_classes  # None: infer from sparse labels
         self.batched = batched  # the leading dimension is the batch
         self.weighted = weighted
-        # A rank-1 integer label of static length read as class ids: could
-        # be an unbatched one-hot row.
+        # A rank-1 label of static length read as class ids could be an
+        # unbatched one-hot row instead.
         self.ambiguous = (
             kind == "sparse" and shape.rank == 1 and (shape[0] or 1) > 2
         )
@@ -547,9 +547,9 @@ def _cached_runner(key, steps_mode):
                 return counts + tf.linalg.matvec(
                     tf.cast(y, tf.float64), w64, transpose_a=True
                 )
-            # Column sums as a [1, n] x [n, C] product: about twice as fast
-            # as reduce_sum over axis 0 on CPU, and exact in float32, since a
-            # batch has far fewer than 2**24 rows of 0s and 1s.
+            # Column sums as a [1, n] x [n, C] product: on CPU as fast as or
+            # faster than reduce_sum over axis 0 (up to 1.6x in our runs),
+            # and exact in float32: a batch has far fewer than 2**24 rows.
             ones = tf.ones(tf.stack([1, tf.shape(y)[0]]), tf.float32)
             sums = tf.matmul(ones, tf.cast(y, tf.float32))
             return counts + tf.cast(tf.reshape(sums, [-1]), tf.int64)

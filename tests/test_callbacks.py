@@ -290,6 +290,27 @@ def test_list_losses_and_num_classes_from_the_model_output():
         counter.on_train_begin()
 
 
+def test_sequential_model_output_width_gives_num_classes():
+    # Sequential models have `outputs` but no `output_names`.
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    model.compile("sgd", loss=LOSSES["softmax"](None))
+    labels = tf.data.Dataset.from_tensor_slices(np.array([0, 1, 2, 1]))
+    counter = ClassCounter(labels, verbose=0)
+    counter.set_model(model)
+    with pytest.warns(UserWarning, match=r"\[3\] have a count of zero"):
+        counter.on_train_begin()
+    np.testing.assert_array_equal(model.loss.class_counts, [1, 2, 1, 0])
+    bad = tf.data.Dataset.from_tensor_slices(np.array([0, 4]))
+    counter = ClassCounter(bad, verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match=r"\[0, 4\).*label of 4"):
+        counter.on_train_begin()
+    counter = ClassCounter(labels, outputs="dense", verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match="single unnamed output"):
+        counter.on_train_begin()
+
+
 def test_losses_that_cannot_take_counts():
     plain = make_model(keras.losses.SparseCategoricalCrossentropy(True))
     counter = ClassCounter(dataset(), verbose=0)

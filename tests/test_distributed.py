@@ -283,9 +283,10 @@ def test_mirrored_strategy_step_equals_single_device(mirrored_run, name):
 
 
 def test_mirrored_setup_catches_a_loss_that_reduces_itself(mirrored_run):
-    # Control: a `call()` that returns its own scalar mean is scaled by
-    # 1/replicas twice over and reports double the loss (REFERENCE.md); the
-    # CB losses above return per-sample values and do not.
+    # Control: Keras does not scale a scalar that `call()` already reduced
+    # by 1/replicas, but the gradients are summed over the replicas and the
+    # reported loss is un-scaled: twice the loss (REFERENCE.md). The CB
+    # losses above return per-sample values and give the single-device step.
     control = mirrored_run["control"]
     np.testing.assert_allclose(control["distributed"], 2 * control["single"],
                                rtol=1e-5)
@@ -317,7 +318,10 @@ def _example():
 
 
 def test_multi_worker_example_workers_agree_and_count_globally(tmp_path):
-    pytest.importorskip("keras_cbloss.callbacks")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute: the comparison run needs TensorFlow")
     example = _example()
     out = tmp_path / "run"
     argv = [*MULTI_WORKER_ARGS, "--output-dir", str(out)]
@@ -365,3 +369,17 @@ def test_multi_worker_launcher_rejects_bad_arguments():
                  ["--timeout", "0"]):
         with pytest.raises(SystemExit):
             example.parse_args(argv)
+
+
+def test_multi_worker_launcher_stops_every_worker_on_timeout(tmp_path):
+    example = _example()
+    out = tmp_path / "timed_out_run"
+    # One second is far too short to start TensorFlow: the launcher must
+    # give up, stop both workers and say why.
+    with pytest.raises(RuntimeError, match=r"did not finish within --timeout"):
+        example.main([*MULTI_WORKER_ARGS, "--timeout", "1",
+                      "--output-dir", str(out)])
+    running = subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                             text=True).stdout
+    assert str(out) not in running  # no worker of this run is left
+    assert not list(out.glob("worker_*.json"))
