@@ -1,5 +1,7 @@
 """keras-cbloss: class-balanced losses (Cui et al., CVPR 2019) for Keras 3."""
 
+from keras_cbloss.callbacks import ClassCounter
+from keras_cbloss.counting import count_classes
 from keras_cbloss.initializers import prior_bias_initializer
 from keras_cbloss.losses import CBFocalLoss
 from keras_cbloss.losses import CBSigmoidLoss
@@ -11,11 +13,6 @@ from keras_cbloss.losses import custom_objects
 from keras_cbloss.weights import class_balanced_weights
 from keras_cbloss.weights import effective_number
 
-try:  # the counting modules arrive with their own issue
-    from keras_cbloss.callbacks import ClassCounter
-    from keras_cbloss.counting import count_classes
-except ImportError:  # pragma: no cover
-    pass
 
 __version__ = "0.1.0"
 

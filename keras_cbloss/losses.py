@@ -128,10 +128,12 @@ def _sparse_labels(y_true, num_classes):
         valid = ops.logical_and(valid, ops.equal(y_true, ops.floor(y_true)))
     if _executing_eagerly(labels) and not bool(ops.all(valid)):
         bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
+        # Keras hands labels over as floats; show integral ids as ints.
+        bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
         raise ValueError(
             "Invalid sparse labels. Expected integer class ids in "
-            f"[0, {num_classes}). Received values {bad[:10].tolist()}"
-            f"{' ...' if bad.size > 10 else ''}. Check the label encoding, "
+            f"[0, {num_classes}). Received values {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}. Check the label encoding, "
             "or pass dense (one-hot) labels."
         )
     safe_labels = ops.where(valid, labels, ops.zeros_like(labels))
@@ -452,8 +454,8 @@ class ClassBalancedLoss(keras.losses.Loss):
     Subclasses implement `call()` with one of the per-sample functions. The
     class weights are computed in float64 on the host whenever the counts
     are set, and enter compiled code as constants; after changing counts
-    during training, retrace the train function
-    (`model.make_train_function(force=True)`), as `ClassCounter` does.
+    during training the train function must be retraced, which
+    `ClassCounter` does.
 
     Args:
         class_counts: 1-D array-like of per-class sample counts from the
@@ -507,9 +509,10 @@ class ClassBalancedLoss(keras.losses.Loss):
             class_counts: 1-D array-like of non-negative, finite counts,
                 one per class.
 
-        Functions already traced with the old weights keep them; call
-        `model.make_train_function(force=True)` (and
-        `make_test_function(force=True)`) after a change in mid-training.
+        Functions already traced with the old weights keep them. In
+        mid-training, prefer `ClassCounter`, which retraces the model's
+        train and test functions after a change (and, on JAX, also clears
+        the jit cache that would otherwise keep the old trace alive).
         """
         counts = check_counts(class_counts)
         self._class_weights = class_balanced_weights(counts, self._beta)
