@@ -87,6 +87,11 @@ def parse_args(argv=None):
         help="only loss-alone cases whose key contains all these "
         "comma-separated words, e.g. 'focal,1024x1000,xla'",
     )
+    parser.add_argument(
+        "--gamma", type=float, default=GAMMA,
+        help="focal gamma for the CB and Keras focal losses (default 2.0, "
+        "Keras' default; XLA turns Keras' pow(x, 2.0) into x * x)",
+    )
     parser.add_argument("--skip-loss", action="store_true",
                         help="skip the loss-alone table")
     parser.add_argument("--skip-fit", action="store_true",
@@ -302,12 +307,14 @@ def make_labels(shape, num_classes, rng, mixed):
     cross-entropy kernel rejects. Such ids are replaced by class 0 so that
     the Keras side runs at all (the CB losses take the ids uncast).
     """
-    import ml_dtypes
     import numpy as np
 
     ids = rng.integers(0, num_classes, shape)
     if mixed:
-        rounded = ids.astype(ml_dtypes.bfloat16).astype(np.float64)
+        # float32 -> bfloat16 with round-to-nearest-even, on the bits
+        bits = ids.astype(np.float32).view(np.uint32)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        rounded = bits.astype(np.uint32).view(np.float32)
         ids = np.where(rounded < num_classes, ids, 0)
     return ids.astype("int32")
 
@@ -384,17 +391,30 @@ def loss_pairs(kind, labels, num_classes, weights, loss_dtype):
 
 
 def loss_cases(args, backend):
-    shapes = QUICK_SHAPES if args.quick else SHAPES
+    """(key, kind, labels, dtype, shape, mode) of every loss-alone row."""
+    if args.quick:
+        # every pair, label form, dtype, rank and mode once, at tiny sizes
+        grid = [
+            (kind, labels, dtype, shape)
+            for kind in KINDS
+            for labels, dtype, shape in zip(LABELS, DTYPES, QUICK_SHAPES)
+        ]
+    else:
+        grid = [
+            (kind, labels, dtype, shape)
+            for kind in KINDS
+            for labels in LABELS
+            for dtype in DTYPES
+            for shape in SHAPES
+        ]
     words = [w for w in args.filter.split(",") if w]
     for mode in backend.modes:
-        for kind in KINDS:
-            for labels in LABELS:
-                for dtype in DTYPES:
-                    for shape in shapes:
-                        key = ",".join([kind, labels, dtype,
-                                        "x".join(map(str, shape)), mode])
-                        if all(w in key for w in words):
-                            yield key, kind, labels, dtype, shape, mode
+        for kind, labels, dtype, shape in grid:
+            key = ",".join(
+                [kind, labels, dtype, "x".join(map(str, shape)), mode]
+            )
+            if all(w in key for w in words):
+                yield key, kind, labels, dtype, shape, mode
 
 
 def bench_losses(args, backend):
@@ -432,7 +452,7 @@ def bench_losses(args, backend):
             calls, args, backend, args.repeats, args.min_time
         )
         memory = {}
-        if shape == (1024, 1000) or (args.quick and shape == (8, 10)):
+        if mode == backend.modes[0] and shape in ((1024, 1000), (8, 10)):
             memory = {
                 name: (
                     backend.big_intermediates(f, y, z),
@@ -451,6 +471,17 @@ def bench_losses(args, backend):
         ), file=sys.stderr, flush=True)
         keras.backend.clear_session()
     return rows
+
+
+LOSS_NOTES = """\
+Keras+sw: the Keras loss with `sample_weight = w[y]` (for one-hot labels
+`y @ w`), computed inside the compiled function; Keras: without weights, so
+CB / Keras includes the cost of the weighting itself. beta = {beta},
+gamma = {gamma}. Keras' sigmoid and focal losses need dense labels: with
+sparse labels they get `one_hot(y)` built in the function. mixed_bfloat16:
+bfloat16 logits and `dtype="mixed_bfloat16"` losses, so Keras computes in
+bfloat16 while the CB losses compute in float32 by design (with Keras'
+default loss dtype both would compute in float32)."""
 
 
 CB_NAMES = {
@@ -496,22 +527,31 @@ def loss_table(rows):
     return "\n".join(lines + summary)
 
 
+def _size(shape):
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size
+
+
 def memory_table(rows):
     lines = [
-        "| mode | CB loss | labels | dtype | shape | loss "
-        "| graph tensors >= [B, C] | XLA temp MiB |",
-        "|---|---|---|---|---|---|---:|---:|",
+        "| CB loss | labels | dtype | shape | loss "
+        "| graph tensors >= [B, C] | XLA temp MiB | temp in [B, C] f32 |",
+        "|---|---|---|---|---|---:|---:|---:|",
     ]
     for row in rows:
+        full = 4 * _size(row["shape"])
         for name, (count, temp) in row["memory"].items():
             label = CB_NAMES[row["kind"]] if name == "CB" else name
-            temp = "n/a" if temp is None else f"{temp / 2**20:.1f}"
+            units = "n/a" if temp is None else f"{temp / full:.2f}"
+            temp = "n/a" if temp is None else f"{temp / 2**20:.2f}"
             count = "n/a" if count is None else str(count)
             lines.append(
-                f"| {row['mode']} | {CB_NAMES[row['kind']]} "
+                f"| {CB_NAMES[row['kind']]} "
                 f"| {row['labels']} | {row['dtype']} "
                 f"| {'x'.join(map(str, row['shape']))} | {label} "
-                f"| {count} | {temp} |"
+                f"| {count} | {temp} | {units} |"
             )
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -669,7 +709,9 @@ def machine_note(args, backend):
 
 
 def main(argv=None):
+    global GAMMA
     args = parse_args(argv)
+    GAMMA = args.gamma
     configure_environment(args)
     import numpy as np
 
@@ -686,6 +728,8 @@ def main(argv=None):
               "(median ms per call)")
         print()
         print(loss_table(rows))
+        print()
+        print(LOSS_NOTES.format(gamma=GAMMA, beta=BETA))
         memory = memory_table(rows)
         if memory:
             print()

@@ -167,58 +167,55 @@ def _prepare(y_true, y_pred, class_weights):
     return None, ops.cast(y_true, dtype), None, y_pred, weights, out_dtype
 
 
-def _one_hot(labels, num_classes, dtype):
-    """One-hot rows for valid int32 class ids."""
-    if num_classes > 2**24:  # beyond float32's exact integers
-        return ops.one_hot(labels, num_classes, dtype=dtype)
-    # Compared as float32: XLA on CPU vectorises a float comparison with the
-    # class index much better than the int32 one of `ops.one_hot` (the fused
-    # sparse sigmoid loss runs about 1.3x faster on JAX).
-    ids = ops.expand_dims(ops.cast(labels, "float32"), -1)
-    classes = ops.arange(num_classes, dtype="float32")
-    return ops.cast(ops.equal(ids, classes), dtype)
+def _class_mask(labels, num_classes):
+    """Boolean one-hot rows `[..., C]` for valid int32 class ids."""
+    # Compared as float32 where that is exact: XLA on CPU vectorises a float
+    # comparison with the class index much better than an int32 one (the
+    # fused sparse sigmoid loss runs about 1.3x faster on JAX).
+    dtype = "float32" if num_classes <= 2**24 else "int32"
+    ids = ops.expand_dims(ops.cast(labels, dtype), -1)
+    return ops.equal(ids, ops.arange(num_classes, dtype=dtype))
 
 
-def _binary_terms(y_pred, target, from_logits, hard, focal):
+def _binary_terms(y_pred, target, from_logits, focal):
     """-log(p_t) and, if `focal`, -log(1 - p_t) of each sigmoid output.
 
-    p_t is p where the target is 1 and 1 - p where it is 0 (soft targets
-    interpolate linearly): the first is the binary cross-entropy, the second
-    the exponent of the focal modulator (1 - p_t) ** gamma. `hard` says the
-    target holds only 0 and 1 (one-hot rows made from sparse labels).
+    p_t is p where the target is 1 and 1 - p where it is 0: the first term
+    is the binary cross-entropy, the second the exponent of the focal
+    modulator (1 - p_t) ** gamma. `target` is a boolean class mask (sparse
+    labels) or float targets in [0, 1], which interpolate linearly.
     """
-    if not from_logits:
+    if from_logits:
+        # -log(p) = softplus(-z) = relu(-z) + log1p(exp(-|z|)) and
+        # -log(1 - p) = softplus(z) = relu(z) + log1p(exp(-|z|)): one exp
+        # and one log1p per element, shared, and no overflow.
+        z = y_pred
+        relu_z = ops.relu(z)
+        # relu(-z) is its own branch with gradient -1 at z = 0, where relu's
+        # is 0: z = 0 takes the z < 0 side in every term alike, so the
+        # gradient there is exactly sigmoid(0) - t. Each element's gradient
+        # reaches z through one branch only, so no terms of size 1 cancel
+        # where the true gradient is tiny (relu(z) - z would).
+        relu_neg_z = ops.where(z > 0, ops.zeros_like(z), -z)
+        log_term = ops.log1p(ops.exp(-(relu_z + relu_neg_z)))
+        neg_log_p = relu_neg_z + log_term
+        neg_log_1mp = relu_z + log_term
+    else:
         epsilon = keras.config.epsilon()
         p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
         neg_log_p, neg_log_1mp = -ops.log(p), -ops.log(1.0 - p)
-        not_target = 1.0 - target
-        bce = target * neg_log_p + not_target * neg_log_1mp
+    if keras.backend.standardize_dtype(target.dtype) == "bool":
+        bce = ops.where(target, neg_log_p, neg_log_1mp)
         if not focal:
             return bce, None
-        return bce, target * neg_log_1mp + not_target * neg_log_p
-    # -log(p) = softplus(-z) = relu(-z) + log1p(exp(-|z|)) and -log(1 - p) =
-    # softplus(z) = relu(z) + log1p(exp(-|z|)): one exp and one log1p per
-    # element, and no overflow. relu's gradient is 0 at z = 0 on every
-    # backend, so -|z| is written z - 2 * relu(z): z = 0 then takes the
-    # z < 0 branch in every term alike, and the gradient there is exactly
-    # sigmoid(0) - t.
-    z = y_pred
-    relu_z = ops.relu(z)
-    relu_neg_z = relu_z - z  # relu(-z), exact
-    log_term = ops.log1p(ops.exp(z - 2.0 * relu_z))
-    if hard:
-        # With t in {0, 1} these are exact: relu(z) - z is relu(-z), and
-        # relu(-z) + z is relu(z), in floating point too.
-        t_z = target * z
-        bce = relu_z - t_z + log_term
-        return bce, (relu_neg_z + t_z + log_term) if focal else None
-    # Soft targets: sums of non-negative products, which keep tiny terms
-    # (relu(z) - t * z would cancel where t is close to 1).
+        return bce, ops.where(target, neg_log_1mp, neg_log_p)
+    # Two products rather than neg_log_1mp + t * (neg_log_p - neg_log_1mp):
+    # that form cancels to 0 where the true value is tiny but not 0.
     not_target = 1.0 - target
-    bce = not_target * relu_z + target * relu_neg_z + log_term
+    bce = target * neg_log_p + not_target * neg_log_1mp
     if not focal:
         return bce, None
-    return bce, target * relu_z + not_target * relu_neg_z + log_term
+    return bce, target * neg_log_1mp + not_target * neg_log_p
 
 
 def _per_class_weighted_sum(elementwise, target, labels, weights, weighting):
@@ -430,10 +427,10 @@ def cb_focal_crossentropy(
         y_true, y_pred, class_weights
     )
     if labels is not None:
-        target = _one_hot(labels, weights.shape[0], y_pred.dtype)
+        target = _class_mask(labels, weights.shape[0])
     focal = gamma > 0.0
     elementwise, neg_log_one_minus_pt = _binary_terms(
-        y_pred, target, from_logits, hard=labels is not None, focal=focal
+        y_pred, target, from_logits, focal
     )
     if focal:
         elementwise = ops.exp(-gamma * neg_log_one_minus_pt) * elementwise
@@ -479,6 +476,7 @@ class ClassBalancedLoss(keras.losses.Loss):
         self._dtype_arg = None if dtype is None else self._dtype_policy.name
         self._class_counts = None
         self._class_weights = None
+        self._weights_cache = {}
         self._exact_labels = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
@@ -517,10 +515,11 @@ class ClassBalancedLoss(keras.losses.Loss):
         counts = check_counts(class_counts)
         self._class_weights = class_balanced_weights(counts, self._beta)
         self._class_counts = counts
+        self._weights_cache = {}
 
     def _weights_or_raise(self, y_pred):
         if self._class_weights is not None:
-            return self._class_weights
+            return self._eager_weights(y_pred)
         if _in_symbolic_build():
             return np.ones(y_pred.shape[-1] or 1)
         raise ValueError(
@@ -531,6 +530,20 @@ class ClassBalancedLoss(keras.losses.Loss):
             "of `fit()` so that it counts the labels at the start of "
             "training."
         )
+
+    def _eager_weights(self, y_pred):
+        # Traced code embeds the NumPy weights as a constant. Eager steps
+        # (the PyTorch trainer, `run_eagerly=True`) reuse one tensor per
+        # dtype and device instead of copying the weights every step.
+        if not _executing_eagerly(y_pred):
+            return self._class_weights
+        dtype = _compute_dtype(keras.backend.standardize_dtype(y_pred.dtype))
+        key = (dtype, str(getattr(y_pred, "device", "")))
+        if key not in self._weights_cache:
+            self._weights_cache[key] = ops.convert_to_tensor(
+                self._class_weights, dtype=dtype
+            )
+        return self._weights_cache[key]
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         # Keras casts y_true to the loss dtype before `call()`; in bfloat16,

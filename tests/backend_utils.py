@@ -62,3 +62,16 @@ def fit_kwargs():
     if BACKEND == "torch":
         return {"jit_compile": False}
     return {"jit_compile": True}
+
+
+def make_loss(kind, counts, beta=0.999, gamma=1.0, **kwargs):
+    """A CB loss by short name; `gamma` only reaches the focal loss."""
+    from keras_cbloss import CBFocalLoss
+    from keras_cbloss import CBSigmoidLoss
+    from keras_cbloss import CBSoftmaxLoss
+
+    if kind == "softmax":
+        return CBSoftmaxLoss(counts, beta, **kwargs)
+    if kind == "sigmoid":
+        return CBSigmoidLoss(counts, beta, **kwargs)
+    return CBFocalLoss(counts, beta, gamma, **kwargs)

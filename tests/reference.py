@@ -92,3 +92,13 @@ def focal_loss_pow(y_true, logits, weights, gamma):
     p_t = np.where(t == 1, p, 1 - p)
     terms = (1 - p_t) ** gamma * -np.log(p_t)
     return (t * weights).sum(-1) * terms.sum(-1)
+
+
+def loss_by_kind(kind, y, pred, weights, from_logits, gamma,
+                 weighting="sample"):
+    """Per-sample reference of "softmax", "sigmoid" (gamma ignored), "focal"."""
+    if kind == "softmax":
+        return softmax_loss(y, pred, weights, from_logits)
+    if kind == "sigmoid":
+        gamma = 0.0
+    return focal_loss(y, pred, weights, from_logits, gamma, weighting)

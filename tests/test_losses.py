@@ -14,6 +14,7 @@ import reference
 from backend_utils import BACKEND
 from backend_utils import compiled
 from backend_utils import fit_kwargs
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
 from keras_cbloss import CBFocalLoss
@@ -59,12 +60,7 @@ def _labels(form, shape, seed=1):
     raise ValueError(form)
 
 
-def _reference(kind, y, pred, weights, from_logits, gamma=0.0, weighting="sample"):
-    if kind == "softmax":
-        return reference.softmax_loss(y, pred, weights, from_logits)
-    if kind == "sigmoid":
-        gamma = 0.0
-    return reference.focal_loss(y, pred, weights, from_logits, gamma, weighting)
+_reference = reference.loss_by_kind
 
 
 def _function(kind, y, pred, weights, from_logits, gamma=0.0, weighting="sample"):
@@ -80,12 +76,9 @@ def _function(kind, y, pred, weights, from_logits, gamma=0.0, weighting="sample"
     )
 
 
-def _loss(kind, counts=COUNTS, beta=0.999, gamma=1.0, **kwargs):
-    if kind == "softmax":
-        return CBSoftmaxLoss(counts, beta, **kwargs)
-    if kind == "sigmoid":
-        return CBSigmoidLoss(counts, beta, **kwargs)
-    return CBFocalLoss(counts, beta, gamma, **kwargs)
+
+def _loss(kind, counts=COUNTS, **kwargs):
+    return make_loss(kind, counts, **kwargs)
 
 
 # ---------------------------------------------------------------------------

@@ -32,11 +32,9 @@ import reference
 from backend_utils import BACKEND
 from backend_utils import compiled
 from backend_utils import fit_kwargs
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
-from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
-from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import prior_bias_initializer
 
 COUNTS = np.array([500, 120, 40, 9, 2])
@@ -46,22 +44,12 @@ SIXTEEN_BIT_MAX = {"float16": 65504.0, "bfloat16": 3.3895e38}
 KINDS = ["softmax", "sigmoid", "focal"]
 
 
-def _loss(kind, counts=COUNTS, beta=0.999, gamma=1.0, **kwargs):
-    if kind == "softmax":
-        return CBSoftmaxLoss(counts, beta, **kwargs)
-    if kind == "sigmoid":
-        return CBSigmoidLoss(counts, beta, **kwargs)
-    return CBFocalLoss(counts, beta, gamma, **kwargs)
+
+def _loss(kind, counts=COUNTS, **kwargs):
+    return make_loss(kind, counts, **kwargs)
 
 
-def _reference(kind, y, pred, weights, from_logits, gamma=1.0,
-               weighting="sample"):
-    if kind == "softmax":
-        return reference.softmax_loss(y, pred, weights, from_logits)
-    if kind == "sigmoid":
-        gamma = 0.0
-    return reference.focal_loss(y, pred, weights, from_logits, gamma,
-                                weighting)
+_reference = reference.loss_by_kind
 
 
 def _reference_gradient(kind, y, z, weights, gamma):
