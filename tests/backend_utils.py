@@ -34,8 +34,6 @@ def value_and_grad(fn, x, dtype="float32"):
         value, grad = jax.value_and_grad(fn)(x)
         return to_numpy(value), to_numpy(grad)
     if BACKEND == "torch":
-        import torch
-
         x = keras.ops.convert_to_tensor(x.astype("float32"), dtype=dtype)
         x = x.detach().clone().requires_grad_(True)
         value = fn(x)
