@@ -42,6 +42,7 @@ process per backend:
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -69,14 +70,15 @@ def parse_args(argv=None):
         help="tiny shapes, 2 repeats, 3 fit steps: checks that it runs",
     )
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per function (default 7)")
+                        help="timed samples per function (default 9)")
     parser.add_argument(
         "--min-time", type=float, default=None,
         help="seconds each timed sample lasts at least (default 0.02)",
     )
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(),
-        help="intra-op threads for every backend (default: all cores)",
+        help="intra-op threads for every backend (default: all cores; "
+        "JAX takes all cores or 1)",
     )
     parser.add_argument(
         "--stat", choices=("median", "min"), default="median",
@@ -100,7 +102,7 @@ def parse_args(argv=None):
                         help="training steps per timed fit (default 40)")
     args = parser.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 7
+        args.repeats = 2 if args.quick else 9
     if args.min_time is None:
         args.min_time = 0.0 if args.quick else 0.02
     if args.fit_steps is None:
@@ -116,12 +118,13 @@ def configure_environment(args):
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "OPENBLAS_NUM_THREADS"):
         os.environ[name] = threads
-    if args.backend == "jax" and args.threads < (os.cpu_count() or 1):
-        # XLA:CPU sizes its thread pool from the visible cores.
+    if args.backend == "jax" and args.threads == 1:
+        # XLA:CPU sizes its thread pool from the visible cores; these flags
+        # are its single-threaded setting (it has no other thread count).
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (
             f"{flags} --xla_cpu_multi_thread_eigen=false "
-            f"intra_op_parallelism_threads={args.threads}"
+            "intra_op_parallelism_threads=1"
         ).strip()
     if args.backend == "tensorflow":
         import tensorflow as tf
@@ -207,7 +210,7 @@ class Backend:
         with as many elements as the logits: an upper bound on the full-size
         buffers a backend without fusion allocates; XLA fuses most of them.
         """
-        size = int(self.numpy.prod(z.shape))
+        size = math.prod(z.shape)
         if self.name == "tensorflow":
             graph = compiled.get_concrete_function(y, z).graph
             count = 0
@@ -224,7 +227,7 @@ class Backend:
             for eqn in _all_eqns(jaxpr.jaxpr):
                 for var in eqn.outvars:
                     shape = getattr(var.aval, "shape", ())
-                    count += int(self.numpy.prod(shape) >= size)
+                    count += int(math.prod(shape) >= size)
             return count
         return None
 
@@ -250,17 +253,19 @@ def _all_eqns(jaxpr):
 # --------------------------------------------------------------------------
 
 
-def time_interleaved(functions, args, backend, repeats, min_time):
-    """Median seconds per call of each function, timed in turns.
+def time_interleaved(functions, backend, repeats, min_time, stat="median"):
+    """Median (or min) seconds per call of each function, timed in turns.
 
     Args:
         functions: list of zero-argument callables returning backend values.
+        backend: the `Backend`, to wait for results.
         repeats: timed samples per function.
         min_time: each sample calls its function enough times to last at
             least this long (the count is the same for every function).
+        stat: `"median"` or `"min"` over the samples.
 
     Returns:
-        A list of median seconds per call, one per function.
+        A list of seconds per call, one per function.
     """
     single = []
     for fn in functions:  # warm-up: tracing/compilation, then one run
@@ -280,8 +285,8 @@ def time_interleaved(functions, args, backend, repeats, min_time):
                 out = fn()
             backend.sync(out)
             samples[i].append((time.perf_counter() - start) / number)
-    stat = min if args.stat == "min" else statistics.median
-    return [stat(s) for s in samples]
+    reduce = min if stat == "min" else statistics.median
+    return [reduce(s) for s in samples]
 
 
 # --------------------------------------------------------------------------
@@ -445,11 +450,9 @@ def bench_losses(args, backend):
             )
         pairs = loss_pairs(kind, labels, num_classes, weights, dtype)
         compiled = [backend.compile(fn, mode) for _, fn in pairs]
-        calls = [
-            (lambda f=f: f(y, z)) for f in compiled
-        ]
+        calls = [lambda f=f: f(y, z) for f in compiled]
         medians = time_interleaved(
-            calls, args, backend, args.repeats, args.min_time
+            calls, backend, args.repeats, args.min_time, args.stat
         )
         memory = {}
         if mode == backend.modes[0] and shape in ((1024, 1000), (8, 10)):
@@ -581,6 +584,13 @@ class StepTimer:
         return _Timer()
 
 
+FIT_COUNTERPARTS = {
+    "CBSoftmaxLoss": "SparseCategoricalCrossentropy, sample_weight=w[y]",
+    "CBSigmoidLoss": "BinaryCrossentropy (one-hot labels)",
+    "CBFocalLoss": "BinaryFocalCrossentropy (one-hot labels)",
+}
+
+
 def bench_fit(args, backend):
     import keras
     import numpy as np
@@ -667,12 +677,17 @@ def bench_fit(args, backend):
         f"Adam, {steps} timed steps per fit, median of {args.repeats} fits, "
         f"compile defaults (jit_compile='auto').",
         "",
-        "| loss | steps/s | ms/step | ratio to plain CE |",
-        "|---|---:|---:|---:|",
+        "| loss | steps/s | ms/step | ratio to plain CE "
+        "| ratio to Keras counterpart |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for (name, *_), t in zip(setups, step_times):
+    times = {name: t for (name, *_), t in zip(setups, step_times)}
+    for name, t in times.items():
+        other = FIT_COUNTERPARTS.get(name)
+        versus = f"{t / times[other]:.3f}" if other else ""
         lines.append(
-            f"| {name} | {1 / t:.1f} | {t * 1e3:.2f} | {t / base:.3f} |"
+            f"| {name} | {1 / t:.1f} | {t * 1e3:.2f} | {t / base:.3f} "
+            f"| {versus} |"
         )
     jit = getattr(models[0], "jit_compile", "?")
     lines.append("")
@@ -713,10 +728,7 @@ def main(argv=None):
     args = parse_args(argv)
     GAMMA = args.gamma
     configure_environment(args)
-    import numpy as np
-
     backend = Backend(args.backend)
-    backend.numpy = np
     print(f"# bench_losses.py --backend {args.backend}"
           + (" --quick" if args.quick else ""))
     print()

@@ -1,0 +1,191 @@
+"""The losses in compiled training: what must not happen per step.
+
+One traced function serves every step (no retracing per call, none per
+`fit` step), eager steps reuse one weight tensor instead of copying the
+weights each time, and gradients stay accurate where they are tiny. The
+module runs on the active backend; the TensorFlow run also reruns it under
+JAX and PyTorch, each in its own process.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from backend_utils import BACKEND
+from backend_utils import fit_kwargs
+from backend_utils import to_numpy
+from backend_utils import value_and_grad
+from keras_cbloss import CBFocalLoss
+from keras_cbloss import CBSigmoidLoss
+from keras_cbloss import CBSoftmaxLoss
+
+COUNTS = np.array([500, 120, 40, 9, 2])
+C = len(COUNTS)
+KINDS = ["softmax", "sigmoid", "focal"]
+
+
+def _loss(kind, counts=COUNTS, **kwargs):
+    if kind == "softmax":
+        return CBSoftmaxLoss(counts, 0.999, from_logits=True, **kwargs)
+    if kind == "sigmoid":
+        return CBSigmoidLoss(counts, 0.999, from_logits=True, **kwargs)
+    return CBFocalLoss(counts, 0.999, 2.0, from_logits=True, **kwargs)
+
+
+def _batch(form, seed, batch=8, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, C, batch)
+    y = ids if form == "sparse" else np.eye(C, dtype="float32")[ids]
+    z = rng.normal(0.0, 3.0, (batch, C)).astype("float32")
+    return ops.convert_to_tensor(y), ops.convert_to_tensor(z, dtype)
+
+
+def _compiled_with_trace_count(fn):
+    """`fn(y, z)` compiled with its value and gradient, and its trace log.
+
+    The Python body runs only while tracing, so the log grows by one entry
+    per trace.
+    """
+    traces = []
+
+    def counted(y, z):
+        traces.append(tuple(z.shape))
+        return fn(y, z)
+
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        def step(y, z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = counted(y, z)
+            return value, tape.gradient(value, z)
+
+        return [tf.function(step), tf.function(step, jit_compile=True)], traces
+    import jax
+
+    grad = jax.jit(jax.value_and_grad(lambda z, y: counted(y, z)))
+    return [lambda y, z: grad(z, y)], traces
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "form, dtype",
+    [("sparse", "float32"), ("onehot", "float32"),
+     ("sparse", "mixed_bfloat16")],
+)
+def test_one_trace_serves_every_call(kind, form, dtype):
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    loss = _loss(kind, dtype=dtype)
+    logits_dtype = "bfloat16" if dtype == "mixed_bfloat16" else "float32"
+    functions, traces = _compiled_with_trace_count(lambda y, z: loss(y, z))
+    for function in functions:
+        del traces[:]
+        for seed in range(5):  # new values, same shapes: no new trace
+            value, grad = function(*_batch(form, seed, dtype=logits_dtype))
+            assert np.isfinite(to_numpy(value)) and np.all(
+                np.isfinite(to_numpy(grad))
+            )
+        assert len(traces) == 1, traces
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_traces_the_loss_once_not_per_step(kind):
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    loss = _loss(kind)
+    calls = []
+    original_call = loss.call
+
+    def counting_call(y_true, y_pred):
+        calls.append(1)
+        return original_call(y_true, y_pred)
+
+    loss.call = counting_call  # the Python body runs only while tracing
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (32, 4)).astype("float32")
+    y = rng.integers(0, C, 32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(C)])
+    model.compile("sgd", loss=loss, **fit_kwargs())
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    after_first_fit = len(calls)
+    assert 1 <= after_first_fit <= 3  # tracing (and JAX's shape pass)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0)  # 12 more steps
+    assert len(calls) == after_first_fit
+
+
+def test_eager_calls_reuse_one_weight_tensor():
+    loss = _loss("focal")
+    z = ops.convert_to_tensor(np.zeros((2, C), "float32"))
+    first = loss._eager_weights(z)
+    assert loss._eager_weights(z) is first  # no copy per eager step
+    np.testing.assert_allclose(to_numpy(first), loss.class_weights, rtol=1e-6)
+    loss(np.array([0, 1]), z)
+    assert loss._eager_weights(z) is first
+    loss.set_class_counts(COUNTS[::-1])  # new counts drop the cached tensor
+    refreshed = loss._eager_weights(z)
+    assert refreshed is not first
+    np.testing.assert_allclose(
+        to_numpy(refreshed), loss.class_weights, rtol=1e-6
+    )
+
+
+def _analytic_gradient(ids, z, gamma, weights):
+    """d/dz of sum_i w[y_i] * sum_c FL_ic, in float64 with exact p and 1 - p."""
+    def expit(x):  # 1 / (1 + exp(-x)) without overflow
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+    z = z.astype("float64")
+    t = np.eye(C)[ids]
+    p, q = expit(z), expit(-z)  # p and 1 - p, both accurate
+    bce = np.where(t == 1, np.logaddexp(0, -z), np.logaddexp(0, z))
+    exponent = np.where(t == 1, np.logaddexp(0, z), np.logaddexp(0, -z))
+    modulator = np.exp(-gamma * exponent)
+    p_minus_t = np.where(t == 1, -q, p)
+    exponent_grad = np.where(t == 1, p, -q)
+    grad = modulator * (p_minus_t - gamma * bce * exponent_grad)
+    return grad * weights[ids][:, None]
+
+
+@pytest.mark.parametrize("kind, gamma", [("sigmoid", 0.0), ("focal", 0.5),
+                                          ("focal", 2.0)])
+@pytest.mark.parametrize("scale", [10.0, 30.0])
+def test_tiny_gradients_keep_their_digits(kind, gamma, scale):
+    # Where p - t is tiny (confident logits), terms of size 1 that cancel in
+    # the backward pass would leave 0 or noise instead of the true value.
+    rng = np.random.default_rng(int(scale))
+    ids = rng.integers(0, C, 16)
+    z = rng.normal(0.0, scale, (16, C)).astype("float32")
+    z[0] = 0.0
+    loss = CBFocalLoss(COUNTS, 0.999, gamma, from_logits=True,
+                       reduction="sum")
+    _, grad = value_and_grad(lambda x: loss(ids, x), z)
+    want = _analytic_gradient(ids, z, gamma, loss.class_weights)
+    shown = np.abs(want) > 1e-30  # float32 holds these
+    np.testing.assert_allclose(grad[shown], want[shown], rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_module_passes_on_other_backends(backend):
+    if BACKEND != "tensorflow" or os.environ.get("KERAS_CBLOSS_CHILD_RUN"):
+        pytest.skip("the driver runs from the TensorFlow process only")
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, KERAS_CBLOSS_CHILD_RUN="1",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-x", os.path.abspath(__file__)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
