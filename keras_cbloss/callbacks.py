@@ -19,13 +19,15 @@ import logging
 import keras
 import numpy as np
 
-from keras_cbloss._checks_counting import check_dataset
-from keras_cbloss._checks_counting import check_label_fn
-from keras_cbloss._checks_counting import check_num_classes
-from keras_cbloss._checks_counting import check_outputs
-from keras_cbloss._checks_counting import check_recount
-from keras_cbloss._checks_counting import check_steps
-from keras_cbloss._checks_counting import check_verbose
+from keras_cbloss._compat import clear_jax_traces
+from keras_cbloss._compat import rebuild_step_functions
+from keras_cbloss._validation import check_dataset
+from keras_cbloss._validation import check_label_fn
+from keras_cbloss._validation import check_num_classes
+from keras_cbloss._validation import check_outputs
+from keras_cbloss._validation import check_recount
+from keras_cbloss._validation import check_steps
+from keras_cbloss._validation import check_verbose
 from keras_cbloss.counting import count_classes
 
 _logger = logging.getLogger("keras_cbloss")
@@ -182,10 +184,8 @@ class ClassCounter(keras.callbacks.Callback):
         self.counts = counts
         if force:
             if had_counts:
-                _drop_stale_jax_traces(self.model)
-            self.model.make_train_function(force=True)
-            self.model.make_test_function(force=True)
-            self._made = (self.model.train_function, self.model.test_function)
+                clear_jax_traces(self.model)
+            self._made = rebuild_step_functions(self.model)
         if self._logs_enabled():
             self._log_counts(counts)
 
@@ -331,27 +331,6 @@ class ClassCounter(keras.callbacks.Callback):
                 print(line, flush=True)
             else:
                 _logger.info(line)
-
-
-def _drop_stale_jax_traces(model):
-    """Makes the next JAX trace of the train/test step see the new weights.
-
-    Keras' JAX trainer jits the bound method `model.train_step`; JAX caches
-    traces in a weak-keyed cache, and bound methods of the same model compare
-    equal. While any reference to an old jitted step survives (a user's
-    callback that stored `model.train_function`, a traceback), the new
-    `jax.jit(model.train_step)` hits the old trace, with the old class
-    weights baked in as constants. Clearing JAX's staging caches is the
-    public way to rule that out; it only costs a recompilation, and runs
-    only when traced weights may be stale (the losses had counts before).
-    """
-    if keras.backend.backend() != "jax" or not getattr(
-        model, "jit_compile", False
-    ):
-        return
-    import jax
-
-    jax.clear_caches()
 
 
 def _is_class_balanced(loss):

@@ -21,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cbloss._checks_counting import check_dataset
-from keras_cbloss._checks_counting import check_label_fn
-from keras_cbloss._checks_counting import check_num_classes
-from keras_cbloss._checks_counting import check_steps
-from keras_cbloss._checks_counting import check_verbose
+from keras_cbloss._compat import dense_bincount
+from keras_cbloss._validation import check_dataset
+from keras_cbloss._validation import check_label_fn
+from keras_cbloss._validation import check_num_classes
+from keras_cbloss._validation import check_steps
+from keras_cbloss._validation import check_verbose
 from keras_cbloss._validation import check_bool
 
 # A batched labels-only stream is regrouped (`Dataset.rebatch`, unbatched
@@ -524,9 +525,7 @@ def _cached_runner(key, steps_mode):
                 if w is not None
                 else tf.zeros([0], tf.int64)
             )
-            return old + tf.raw_ops.DenseBincount(
-                input=ids, size=size, weights=weights, binary_output=False
-            )
+            return old + dense_bincount(ids, size, weights)
 
         return code, bad, n, count
 

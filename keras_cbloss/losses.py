@@ -11,12 +11,12 @@ Labels may be sparse class ids (`[...]` or `[..., 1]`) or dense
 (a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
 """
 
-import sys
-
 import keras
 import numpy as np
 from keras import ops
 
+from keras_cbloss._compat import executing_eagerly
+from keras_cbloss._compat import in_symbolic_scope
 from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_counts
@@ -58,36 +58,6 @@ def _is_sparse(y_true_shape, y_pred_shape):
     )
 
 
-def _executing_eagerly(x):
-    """Whether `x` holds concrete values that can be inspected on the host."""
-    if isinstance(x, keras.KerasTensor):
-        return False
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.executing_eagerly()
-    if backend == "jax":
-        import jax
-
-        return not isinstance(x, jax.core.Tracer)
-    if backend == "torch":
-        import torch
-
-        return not torch.compiler.is_compiling()
-    return backend == "numpy"
-
-
-def _in_symbolic_build():
-    # Keras exports the SymbolicScope context manager but not its query.
-    # The JAX trainer evaluates the loss inside that scope (for shapes only)
-    # before any callback runs, so a loss still waiting for `ClassCounter`
-    # must get through it.
-    scope_module = sys.modules.get(keras.SymbolicScope.__module__)
-    query = getattr(scope_module, "in_symbolic_scope", None)
-    return bool(query is not None and query())
-
-
 def _check_num_classes(y_pred, class_weights):
     num_classes = y_pred.shape[-1]
     if num_classes is not None and num_classes != class_weights.shape[0]:
@@ -126,7 +96,7 @@ def _sparse_labels(y_true, num_classes):
     valid = ops.logical_and(labels >= 0, labels < num_classes)
     if floating:
         valid = ops.logical_and(valid, ops.equal(y_true, ops.floor(y_true)))
-    if _executing_eagerly(labels) and not bool(ops.all(valid)):
+    if executing_eagerly(labels) and not bool(ops.all(valid)):
         bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
         # Keras hands labels over as floats; show integral ids as ints.
         bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
@@ -525,7 +495,7 @@ class ClassBalancedLoss(keras.losses.Loss):
     def _weights_or_raise(self, y_pred):
         if self._class_weights is not None:
             return self._eager_weights(y_pred)
-        if _in_symbolic_build():
+        if in_symbolic_scope():
             return np.ones(y_pred.shape[-1] or 1)
         raise ValueError(
             f"`{type(self).__name__}` has no class counts yet. Pass "
@@ -540,7 +510,7 @@ class ClassBalancedLoss(keras.losses.Loss):
         # Traced code embeds the NumPy weights as a constant. Eager steps
         # (the PyTorch trainer, `run_eagerly=True`) reuse one tensor per
         # dtype and device instead of copying the weights every step.
-        if not _executing_eagerly(y_pred):
+        if not executing_eagerly(y_pred):
             return self._class_weights
         dtype = _compute_dtype(keras.backend.standardize_dtype(y_pred.dtype))
         key = (dtype, str(getattr(y_pred, "device", "")))

@@ -1,0 +1,101 @@
+"""Every use of a private or backend-internal API, in one place (private).
+
+Each function wraps one thing that Keras, TensorFlow, JAX or PyTorch does
+not promise to keep. `tests/test_compat.py` checks each of them, so an
+upgrade that moves one fails there with a message naming it, instead of
+deep inside a loss or a callback.
+"""
+
+import sys
+
+import keras
+
+
+def in_symbolic_scope():
+    """Whether Keras is evaluating the loss for shapes only.
+
+    Keras exports the `SymbolicScope` context manager but not its query
+    (`keras.src.backend.common.symbolic_scope.in_symbolic_scope`). The JAX
+    trainer runs the loss inside that scope before any callback runs, so a
+    loss still waiting for `ClassCounter` must get through it.
+    """
+    scope_module = sys.modules.get(keras.SymbolicScope.__module__)
+    query = getattr(scope_module, "in_symbolic_scope", None)
+    return bool(query is not None and query())
+
+
+def symbolic_scope_query_available():
+    """Whether `in_symbolic_scope` can see Keras' scope (for the tests)."""
+    scope_module = sys.modules.get(keras.SymbolicScope.__module__)
+    return callable(getattr(scope_module, "in_symbolic_scope", None))
+
+
+def executing_eagerly(x):
+    """Whether `x` holds concrete values that can be inspected on the host.
+
+    TensorFlow: `tf.executing_eagerly()`; JAX: `x` is not a `jax.core.Tracer`;
+    PyTorch: not inside `torch.compile` (`torch.compiler.is_compiling`).
+    """
+    if isinstance(x, keras.KerasTensor):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling()
+    return backend == "numpy"
+
+
+def rebuild_step_functions(model):
+    """Makes the next train/test step retrace with the losses' new weights.
+
+    `Model.make_train_function(force=True)` / `make_test_function(force=True)`
+    are public methods, but `force` is an undocumented argument that `fit`
+    relies on. Returns the new `(train_function, test_function)`.
+    """
+    model.make_train_function(force=True)
+    model.make_test_function(force=True)
+    return model.train_function, model.test_function
+
+
+def clear_jax_traces(model):
+    """Drops JAX's cached traces of the model's step (JAX + jit only).
+
+    Keras' JAX trainer jits the bound method `model.train_step`; JAX caches
+    traces in a weak-keyed cache where bound methods of the same model
+    compare equal. While any reference to an old jitted step survives (a
+    callback that stored `model.train_function`, a traceback), a new
+    `jax.jit(model.train_step)` would hit the old trace, with the old class
+    weights baked in as constants. `jax.clear_caches()` rules that out at
+    the cost of one recompilation.
+    """
+    if keras.backend.backend() != "jax" or not getattr(
+        model, "jit_compile", False
+    ):
+        return
+    import jax
+
+    jax.clear_caches()
+
+
+def dense_bincount(ids, size, weights):
+    """`tf.raw_ops.DenseBincount` of int64 `ids` into `size` bins.
+
+    The raw op counts int64 ids into an int64 (or, with float64 `weights`,
+    float64) vector without `tf.math.bincount`'s silent drop of ids >= size
+    (the callers check the range first) and without its int32 casts.
+    `weights` is an empty int64 tensor for unweighted counts.
+    """
+    import tensorflow as tf
+
+    return tf.raw_ops.DenseBincount(
+        input=ids, size=size, weights=weights, binary_output=False
+    )

@@ -1,0 +1,99 @@
+"""Each private or backend-internal API that `keras_cbloss._compat` wraps.
+
+When a Keras, TensorFlow, JAX or PyTorch upgrade moves one of them, the
+test of that wrapper fails here and its message names what moved.
+"""
+
+import importlib.util
+
+import keras
+import numpy as np
+import pytest
+
+from keras_cbloss import _compat
+
+BACKEND = keras.backend.backend()
+
+
+def test_symbolic_scope_query_is_reachable():
+    assert _compat.symbolic_scope_query_available(), (
+        "Keras no longer defines `in_symbolic_scope` in the module of "
+        f"`keras.SymbolicScope` ({keras.SymbolicScope.__module__}); update "
+        "keras_cbloss._compat.in_symbolic_scope"
+    )
+    assert _compat.in_symbolic_scope() is False
+    with keras.SymbolicScope():
+        assert _compat.in_symbolic_scope() is True, (
+            "keras_cbloss._compat.in_symbolic_scope does not see "
+            "keras.SymbolicScope any more"
+        )
+
+
+def test_executing_eagerly_tells_concrete_from_traced_values():
+    x = keras.ops.ones((2,))
+    assert _compat.executing_eagerly(x) is True
+    assert _compat.executing_eagerly(keras.KerasTensor((2,))) is False
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        seen = []
+        tf.function(lambda t: seen.append(_compat.executing_eagerly(t)))(x)
+        assert seen == [False]
+    elif BACKEND == "jax":
+        import jax
+
+        assert hasattr(jax.core, "Tracer"), "jax.core.Tracer has moved"
+        seen = []
+        jax.jit(lambda t: seen.append(_compat.executing_eagerly(t)) or t)(x)
+        assert seen == [False]
+    elif BACKEND == "torch":
+        import torch
+
+        assert callable(getattr(torch.compiler, "is_compiling", None)), (
+            "torch.compiler.is_compiling has moved"
+        )
+
+
+def test_rebuild_step_functions_makes_new_functions():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    model.make_train_function()
+    model.make_test_function()
+    old = (model.train_function, model.test_function)
+    new = _compat.rebuild_step_functions(model)
+    assert new == (model.train_function, model.test_function)
+    assert new[0] is not old[0] and new[1] is not old[1], (
+        "Model.make_train_function(force=True) no longer rebuilds the step"
+    )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed"
+)
+def test_jax_clear_caches_exists():
+    import jax
+
+    assert callable(getattr(jax, "clear_caches", None)), (
+        "jax.clear_caches has moved: update keras_cbloss._compat"
+    )
+
+
+def test_clear_jax_traces_is_a_no_op_off_jax_jit():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse", jit_compile=False)
+    assert _compat.clear_jax_traces(model) is None
+
+
+def test_dense_bincount_counts_int64_ids():
+    tf = pytest.importorskip("tensorflow")
+    ids = tf.constant([0, 2, 2, 1, 2], tf.int64)
+    counts = _compat.dense_bincount(
+        ids, tf.constant(4, tf.int64), tf.zeros([0], tf.int64)
+    )
+    np.testing.assert_array_equal(counts.numpy(), np.bincount([0, 2, 2, 1, 2],
+                                                              minlength=4))
+    weighted = _compat.dense_bincount(
+        ids, tf.constant(3, tf.int64),
+        tf.constant([1.0, 0.5, 0.5, 2.0, 1.0], tf.float64),
+    )
+    np.testing.assert_allclose(weighted.numpy(), [1.0, 2.0, 2.0])
