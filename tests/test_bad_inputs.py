@@ -398,3 +398,51 @@ def test_class_counter_takes_num_classes_from_a_sequential_model():
         model.fit(train, verbose=0, shuffle=False,
                   callbacks=[ClassCounter(train, verbose=0)])
     np.testing.assert_array_equal(model.loss.class_counts, [2, 2, 2, 0])
+
+
+# --------------------------------------------------------------------------
+# String labels: a clear TypeError before any tracing, and the fix works.
+# --------------------------------------------------------------------------
+
+NAMES = ["cat", "dog", "fish", "eel"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("form", ["numpy_str", "numpy_bytes", "list",
+                                  "tf_string"])
+def test_string_labels_raise_a_type_error_naming_string_lookup(kind, form):
+    import tensorflow as tf
+
+    names = [NAMES[i] for i in _y(4)]
+    y = {"numpy_str": np.array(names), "list": names,
+         "numpy_bytes": np.array(names).astype("S"),
+         "tf_string": tf.constant(names)}[form]
+    logits = np.zeros((4, C), "f4")
+    with pytest.raises(TypeError, match=r"Invalid type for argument "
+                       r"`y_true`.*dtype.*StringLookup"):
+        _loss(kind)(y, logits)
+    function = {"softmax": cb_softmax_crossentropy,
+                "sigmoid": cb_sigmoid_crossentropy,
+                "focal": cb_focal_crossentropy}[kind]
+    with pytest.raises(TypeError, match="StringLookup"):
+        function(y, logits, [1.0] * C)
+
+
+def test_string_labels_in_fit_stop_before_a_step_and_the_fix_trains():
+    import tensorflow as tf
+
+    names = np.array([NAMES[i] for i in _y(16)])
+    data = tf.data.Dataset.from_tensor_slices((_x(16), names)).batch(8)
+    model = _model(_loss("focal"), run_eagerly=False)
+    state = _state(model)
+    with pytest.raises(TypeError, match="StringLookup"):
+        model.fit(data, epochs=1, verbose=0, shuffle=False)
+    _assert_unchanged(model, state)
+    # following the advice: map the names to class ids in the pipeline
+    lookup = keras.layers.StringLookup(vocabulary=NAMES, num_oov_indices=0)
+    ids = data.map(lambda x, y: (x, lookup(y)))
+    history = model.fit(ids, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    np.testing.assert_allclose(
+        model.evaluate(ids, verbose=0),
+        model.evaluate(_x(16), _y(16), batch_size=8, verbose=0), rtol=1e-6)
