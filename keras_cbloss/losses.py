@@ -200,8 +200,10 @@ def _binary_targets(y_true, y_pred, keep):
     _raise_if_invalid(y_true, valid, "0/1 or soft targets in [0, 1]")
     usable = valid if keep is None else ops.logical_and(valid, keep)
     safe_target = ops.where(usable, target, ops.zeros_like(target))
-    squeeze = lambda x: None if x is None else ops.squeeze(x, -1)  # noqa
-    return safe_target, squeeze(valid), squeeze(keep)
+    # The losses are per position, `[...]`: drop the unit axis of the masks.
+    valid = ops.squeeze(valid, axis=-1)
+    keep = None if keep is None else ops.squeeze(keep, axis=-1)
+    return safe_target, valid, keep
 
 
 def _prepare(y_true, y_pred, class_weights, ignore_class=None):
@@ -847,7 +849,9 @@ class ClassBalancedLoss(keras.losses.Loss):
                 "dtype": self._dtype_arg,
             }
         )
-        config.update({name: getattr(self, name) for name in self._fn_arg_names})
+        config.update(
+            {name: getattr(self, name) for name in self._fn_arg_names}
+        )
         return config
 
 
