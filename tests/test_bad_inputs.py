@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 import reference
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import cb_focal_crossentropy
 from keras_cbloss import cb_sigmoid_crossentropy
@@ -37,13 +37,11 @@ COUNTS = [30, 10, 5, 2]
 C = len(COUNTS)
 FEATURES = 3
 KINDS = ["softmax", "sigmoid", "focal"]
-LOSS_CLASSES = {"softmax": CBSoftmaxLoss, "sigmoid": CBSigmoidLoss,
-                "focal": CBFocalLoss}
 
 
 def _loss(kind, counts=COUNTS, **kwargs):
     kwargs.setdefault("from_logits", True)
-    return LOSS_CLASSES[kind](counts, 0.99, **kwargs)
+    return make_loss(kind, counts, 0.99, **kwargs)
 
 
 def _x(n=8, seed=0):
@@ -140,7 +138,7 @@ BAD_BETAS = [
 def test_bad_beta(kind, beta, error, match):
     with pytest.raises(error, match=r"Invalid (value|type) for argument "
                        r"`beta`.*" + match):
-        LOSS_CLASSES[kind](COUNTS, beta)
+        make_loss(kind, COUNTS, beta)
 
 
 BAD_GAMMAS = [

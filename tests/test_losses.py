@@ -923,3 +923,10 @@ def test_ignore_class_in_config_and_attribute():
     assert config["ignore_class"] == 255
     assert CBFocalLoss.from_config(config).ignore_class == 255
     assert CBSoftmaxLoss(COUNTS).ignore_class is None
+
+
+def test_unset_counts_pass_keras_symbolic_build_of_a_binary_head():
+    loss = CBFocalLoss(gamma=2.0, from_logits=True, reduction="none")
+    with keras.SymbolicScope():
+        out = loss(keras.KerasTensor((4, 1)), keras.KerasTensor((4, 1)))
+        assert tuple(out.shape) == (4,)

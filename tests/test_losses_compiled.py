@@ -19,10 +19,10 @@ from keras import ops
 
 from backend_utils import BACKEND
 from backend_utils import fit_kwargs
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
 from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 
 COUNTS = np.array([500, 120, 40, 9, 2])
@@ -31,11 +31,7 @@ KINDS = ["softmax", "sigmoid", "focal"]
 
 
 def _loss(kind, counts=COUNTS, **kwargs):
-    if kind == "softmax":
-        return CBSoftmaxLoss(counts, 0.999, from_logits=True, **kwargs)
-    if kind == "sigmoid":
-        return CBSigmoidLoss(counts, 0.999, from_logits=True, **kwargs)
-    return CBFocalLoss(counts, 0.999, 2.0, from_logits=True, **kwargs)
+    return make_loss(kind, counts, 0.999, 2.0, from_logits=True, **kwargs)
 
 
 def _batch(form, seed, batch=8, dtype="float32"):

@@ -32,11 +32,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import reference
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
-from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
-from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import class_balanced_weights
 
 _EXPLORE = os.environ.get("KERAS_CBLOSS_HYPOTHESIS_EXAMPLES")
@@ -145,11 +143,8 @@ def _loss(kind, problem, gamma=1.0, **kwargs):
     kwargs.setdefault("reduction", "none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if kind == "softmax":
-            return CBSoftmaxLoss(problem["counts"], problem["beta"], **kwargs)
-        if kind == "sigmoid":
-            return CBSigmoidLoss(problem["counts"], problem["beta"], **kwargs)
-        return CBFocalLoss(problem["counts"], problem["beta"], gamma, **kwargs)
+        return make_loss(kind, problem["counts"], problem["beta"], gamma,
+                         **kwargs)
 
 
 def _probabilities(kind, logits):
