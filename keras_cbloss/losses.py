@@ -140,6 +140,9 @@ def _ignored(y_true, ignore_class):
     """Boolean mask of the positions to keep, or `None`."""
     if ignore_class is None:
         return None
+    if "int" in str(y_true.dtype):
+        # uint8 masks would turn ignore_class=-1 into 255.
+        y_true = ops.cast(y_true, "int32")
     return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
 
 

@@ -930,3 +930,19 @@ def test_unset_counts_pass_keras_symbolic_build_of_a_binary_head():
     with keras.SymbolicScope():
         out = loss(keras.KerasTensor((4, 1)), keras.KerasTensor((4, 1)))
         assert tuple(out.shape) == (4,)
+
+
+def test_ignore_class_on_uint8_masks():
+    logits = _logits((2, 3, 3), seed=53)
+    mask = np.array([[0, 1, 255], [2, 255, 0]], np.uint8)
+    keep = mask != 255
+    per_position = reference.softmax_loss(np.where(keep, mask, 0), logits,
+                                          [1.0, 1.0, 1.0], True)
+    void = cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
+                                   from_logits=True, ignore_class=255)
+    np.testing.assert_allclose(to_numpy(void),
+                               np.where(keep, per_position, 0.0), rtol=RTOL)
+    # -1 is not 255 in uint8: nothing is skipped, and 255 is out of range
+    with pytest.raises(ValueError, match=r"\[0, 3\).*255"):
+        cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
+                                from_logits=True, ignore_class=-1)
