@@ -99,3 +99,23 @@ def dense_bincount(ids, size, weights):
     return tf.raw_ops.DenseBincount(
         input=ids, size=size, weights=weights, binary_output=False
     )
+
+
+def set_keras_mask(x, mask):
+    """Attaches `mask` to the per-position losses `x`, as Keras' losses do.
+
+    `keras.losses.Loss.__call__` reads the mask of `call()`'s output and,
+    with `sum_over_batch_size`, averages over the unmasked positions only;
+    Keras' own `sparse_categorical_crossentropy(ignore_class=...)` sets it
+    with `keras.src.backend.set_keras_mask`, which Keras does not export.
+    """
+    from keras.src.backend import set_keras_mask as keras_set_mask
+
+    keras_set_mask(x, mask)
+
+
+def get_keras_mask(x):
+    """The mask that `set_keras_mask` attached to `x`, or `None`."""
+    from keras.src.backend import get_keras_mask as keras_get_mask
+
+    return keras_get_mask(x)

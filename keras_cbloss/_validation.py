@@ -254,3 +254,17 @@ def check_outputs(outputs):
             f"loss. Received: outputs={outputs!r}"
         )
     return tuple(outputs)
+
+
+def check_ignore_class(ignore_class):
+    """Returns `ignore_class` as an int or None, or raises."""
+    if ignore_class is None:
+        return None
+    if not _is_int(ignore_class):
+        raise TypeError(
+            "Invalid type for argument `ignore_class`. Expected an integer "
+            "label value to skip (e.g. 255 for void pixels, -1 for padding) "
+            f"or None. Received: ignore_class={ignore_class!r} of type "
+            f"{type(ignore_class).__name__}"
+        )
+    return int(ignore_class)

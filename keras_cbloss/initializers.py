@@ -19,7 +19,9 @@ def _prior_to_bias(num_classes_or_prior):
         if value < 2:
             raise ValueError(
                 "Invalid value for argument `num_classes_or_prior`. Expected "
-                f"at least 2 classes. Received: {value}"
+                "at least 2 classes. For a one-unit (binary) head, pass the "
+                "positive-class prior as a float, e.g. "
+                f"`n_pos / (n_neg + n_pos)`. Received: {value}"
             )
         prior = np.float64(1.0 / value)
     else:
@@ -74,6 +76,11 @@ def prior_bias_initializer(num_classes_or_prior):
     b = -log((1 - pi) / pi),   pi = 1 / C when given C classes
     ```
 
+    For a one-unit binary head (`Dense(1)` with `CBSigmoidLoss` or
+    `CBFocalLoss([n_neg, n_pos], ...)`), pass the positive-class prior
+    `pi = n_pos / (n_neg + n_pos)` as a float: the head then starts at the
+    training set's positive rate instead of p = 0.5.
+
     With sigmoid or focal losses a zero bias starts every class at p = 0.5,
     so the C - 1 negative terms of each sample dominate the first steps;
     starting at p = pi avoids that (Lin et al., 2017; Cui et al. use
@@ -81,16 +88,18 @@ def prior_bias_initializer(num_classes_or_prior):
 
     Args:
         num_classes_or_prior: The number of classes C (int >= 2, giving
-            pi = 1 / C for every unit), one prior pi in (0, 1), or a 1-D
-            array-like of per-class priors (e.g. class frequencies), whose
-            length must match the layer's units.
+            pi = 1 / C for every unit), one prior pi in (0, 1) (for a
+            one-unit head: the positive-class prior), or a 1-D array-like
+            of per-class priors (e.g. class frequencies), whose length must
+            match the layer's units.
 
     Returns:
         A registered `keras.initializers.Initializer`, serializable with
         the model.
 
     Raises:
-        ValueError: For fewer than 2 classes or priors outside (0, 1).
+        ValueError: For fewer than 2 classes (the message says what to pass
+            for a one-unit head) or priors outside (0, 1).
         TypeError: For values that are not numbers.
 
     Example:
@@ -101,6 +110,11 @@ def prior_bias_initializer(num_classes_or_prior):
     >>> np.round(np.asarray(init((3,))), 4)
     array([-2.1972, -2.1972, -2.1972], dtype=float32)
     >>> head = keras.layers.Dense(10, bias_initializer=init)
+    >>> # A one-unit binary head, 4 positives in 64 training samples
+    >>> binary = prior_bias_initializer(4 / 64)
+    >>> np.round(np.asarray(binary((1,))), 4)
+    array([-2.7081], dtype=float32)
+    >>> head = keras.layers.Dense(1, bias_initializer=binary)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of

@@ -11,16 +11,20 @@ Labels may be sparse class ids (`[...]` or `[..., 1]`) or dense
 (a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
 """
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_cbloss._compat import executing_eagerly
 from keras_cbloss._compat import in_symbolic_scope
+from keras_cbloss._compat import set_keras_mask
 from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_counts
 from keras_cbloss._validation import check_gamma
+from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_weighting
 from keras_cbloss.weights import class_balanced_weights
 
@@ -32,11 +36,50 @@ _SIXTEEN_BIT = ("float16", "bfloat16")
 # --------------------------------------------------------------------------
 
 
+class _Inputs(NamedTuple):
+    """The loss functions' inputs after `_prepare`.
+
+    Exactly one of `labels` (int32 class ids `[...]`) and `target` (float
+    targets: dense rows `[..., C]`, or `[..., 1]` for a one-unit head) is
+    set. `valid` marks positions whose label can be used (`None` when every
+    label can); `keep` marks positions whose label is not `ignore_class`
+    (`None` without `ignore_class`).
+    """
+
+    labels: object
+    target: object
+    valid: object
+    keep: object
+    y_pred: object
+    weights: object
+    out_dtype: str
+    binary_head: bool
+
+
 def _compute_dtype(dtype):
     # exp/log in bfloat16 keep about 3 significant digits, and float16
     # overflows at 65504, so 16-bit inputs are evaluated in float32 and the
     # result is cast back.
     return "float32" if dtype in _SIXTEEN_BIT else dtype
+
+
+def _check_not_strings(y_true):
+    """Raises a TypeError for string labels (known before any tracing)."""
+    dtype = getattr(y_true, "dtype", None)
+    if dtype is None:
+        if not isinstance(y_true, (list, tuple, str, bytes)):
+            return
+        dtype = np.asarray(y_true).dtype
+    name = getattr(dtype, "name", str(dtype))
+    kind = getattr(dtype, "kind", "")
+    if kind in ("U", "S", "O") or name == "string":
+        raise TypeError(
+            "Invalid type for argument `y_true`. Expected numeric labels "
+            "(class ids, or one-hot / 0-1 targets). Received labels of dtype "
+            f"{name}. Map string labels to class ids first, e.g. with "
+            "`keras.layers.StringLookup(vocabulary=class_names, "
+            "num_oov_indices=0)` in the input pipeline."
+        )
 
 
 def _is_sparse(y_true_shape, y_pred_shape):
@@ -60,10 +103,20 @@ def _is_sparse(y_true_shape, y_pred_shape):
 
 def _check_num_classes(y_pred, class_weights):
     num_classes = y_pred.shape[-1]
-    if num_classes is not None and num_classes != class_weights.shape[0]:
+    num_weights = class_weights.shape[0]
+    if num_classes == 1 and num_weights != 2:
+        raise ValueError(
+            "A one-unit head (y_pred.shape[-1] == 1) is a binary problem "
+            "with two classes, negative (0) and positive (1). Pass two "
+            "counts, `class_counts=[n_neg, n_pos]` (or two weights, "
+            "`class_weights=[w_neg, w_pos]`). Received "
+            f"{num_weights} class weight(s) for y_pred.shape="
+            f"{tuple(y_pred.shape)}"
+        )
+    if num_classes not in (None, 1) and num_classes != num_weights:
         raise ValueError(
             f"The predictions have {num_classes} classes (y_pred.shape="
-            f"{tuple(y_pred.shape)}) but there are {class_weights.shape[0]} "
+            f"{tuple(y_pred.shape)}) but there are {num_weights} "
             "class weights (one per class count). Pass one count per output "
             "unit of the model."
         )
@@ -83,58 +136,153 @@ def _weights_tensor(class_weights, dtype):
     return ops.convert_to_tensor(class_weights, dtype=dtype)
 
 
-def _sparse_labels(y_true, num_classes):
-    """Class ids as int32 plus a mask of the ids that are valid.
+def _ignored(y_true, ignore_class):
+    """Boolean mask of the positions to keep, or `None`."""
+    if ignore_class is None:
+        return None
+    if "int" in str(y_true.dtype):
+        # uint8 masks would turn ignore_class=-1 into 255.
+        y_true = ops.cast(y_true, "int32")
+    return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
 
-    Invalid ids (outside [0, C), or non-integral floats) raise when the
-    values can be inspected; in compiled code they give a NaN loss, so that
-    training fails visibly instead of silently counting them as class 0.
+
+def _raise_if_invalid(y_true, valid, expected):
+    """Raises for unusable labels when their values can be inspected.
+
+    In compiled code such labels give a NaN loss instead (`_finish`), so
+    that training fails visibly instead of silently using a wrong class.
     """
-    y_true = ops.convert_to_tensor(y_true)
+    if not executing_eagerly(valid) or bool(ops.all(valid)):
+        return
+    bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
+    # Keras hands labels over as floats; show integral ids as ints.
+    bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
+    raise ValueError(
+        f"Invalid sparse labels. Expected {expected}. Received values "
+        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. Check the label "
+        "encoding, or pass dense (one-hot) labels."
+    )
+
+
+def _sparse_labels(y_true, num_classes, keep):
+    """Class ids as int32 plus a mask of the ids that are usable.
+
+    Ids outside [0, C) and non-integral floats are unusable, unless the
+    position is ignored (`keep` is False there).
+    """
     floating = "float" in str(y_true.dtype)
     labels = ops.cast(y_true, "int32")
     valid = ops.logical_and(labels >= 0, labels < num_classes)
     if floating:
         valid = ops.logical_and(valid, ops.equal(y_true, ops.floor(y_true)))
-    if executing_eagerly(labels) and not bool(ops.all(valid)):
-        bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
-        # Keras hands labels over as floats; show integral ids as ints.
-        bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
-        raise ValueError(
-            "Invalid sparse labels. Expected integer class ids in "
-            f"[0, {num_classes}). Received values {bad[:10]}"
-            f"{' ...' if len(bad) > 10 else ''}. Check the label encoding, "
-            "or pass dense (one-hot) labels."
-        )
-    safe_labels = ops.where(valid, labels, ops.zeros_like(labels))
+    if keep is not None:
+        valid = ops.logical_or(valid, ops.logical_not(keep))
+    _raise_if_invalid(y_true, valid, f"integer class ids in [0, {num_classes})")
+    usable = valid if keep is None else ops.logical_and(valid, keep)
+    safe_labels = ops.where(usable, labels, ops.zeros_like(labels))
     return safe_labels, valid
 
 
-def _mask_invalid(loss, valid):
-    if valid is None:
-        return loss
-    return ops.where(valid, loss, ops.full_like(loss, np.nan))
+def _binary_targets(y_true, y_pred, keep):
+    """Targets `[..., 1]` in [0, 1] of a one-unit head, and their mask."""
+    if len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
+        keep = None if keep is None else ops.expand_dims(keep, -1)
+    elif len(y_true.shape) != len(y_pred.shape) or y_true.shape[-1] != 1:
+        raise ValueError(
+            "Labels and predictions do not match. A one-unit head takes one "
+            "0/1 (or soft) target per position: y_true of shape "
+            "y_pred.shape[:-1] or y_pred.shape. Received: "
+            f"y_true.shape={tuple(y_true.shape)}, "
+            f"y_pred.shape={tuple(y_pred.shape)}"
+        )
+    target = ops.cast(y_true, y_pred.dtype)
+    valid = ops.logical_and(target >= 0, target <= 1)
+    if keep is not None:
+        valid = ops.logical_or(valid, ops.logical_not(keep))
+    _raise_if_invalid(y_true, valid, "0/1 or soft targets in [0, 1]")
+    usable = valid if keep is None else ops.logical_and(valid, keep)
+    safe_target = ops.where(usable, target, ops.zeros_like(target))
+    # The losses are per position, `[...]`: drop the unit axis of the masks.
+    valid = ops.squeeze(valid, axis=-1)
+    keep = None if keep is None else ops.squeeze(keep, axis=-1)
+    return safe_target, valid, keep
 
 
-def _prepare(y_true, y_pred, class_weights):
+def _prepare(y_true, y_pred, class_weights, ignore_class=None):
     """Shared front end: casts, label form, class weights and checks."""
+    _check_not_strings(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
     out_dtype = keras.backend.standardize_dtype(y_pred.dtype)
     dtype = _compute_dtype(out_dtype)
     y_pred = ops.cast(y_pred, dtype)
     weights = _weights_tensor(class_weights, dtype)
     _check_num_classes(y_pred, weights)
-    num_classes = weights.shape[0]
     y_true = ops.convert_to_tensor(y_true)
-    if _is_sparse(y_true.shape, y_pred.shape):
+    keep = _ignored(y_true, ignore_class)
+    inputs = dict(labels=None, target=None, valid=None, keep=keep,
+                  y_pred=y_pred, weights=weights, out_dtype=out_dtype,
+                  binary_head=y_pred.shape[-1] == 1)
+    if inputs["binary_head"]:
+        target, valid, keep = _binary_targets(y_true, y_pred, keep)
+        inputs.update(target=target, valid=valid, keep=keep)
+    elif _is_sparse(y_true.shape, y_pred.shape):
         # Only the `[..., 1]` form has a trailing 1 to drop: ids of shape
         # y_pred.shape[:-1] may end in 1 themselves (a batch of one sample,
         # a sequence of length 1).
         if len(y_true.shape) == len(y_pred.shape):
             y_true = ops.squeeze(y_true, axis=-1)
-        labels, valid = _sparse_labels(y_true, num_classes)
-        return labels, None, valid, y_pred, weights, out_dtype
-    return None, ops.cast(y_true, dtype), None, y_pred, weights, out_dtype
+            keep = None if keep is None else ops.squeeze(keep, axis=-1)
+        labels, valid = _sparse_labels(y_true, weights.shape[0], keep)
+        inputs.update(labels=labels, valid=valid, keep=keep)
+    elif ignore_class is not None:
+        _raise_dense_ignore_class(y_true, y_pred)
+    else:
+        inputs.update(target=ops.cast(y_true, dtype))
+    return _safe_predictions(_Inputs(**inputs))
+
+
+def _raise_dense_ignore_class(y_true, y_pred):
+    raise ValueError(
+        "Invalid value for argument `ignore_class`. It applies to sparse "
+        "class ids (y_true of shape y_pred.shape[:-1], or with a trailing "
+        "1), as in Keras' `SparseCategoricalCrossentropy`. Received dense "
+        f"labels: y_true.shape={tuple(y_true.shape)}, "
+        f"y_pred.shape={tuple(y_pred.shape)}. Pass class ids instead, or "
+        "keep `ignore_class=None`, give the positions to skip "
+        "`sample_weight=0` and use `reduction='mean_with_sample_weight'`."
+    )
+
+
+def _safe_predictions(inputs):
+    """Replaces predictions at ignored positions by a harmless constant.
+
+    The loss there is dropped by `_finish`; replacing the inputs too (as
+    Keras' `sparse_categorical_crossentropy` does) keeps a NaN or inf that a
+    model may output at a padded position out of the gradient.
+    """
+    if inputs.keep is None:
+        return inputs
+    keep = ops.expand_dims(inputs.keep, -1)
+    safe = ops.where(keep, inputs.y_pred, ops.full_like(inputs.y_pred, 0.5))
+    return inputs._replace(y_pred=safe)
+
+
+def _finish(loss, inputs):
+    """Drops ignored positions, marks unusable labels with NaN, casts back.
+
+    Ignored positions get loss 0 and are left out of the mask that Keras'
+    `Loss.__call__` reads, so that `sum_over_batch_size` averages over the
+    labelled positions only (as with Keras' `ignore_class`).
+    """
+    if inputs.valid is not None:
+        loss = ops.where(inputs.valid, loss, ops.full_like(loss, np.nan))
+    if inputs.keep is not None:
+        loss = ops.where(inputs.keep, loss, ops.zeros_like(loss))
+    loss = ops.cast(loss, inputs.out_dtype)
+    if inputs.keep is not None:
+        set_keras_mask(loss, inputs.keep)
+    return loss
 
 
 def _class_mask(labels, num_classes):
@@ -193,6 +341,23 @@ def _binary_terms(y_pred, target, from_logits, focal):
     return bce, exponent
 
 
+def _focal_terms(y_pred, target, from_logits, gamma):
+    """(1 - p_t) ** gamma * BCE of each sigmoid output, `[..., C]`.
+
+    The one place that evaluates the binary (focal) terms; the losses only
+    weight and sum them.
+    """
+    focal = gamma > 0.0
+    bce, neg_log_one_minus_pt = _binary_terms(
+        y_pred, target, from_logits, focal
+    )
+    if not focal:
+        return bce
+    # (1 - p_t) ** gamma = exp(-gamma * -log(1 - p_t)): finite gradients
+    # at p_t = 1 for every gamma >= 0.
+    return ops.exp(-gamma * neg_log_one_minus_pt) * bce
+
+
 def _per_class_weighted_sum(elementwise, target, labels, weights, weighting):
     """Sums binary terms over classes and applies the class weights."""
     if weighting == "class":
@@ -204,12 +369,25 @@ def _per_class_weighted_sum(elementwise, target, labels, weights, weighting):
     return sample_weight * ops.sum(elementwise, axis=-1)
 
 
+def _binary_head_weighted(elementwise, target, weights):
+    """A one-unit head: the single term times (1 - t) * w_0 + t * w_1.
+
+    Both `weighting` modes give this: the two classes are the two sides
+    of the one unit, so weighting "the term of each class by its weight"
+    and "each sample by its label's weight" are the same thing.
+    """
+    sample_weight = (1.0 - target) * weights[0] + target * weights[1]
+    return ops.squeeze(sample_weight * elementwise, axis=-1)
+
+
 # --------------------------------------------------------------------------
 # Per-sample loss functions.
 # --------------------------------------------------------------------------
 
 
-def cb_softmax_crossentropy(y_true, y_pred, class_weights, from_logits=False):
+def cb_softmax_crossentropy(
+    y_true, y_pred, class_weights, from_logits=False, ignore_class=None
+):
     """Class-balanced softmax cross-entropy of each sample (or position).
 
     Formula:
@@ -226,21 +404,29 @@ def cb_softmax_crossentropy(y_true, y_pred, class_weights, from_logits=False):
     Args:
         y_true: Sparse class ids of shape `[...]` or `[..., 1]`, or dense
             labels `[..., C]` (one-hot, multi-hot or soft).
-        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`.
+        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
+            with `C >= 2` (a softmax over one unit is constant: use
+            `cb_sigmoid_crossentropy` for a one-unit head).
         class_weights: 1-D array-like or tensor of `C` per-class weights,
             e.g. from `class_balanced_weights`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`
             (the model ends in a softmax), as in Keras.
+        ignore_class: Optional int. Positions whose sparse label equals it
+            get loss 0 and carry a Keras mask, so that a `keras.losses.Loss`
+            averages over the other positions (as Keras'
+            `sparse_categorical_crossentropy`). Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
         dtype (16-bit inputs are evaluated in float32).
 
     Raises:
-        ValueError: If the shapes do not match, the number of weights
-            differs from `y_pred.shape[-1]`, or (when values can be
-            inspected) a sparse label is outside `[0, C)`. In compiled code
-            such a label gives a NaN loss instead.
+        ValueError: If the shapes do not match, `y_pred` has one unit, the
+            number of weights differs from `y_pred.shape[-1]`,
+            `ignore_class` is given with dense labels, or (when values can
+            be inspected) a sparse label is outside `[0, C)`. In compiled
+            code such a label gives a NaN loss instead.
+        TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
 
@@ -257,24 +443,36 @@ def cb_softmax_crossentropy(y_true, y_pred, class_weights, from_logits=False):
         Samples", CVPR 2019, arXiv:1901.05555, Eq. 5.
     """
     from_logits = check_bool(from_logits, "from_logits")
-    labels, target, valid, y_pred, weights, out_dtype = _prepare(
-        y_true, y_pred, class_weights
-    )
-    if labels is not None:
-        ce = ops.sparse_categorical_crossentropy(
-            labels, y_pred, from_logits=from_logits
+    ignore_class = check_ignore_class(ignore_class)
+    if ops.shape(y_pred)[-1] == 1:
+        raise ValueError(
+            "A softmax over one output unit is always 1, so the softmax loss "
+            "would be constant. For a binary one-unit head use "
+            "`CBSigmoidLoss` or `CBFocalLoss` (or `cb_sigmoid_crossentropy`) "
+            "with `class_counts=[n_neg, n_pos]`, or give the model 2 output "
+            f"units. Received: y_pred.shape={tuple(ops.shape(y_pred))}"
         )
-        loss = _mask_invalid(ops.take(weights, labels) * ce, valid)
+    inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
+    if inputs.labels is not None:
+        ce = ops.sparse_categorical_crossentropy(
+            inputs.labels, inputs.y_pred, from_logits=from_logits
+        )
+        loss = ops.take(inputs.weights, inputs.labels) * ce
     else:
         ce = ops.categorical_crossentropy(
-            target, y_pred, from_logits=from_logits
+            inputs.target, inputs.y_pred, from_logits=from_logits
         )
-        loss = ops.matmul(target, weights) * ce
-    return ops.cast(loss, out_dtype)
+        loss = ops.matmul(inputs.target, inputs.weights) * ce
+    return _finish(loss, inputs)
 
 
 def cb_sigmoid_crossentropy(
-    y_true, y_pred, class_weights, from_logits=False, weighting="sample"
+    y_true,
+    y_pred,
+    class_weights,
+    from_logits=False,
+    weighting="sample",
+    ignore_class=None,
 ):
     """Class-balanced sigmoid cross-entropy of each sample (or position).
 
@@ -284,6 +482,7 @@ def cb_sigmoid_crossentropy(
     BCE_c = -(t_c * log(p_c) + (1 - t_c) * log(1 - p_c)),  p = sigmoid(z)
     weighting="sample": loss = (sum_c t_c * w_c) * sum_c BCE_c
     weighting="class":  loss = sum_c w_c * BCE_c
+    one-unit head (C = 1, two weights): loss = ((1 - t) * w_0 + t * w_1) * BCE
     ```
 
     The binary terms are SUMMED over classes, as in the paper; Keras'
@@ -294,13 +493,23 @@ def cb_sigmoid_crossentropy(
     each class's one-vs-all problem by that class's own count, which suits
     multi-label data.
 
+    A one-unit head (`y_pred` of shape `[..., 1]`, targets t in [0, 1] of
+    shape `[...]` or `[..., 1]`) is the two-class problem {0: negative,
+    1: positive} and takes two weights `[w_neg, w_pos]`; both `weighting`
+    modes give the formula above, since the two classes are the two sides
+    of the one unit.
+
     Args:
         y_true: Sparse class ids (`[...]` or `[..., 1]`) or dense targets
-            `[..., C]` in [0, 1].
+            `[..., C]` in [0, 1]; 0/1 or soft targets for a one-unit head.
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`.
-        class_weights: 1-D array-like or tensor of `C` per-class weights.
+        class_weights: 1-D array-like or tensor of `C` per-class weights
+            (two, `[w_neg, w_pos]`, for a one-unit head).
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         weighting: `"sample"` (default) or `"class"`, see above.
+        ignore_class: Optional int: positions whose sparse label (or
+            one-unit target) equals it get loss 0 and a Keras mask, as in
+            `cb_softmax_crossentropy`. Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
@@ -308,8 +517,10 @@ def cb_sigmoid_crossentropy(
 
     Raises:
         ValueError: For mismatched shapes, a wrong number of weights, an
-            unknown `weighting`, or (when values can be inspected) sparse
-            labels outside `[0, C)`.
+            unknown `weighting`, `ignore_class` with dense labels, or (when
+            values can be inspected) sparse labels outside `[0, C)` or
+            one-unit targets outside [0, 1].
+        TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
 
@@ -331,6 +542,7 @@ def cb_sigmoid_crossentropy(
         gamma=0.0,
         from_logits=from_logits,
         weighting=weighting,
+        ignore_class=ignore_class,
     )
 
 
@@ -341,6 +553,7 @@ def cb_focal_crossentropy(
     gamma=1.0,
     from_logits=False,
     weighting="sample",
+    ignore_class=None,
 ):
     """Class-balanced sigmoid focal loss of each sample (or position).
 
@@ -352,24 +565,29 @@ def cb_focal_crossentropy(
          = exp(-gamma * (t_c * z_c + softplus(-z_c))) * BCE_c
     weighting="sample": loss = (sum_c t_c * w_c) * sum_c FL_c
     weighting="class":  loss = sum_c w_c * FL_c
+    one-unit head (C = 1, two weights): loss = ((1 - t) * w_0 + t * w_1) * FL
     ```
 
     The modulator is evaluated in log space (never `pow(1 - p_t, gamma)`,
     whose gradient is NaN at p_t = 1 for gamma < 1, nor
     `log1p(exp(-z))`, which overflows for z below about -88 in float32).
     For soft targets the exponent interpolates linearly between the two
-    binary cases, as in the official implementation. `gamma = 0` gives
-    exactly `cb_sigmoid_crossentropy`.
+    binary cases, as in the official implementation. `gamma = 0` gives the
+    CB sigmoid loss. A one-unit head is the two-class problem {0: negative,
+    1: positive}, as in `cb_sigmoid_crossentropy`.
 
     Args:
         y_true: Sparse class ids (`[...]` or `[..., 1]`) or dense targets
-            `[..., C]` in [0, 1].
+            `[..., C]` in [0, 1]; 0/1 or soft targets for a one-unit head.
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`.
-        class_weights: 1-D array-like or tensor of `C` per-class weights.
+        class_weights: 1-D array-like or tensor of `C` per-class weights
+            (two, `[w_neg, w_pos]`, for a one-unit head).
         gamma: Focusing parameter, a float >= 0. Defaults to `1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         weighting: `"sample"` (default) or `"class"`; see
             `cb_sigmoid_crossentropy`.
+        ignore_class: Optional int, as in `cb_sigmoid_crossentropy`.
+            Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
@@ -377,8 +595,10 @@ def cb_focal_crossentropy(
 
     Raises:
         ValueError: For a negative or non-finite gamma, mismatched shapes, a
-            wrong number of weights, an unknown `weighting`, or (when values
-            can be inspected) sparse labels outside `[0, C)`.
+            wrong number of weights, an unknown `weighting`, `ignore_class`
+            with dense labels, or (when values can be inspected) sparse
+            labels outside `[0, C)` or one-unit targets outside [0, 1].
+        TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
 
@@ -388,6 +608,12 @@ def cb_focal_crossentropy(
     ...     [0], logits, [0.5, 1.0, 1.5], gamma=2.0, from_logits=True)
     >>> np.round(np.asarray(loss), 4)
     array([0.0989], dtype=float32)
+    >>> # A one-unit binary head: weights [w_neg, w_pos], 0/1 targets.
+    >>> loss = cb_focal_crossentropy(
+    ...     [0, 1], [[3.0], [-1.0]], [0.12831, 1.87169], gamma=2.0,
+    ...     from_logits=True)
+    >>> np.round(np.asarray(loss), 4)
+    array([0.3549, 1.3137], dtype=float32)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -398,61 +624,93 @@ def cb_focal_crossentropy(
     gamma = check_gamma(gamma)
     from_logits = check_bool(from_logits, "from_logits")
     weighting = check_weighting(weighting)
-    labels, target, valid, y_pred, weights, out_dtype = _prepare(
-        y_true, y_pred, class_weights
-    )
-    if labels is not None:
-        target = _class_mask(labels, weights.shape[0])
-    focal = gamma > 0.0
-    elementwise, neg_log_one_minus_pt = _binary_terms(
-        y_pred, target, from_logits, focal
-    )
-    if focal:
-        elementwise = ops.exp(-gamma * neg_log_one_minus_pt) * elementwise
-    loss = _per_class_weighted_sum(
-        elementwise, target, labels, weights, weighting
-    )
-    return ops.cast(_mask_invalid(loss, valid), out_dtype)
+    ignore_class = check_ignore_class(ignore_class)
+    inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
+    target = inputs.target
+    if inputs.labels is not None:
+        target = _class_mask(inputs.labels, inputs.weights.shape[0])
+    elementwise = _focal_terms(inputs.y_pred, target, from_logits, gamma)
+    if inputs.binary_head:
+        loss = _binary_head_weighted(elementwise, target, inputs.weights)
+    else:
+        loss = _per_class_weighted_sum(
+            elementwise, target, inputs.labels, inputs.weights, weighting
+        )
+    return _finish(loss, inputs)
 
 
 # --------------------------------------------------------------------------
 # Loss classes.
 # --------------------------------------------------------------------------
 
+# The constructor checks of the per-sample functions' keyword arguments.
+_ARGUMENT_CHECKS = {
+    "gamma": check_gamma,
+    "from_logits": lambda value: check_bool(value, "from_logits"),
+    "weighting": check_weighting,
+    "ignore_class": check_ignore_class,
+}
+
+
+def _plain_counts(counts):
+    """Counts as int64 when they are all whole numbers, else float64."""
+    if np.all(counts == np.round(counts)) and counts.max() <= 2**53:
+        return counts.astype(np.int64)
+    return counts.copy()
+
 
 class ClassBalancedLoss(keras.losses.Loss):
-    """Base class of the class-balanced losses: counts, weights and config.
+    """Base class of the class-balanced losses, after Keras' wrapper shape.
 
-    Subclasses implement `call()` with one of the per-sample functions. The
-    class weights are computed in float64 on the host whenever the counts
-    are set, and enter compiled code as constants; after changing counts
-    during training the train function must be retraced, which
+    Like Keras' `LossFunctionWrapper`, it holds a per-sample function `fn`
+    and that function's keyword arguments, and implements `call()` and
+    `get_config()` once; each subclass is a signature and a docstring. The
+    keyword arguments are validated here and kept as public attributes
+    (`loss.gamma`, `loss.from_logits`, `loss.weighting`,
+    `loss.ignore_class`), which `call()` reads on every trace.
+
+    The class weights are computed in float64 on the host whenever the
+    counts or beta are set, and enter compiled code as constants; after a
+    change during training the train function must be retraced, which
     `ClassCounter` does.
 
     Args:
+        fn: The per-sample function, called as
+            `fn(y_true, y_pred, class_weights, **fn_kwargs)`.
         class_counts: 1-D array-like of per-class sample counts from the
-            whole training set, or `None` to set them later with
-            `set_class_counts` (e.g. by `ClassCounter`).
+            whole training set (`[n_neg, n_pos]` for a one-unit head), or
+            `None` to set them later with `set_class_counts` (e.g. by
+            `ClassCounter`).
         beta: Float in [0, 1). Defaults to `0.999`.
         name, reduction, dtype: As for `keras.losses.Loss`.
+        **fn_kwargs: Keyword arguments of `fn` (`gamma`, `from_logits`,
+            `weighting`, `ignore_class`), saved in the config.
     """
 
     def __init__(
         self,
+        fn,
         class_counts=None,
         beta=0.999,
         *,
         name=None,
         reduction="sum_over_batch_size",
         dtype=None,
+        **fn_kwargs,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.fn = fn
         self._beta = check_beta(beta)
-        self._dtype_arg = None if dtype is None else self._dtype_policy.name
+        self._dtype_arg = (
+            None if dtype is None else keras.dtype_policies.get(dtype).name
+        )
+        self._fn_arg_names = tuple(fn_kwargs)
+        for arg_name, value in fn_kwargs.items():
+            setattr(self, arg_name, _ARGUMENT_CHECKS[arg_name](value))
         self._class_counts = None
         self._class_weights = None
         self._weights_cache = {}
-        self._exact_labels = None
+        self._uncast_labels = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
 
@@ -463,10 +721,14 @@ class ClassBalancedLoss(keras.losses.Loss):
 
     @property
     def class_counts(self):
-        """Per-class counts (float64 NumPy copy), or `None` if not set."""
+        """Per-class counts (NumPy copy), or `None` if not set.
+
+        int64 when every count is a whole number, float64 otherwise
+        (sample-weighted counts).
+        """
         if self._class_counts is None:
             return None
-        return self._class_counts.copy()
+        return _plain_counts(self._class_counts)
 
     @property
     def class_weights(self):
@@ -480,7 +742,12 @@ class ClassBalancedLoss(keras.losses.Loss):
 
         Args:
             class_counts: 1-D array-like of non-negative, finite counts,
-                one per class.
+                one per class, at least two (`[n_neg, n_pos]` for a
+                one-unit head).
+
+        Raises:
+            ValueError, TypeError: For invalid counts; the loss keeps its
+                previous counts and weights.
 
         Functions already traced with the old weights keep them. In
         mid-training, prefer `ClassCounter`, which retraces the model's
@@ -488,15 +755,46 @@ class ClassBalancedLoss(keras.losses.Loss):
         the jit cache that would otherwise keep the old trace alive).
         """
         counts = check_counts(class_counts)
+        if counts.size == 1:
+            raise ValueError(
+                "Invalid value for argument `class_counts`. Expected at "
+                "least 2 classes. A one-unit (binary) head has two classes, "
+                "negative (0) and positive (1): pass `class_counts=[n_neg, "
+                f"n_pos]`. Received: class_counts={counts.tolist()}"
+            )
         self._class_weights = class_balanced_weights(counts, self._beta)
         self._class_counts = counts
+        self._weights_cache = {}
+
+    def set_beta(self, beta):
+        """Sets beta and recomputes the class weights from the counts.
+
+        Validated like the constructor's `beta`; an invalid value raises
+        and leaves the loss as it was. Saved in the config. As with
+        `set_class_counts`, functions already traced keep the old weights:
+        retrace the model's step functions after a change in mid-training
+        (e.g. for deferred re-weighting, beta 0 then 0.9999).
+
+        Args:
+            beta: Float in [0, 1).
+
+        Raises:
+            ValueError, TypeError: For an invalid beta.
+        """
+        beta = check_beta(beta)
+        if self._class_counts is not None:
+            self._class_weights = class_balanced_weights(
+                self._class_counts, beta
+            )
+        self._beta = beta
         self._weights_cache = {}
 
     def _weights_or_raise(self, y_pred):
         if self._class_weights is not None:
             return self._eager_weights(y_pred)
         if in_symbolic_scope():
-            return np.ones(y_pred.shape[-1] or 1)
+            num_units = y_pred.shape[-1] or 1
+            return np.ones(2 if num_units == 1 else num_units)
         raise ValueError(
             f"`{type(self).__name__}` has no class counts yet. Pass "
             "`class_counts=` (one training-set count per class) when "
@@ -521,35 +819,41 @@ class ClassBalancedLoss(keras.losses.Loss):
         return self._weights_cache[key]
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        # Keras casts y_true to the loss dtype before `call()`; in bfloat16,
-        # class ids above 256 would round to other classes (2048 in
-        # float16), so 16-bit losses receive sparse ids uncast.
+        _check_not_strings(y_true)
+        # `Loss.__call__` casts y_true to the loss dtype before `call()`; in
+        # bfloat16, class ids above 256 would round to other classes (2048
+        # in float16). So a 16-bit loss hands its sparse ids to `call()`
+        # uncast, through `_uncast_labels`: set here for the duration of
+        # this one call only, read by `call()`, cleared in `finally`.
         if self.dtype in _SIXTEEN_BIT:
             y_true = ops.convert_to_tensor(y_true)
             if _is_sparse(y_true.shape, ops.shape(y_pred)):
-                self._exact_labels = y_true
+                self._uncast_labels = y_true
         try:
             return super().__call__(y_true, y_pred, sample_weight)
         finally:
-            self._exact_labels = None
+            self._uncast_labels = None
 
-    def _labels(self, y_true):
-        if self._exact_labels is not None:
-            return self._exact_labels
-        return y_true
+    def call(self, y_true, y_pred):
+        if self._uncast_labels is not None:
+            y_true = self._uncast_labels
+        fn_kwargs = {name: getattr(self, name) for name in self._fn_arg_names}
+        return self.fn(
+            y_true, y_pred, self._weights_or_raise(y_pred), **fn_kwargs
+        )
 
     def get_config(self):
         config = super().get_config()
-        counts = self._class_counts
-        if counts is not None:
-            integral = np.all(counts == np.round(counts))
-            counts = [int(c) if integral else float(c) for c in counts]
+        counts = self.class_counts
         config.update(
             {
-                "class_counts": counts,
+                "class_counts": None if counts is None else counts.tolist(),
                 "beta": self._beta,
                 "dtype": self._dtype_arg,
             }
+        )
+        config.update(
+            {name: getattr(self, name) for name in self._fn_arg_names}
         )
         return config
 
@@ -569,20 +873,32 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     `sample_weight = w[y]`, with the weights kept inside the loss (and so
     saved with the model, and usable for 3+-D targets and several outputs,
     where `fit(class_weight=...)` is not). `beta = 0` gives plain
-    cross-entropy; `beta -> 1` inverse-frequency weighting.
+    cross-entropy; `beta -> 1` inverse-frequency weighting. Needs at least
+    two output units: for a one-unit binary head use `CBSigmoidLoss` or
+    `CBFocalLoss`.
 
     Args:
         class_counts: 1-D array-like with the number of training samples of
             each class, or `None` to set them later (`set_class_counts`, or
             the `ClassCounter` callback). Defaults to `None`.
         beta: Float in [0, 1). Defaults to `0.999`. The paper's best values:
-            0.9999 on CIFAR-10-LT, 0.99 to 0.999 with 100 classes.
+            0.9999 on CIFAR-10-LT, 0.99 to 0.999 with 100 classes. Change it
+            later with `set_beta`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`
             (the model ends in a softmax).
+        ignore_class: Optional int label value to skip (e.g. 255 for void
+            pixels, -1 for padding), as in Keras'
+            `SparseCategoricalCrossentropy`: those positions contribute
+            nothing, and `"sum_over_batch_size"` averages over the labelled
+            positions only. Sparse labels only. Defaults to `None`.
         reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
         name: Defaults to `"cb_softmax_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).
+
+    Raises:
+        ValueError, TypeError: For invalid counts (fewer than two classes
+            included), beta, `from_logits` or `ignore_class`.
 
     Example:
 
@@ -594,6 +910,11 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
     >>> round(float(loss([0, 2], logits)), 4)
     1.8719
+    >>> # 255 marks a void position: the mean runs over the other one
+    >>> masked = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
+    ...                        ignore_class=255)
+    >>> round(float(masked([0, 255], logits)), 4)
+    0.0388
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -606,31 +927,21 @@ class CBSoftmaxLoss(ClassBalancedLoss):
         beta=0.999,
         *,
         from_logits=False,
+        ignore_class=None,
         reduction="sum_over_batch_size",
         name="cb_softmax_loss",
         dtype=None,
     ):
         super().__init__(
+            cb_softmax_crossentropy,
             class_counts,
             beta,
             name=name,
             reduction=reduction,
             dtype=dtype,
+            from_logits=from_logits,
+            ignore_class=ignore_class,
         )
-        self.from_logits = check_bool(from_logits, "from_logits")
-
-    def call(self, y_true, y_pred):
-        return cb_softmax_crossentropy(
-            self._labels(y_true),
-            y_pred,
-            self._weights_or_raise(y_pred),
-            from_logits=self.from_logits,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config["from_logits"] = self.from_logits
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_cbloss")
@@ -643,6 +954,7 @@ class CBSigmoidLoss(ClassBalancedLoss):
     w_c  = (1 - beta) / (1 - beta ** n_c), scaled to sum to C
     weighting="sample": loss_i = (sum_c y_ic * w_c) * sum_c BCE(y_ic, p_ic)
     weighting="class":  loss_i = sum_c w_c * BCE(y_ic, p_ic)
+    one-unit head:      loss_i = ((1 - t_i) * w_0 + t_i * w_1) * BCE(t_i, p_i)
     loss = mean over samples of loss_i
     ```
 
@@ -651,9 +963,15 @@ class CBSigmoidLoss(ClassBalancedLoss):
     is `C` times Keras'. Initialise the output bias with
     `prior_bias_initializer(C)` so that training starts at p = 1/C.
 
+    A one-unit head (`Dense(1)`, 0/1 or soft targets t of shape `[B]` or
+    `[B, 1]`) is the two-class problem {0: negative, 1: positive}: pass
+    `class_counts=[n_neg, n_pos]`. Both `weighting` modes then give the
+    formula above (the two classes are the two sides of the one unit).
+
     Args:
-        class_counts: 1-D array-like of training counts per class, or
-            `None` to set them later. Defaults to `None`.
+        class_counts: 1-D array-like of training counts per class
+            (`[n_neg, n_pos]` for a one-unit head), or `None` to set them
+            later. Defaults to `None`.
         beta: Float in [0, 1). Defaults to `0.999`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`
             (the model ends in a sigmoid).
@@ -661,9 +979,15 @@ class CBSigmoidLoss(ClassBalancedLoss):
             sample gets its label's weight) or `"class"` (the term of class c
             gets w_c; use it for multi-label data, where rows may have
             several or no positives).
+        ignore_class: Optional int label value to skip, as in
+            `CBSoftmaxLoss`. Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
         name: Defaults to `"cb_sigmoid_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
+
+    Raises:
+        ValueError, TypeError: For invalid counts, beta, `from_logits`,
+            `weighting` or `ignore_class`.
 
     Example:
 
@@ -685,35 +1009,22 @@ class CBSigmoidLoss(ClassBalancedLoss):
         *,
         from_logits=False,
         weighting="sample",
+        ignore_class=None,
         reduction="sum_over_batch_size",
         name="cb_sigmoid_loss",
         dtype=None,
     ):
         super().__init__(
+            cb_sigmoid_crossentropy,
             class_counts,
             beta,
             name=name,
             reduction=reduction,
             dtype=dtype,
+            from_logits=from_logits,
+            weighting=weighting,
+            ignore_class=ignore_class,
         )
-        self.from_logits = check_bool(from_logits, "from_logits")
-        self.weighting = check_weighting(weighting)
-
-    def call(self, y_true, y_pred):
-        return cb_sigmoid_crossentropy(
-            self._labels(y_true),
-            y_pred,
-            self._weights_or_raise(y_pred),
-            from_logits=self.from_logits,
-            weighting=self.weighting,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"from_logits": self.from_logits, "weighting": self.weighting}
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_cbloss")
@@ -728,26 +1039,42 @@ class CBFocalLoss(ClassBalancedLoss):
            exp(-gamma * (t * z + softplus(-z))) * BCE
     weighting="sample": loss_i = (sum_c y_ic * w_c) * sum_c FL_ic
     weighting="class":  loss_i = sum_c w_c * FL_ic
+    one-unit head:      loss_i = ((1 - t_i) * w_0 + t_i * w_1) * FL_i
     loss = mean over samples of loss_i
     ```
 
-    `gamma = 0` is exactly `CBSigmoidLoss`. Unlike Keras'
+    `gamma = 0` gives the CB sigmoid loss. Unlike Keras'
     `BinaryFocalCrossentropy` (which averages over classes and uses a
     single `alpha`), the focal terms are summed over classes and weighted
     per class, as in the paper. Initialise the output bias with
     `prior_bias_initializer(C)`.
 
+    A one-unit head (`Dense(1)`) with 0/1 or soft targets is the two-class
+    problem {0: negative, 1: positive}: pass `class_counts=[n_neg, n_pos]`
+    (see `CBSigmoidLoss`). This equals `w_0 + w_1` times Keras'
+    `BinaryFocalCrossentropy(apply_class_balancing=True,
+    alpha=w_1 / (w_0 + w_1))`, with alpha taken from the counts; start the
+    bias at the positive prior, `prior_bias_initializer(n_pos / (n_neg +
+    n_pos))`.
+
     Args:
-        class_counts: 1-D array-like of training counts per class, or
-            `None` to set them later. Defaults to `None`.
+        class_counts: 1-D array-like of training counts per class
+            (`[n_neg, n_pos]` for a one-unit head), or `None` to set them
+            later. Defaults to `None`.
         beta: Float in [0, 1). Defaults to `0.999`.
         gamma: Focusing parameter, float >= 0. Defaults to `1.0`. The paper
             used 0.5 to 2.0 (1.0 for CIFAR, 0.5 for ImageNet/iNaturalist).
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         weighting: `"sample"` (default) or `"class"`, as in `CBSigmoidLoss`.
+        ignore_class: Optional int label value to skip, as in
+            `CBSoftmaxLoss`. Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
         name: Defaults to `"cb_focal_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
+
+    Raises:
+        ValueError, TypeError: For invalid counts, beta, gamma,
+            `from_logits`, `weighting` or `ignore_class`.
 
     Example:
 
@@ -756,6 +1083,13 @@ class CBFocalLoss(ClassBalancedLoss):
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
     >>> round(float(loss([0, 2], logits)), 4)
     1.2744
+    >>> # A one-unit binary head: [n_neg, n_pos], 0/1 labels [B] or [B, 1]
+    >>> binary = CBFocalLoss([60, 4], 0.999, 2.0, from_logits=True)
+    >>> np.round(binary.class_weights, 5)
+    array([0.12831, 1.87169])
+    >>> z = np.array([[3.0], [-1.0]], "float32")
+    >>> round(float(binary(np.array([[0], [1]]), z)), 4)
+    0.8343
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -772,41 +1106,23 @@ class CBFocalLoss(ClassBalancedLoss):
         *,
         from_logits=False,
         weighting="sample",
+        ignore_class=None,
         reduction="sum_over_batch_size",
         name="cb_focal_loss",
         dtype=None,
     ):
         super().__init__(
+            cb_focal_crossentropy,
             class_counts,
             beta,
             name=name,
             reduction=reduction,
             dtype=dtype,
+            gamma=gamma,
+            from_logits=from_logits,
+            weighting=weighting,
+            ignore_class=ignore_class,
         )
-        self.gamma = check_gamma(gamma)
-        self.from_logits = check_bool(from_logits, "from_logits")
-        self.weighting = check_weighting(weighting)
-
-    def call(self, y_true, y_pred):
-        return cb_focal_crossentropy(
-            self._labels(y_true),
-            y_pred,
-            self._weights_or_raise(y_pred),
-            gamma=self.gamma,
-            from_logits=self.from_logits,
-            weighting=self.weighting,
-        )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "gamma": self.gamma,
-                "from_logits": self.from_logits,
-                "weighting": self.weighting,
-            }
-        )
-        return config
 
 
 def custom_objects():

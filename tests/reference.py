@@ -102,3 +102,33 @@ def loss_by_kind(kind, y, pred, weights, from_logits, gamma,
     if kind == "sigmoid":
         gamma = 0.0
     return focal_loss(y, pred, weights, from_logits, gamma, weighting)
+
+
+def binary_head_loss(y_true, logits, counts, beta, gamma):
+    """A one-unit head as the two-class problem {0: negative, 1: positive}.
+
+    Written from the textbook focal loss (Lin et al.) with the positive
+    probability p and p_t, for 0/1 or soft targets t of shape [B] or [B, 1]
+    and mild logits [B, 1]: per-sample ((1 - t) w_0 + t w_1) * FL.
+    """
+    w_neg, w_pos = cb_weights(counts, beta)
+    t = np.asarray(y_true, np.float64).reshape(-1)
+    z = np.asarray(logits, np.float64).reshape(-1)
+    p = 1.0 / (1.0 + np.exp(-z))
+    positive = (1 - p) ** gamma * -np.log(p)  # the term when t = 1
+    negative = p ** gamma * -np.log(1 - p)  # the term when t = 0
+    if np.all((t == 0) | (t == 1)):
+        focal = np.where(t == 1, positive, negative)
+    else:  # soft targets: BCE(t) with the exponent interpolated linearly
+        bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+        focal = np.exp(gamma * (t * np.log(1 - p) + (1 - t) * np.log(p))) * bce
+    return ((1 - t) * w_neg + t * w_pos) * focal
+
+
+def masked_mean(per_position, keep, sample_weight=None):
+    """Keras' `ignore_class` reduction: the mean over kept positions."""
+    per_position = np.asarray(per_position, np.float64)
+    keep = np.asarray(keep, bool)
+    if sample_weight is not None:
+        per_position = per_position * np.asarray(sample_weight, np.float64)
+    return per_position[keep].sum() / max(keep.sum(), 1)

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 import reference
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import cb_focal_crossentropy
 from keras_cbloss import cb_sigmoid_crossentropy
@@ -37,13 +37,11 @@ COUNTS = [30, 10, 5, 2]
 C = len(COUNTS)
 FEATURES = 3
 KINDS = ["softmax", "sigmoid", "focal"]
-LOSS_CLASSES = {"softmax": CBSoftmaxLoss, "sigmoid": CBSigmoidLoss,
-                "focal": CBFocalLoss}
 
 
 def _loss(kind, counts=COUNTS, **kwargs):
     kwargs.setdefault("from_logits", True)
-    return LOSS_CLASSES[kind](counts, 0.99, **kwargs)
+    return make_loss(kind, counts, 0.99, **kwargs)
 
 
 def _x(n=8, seed=0):
@@ -140,7 +138,7 @@ BAD_BETAS = [
 def test_bad_beta(kind, beta, error, match):
     with pytest.raises(error, match=r"Invalid (value|type) for argument "
                        r"`beta`.*" + match):
-        LOSS_CLASSES[kind](COUNTS, beta)
+        make_loss(kind, COUNTS, beta)
 
 
 BAD_GAMMAS = [
@@ -398,3 +396,51 @@ def test_class_counter_takes_num_classes_from_a_sequential_model():
         model.fit(train, verbose=0, shuffle=False,
                   callbacks=[ClassCounter(train, verbose=0)])
     np.testing.assert_array_equal(model.loss.class_counts, [2, 2, 2, 0])
+
+
+# --------------------------------------------------------------------------
+# String labels: a clear TypeError before any tracing, and the fix works.
+# --------------------------------------------------------------------------
+
+NAMES = ["cat", "dog", "fish", "eel"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("form", ["numpy_str", "numpy_bytes", "list",
+                                  "tf_string"])
+def test_string_labels_raise_a_type_error_naming_string_lookup(kind, form):
+    import tensorflow as tf
+
+    names = [NAMES[i] for i in _y(4)]
+    y = {"numpy_str": np.array(names), "list": names,
+         "numpy_bytes": np.array(names).astype("S"),
+         "tf_string": tf.constant(names)}[form]
+    logits = np.zeros((4, C), "f4")
+    with pytest.raises(TypeError, match=r"Invalid type for argument "
+                       r"`y_true`.*dtype.*StringLookup"):
+        _loss(kind)(y, logits)
+    function = {"softmax": cb_softmax_crossentropy,
+                "sigmoid": cb_sigmoid_crossentropy,
+                "focal": cb_focal_crossentropy}[kind]
+    with pytest.raises(TypeError, match="StringLookup"):
+        function(y, logits, [1.0] * C)
+
+
+def test_string_labels_in_fit_stop_before_a_step_and_the_fix_trains():
+    import tensorflow as tf
+
+    names = np.array([NAMES[i] for i in _y(16)])
+    data = tf.data.Dataset.from_tensor_slices((_x(16), names)).batch(8)
+    model = _model(_loss("focal"), run_eagerly=False)
+    state = _state(model)
+    with pytest.raises(TypeError, match="StringLookup"):
+        model.fit(data, epochs=1, verbose=0, shuffle=False)
+    _assert_unchanged(model, state)
+    # following the advice: map the names to class ids in the pipeline
+    lookup = keras.layers.StringLookup(vocabulary=NAMES, num_oov_indices=0)
+    ids = data.map(lambda x, y: (x, lookup(y)))
+    history = model.fit(ids, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    np.testing.assert_allclose(
+        model.evaluate(ids, verbose=0),
+        model.evaluate(_x(16), _y(16), batch_size=8, verbose=0), rtol=1e-6)

@@ -97,3 +97,29 @@ def test_dense_bincount_counts_int64_ids():
         tf.constant([1.0, 0.5, 0.5, 2.0, 1.0], tf.float64),
     )
     np.testing.assert_allclose(weighted.numpy(), [1.0, 2.0, 2.0])
+
+
+def test_keras_mask_reaches_loss_reduction():
+    # Keras' Loss.__call__ averages over the positions that the mask of
+    # call()'s output keeps; keras_cbloss's ignore_class relies on it.
+    values = keras.ops.convert_to_tensor(np.array([1.0, 2.0, 6.0], "f4"))
+    mask = keras.ops.convert_to_tensor(np.array([True, True, False]))
+    _compat.set_keras_mask(values, mask)
+    got = _compat.get_keras_mask(values)
+    assert got is not None, (
+        "keras.src.backend.set_keras_mask no longer attaches a mask; update "
+        "keras_cbloss._compat.set_keras_mask")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got),
+                                  [True, True, False])
+
+    class Masked(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            out = y_pred * 1.0
+            _compat.set_keras_mask(out, mask)
+            return out
+
+    mean = keras.ops.convert_to_numpy(Masked()(values, values))
+    assert float(mean) == 1.5, (
+        "keras.losses.Loss.__call__ no longer reduces over the mask set by "
+        "keras_cbloss._compat.set_keras_mask (expected the mean of the "
+        f"unmasked values, 1.5; got {float(mean)})")

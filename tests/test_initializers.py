@@ -43,3 +43,23 @@ def test_dense_layer_uses_it_and_config_round_trips():
 def test_bad_values_raise(value, error):
     with pytest.raises(error, match="num_classes_or_prior"):
         prior_bias_initializer(value)
+
+
+def test_positive_prior_for_a_one_unit_binary_head():
+    n_neg, n_pos = 60, 4
+    prior = n_pos / (n_neg + n_pos)
+    layer = keras.layers.Dense(1, bias_initializer=prior_bias_initializer(
+        prior))
+    layer.build((None, 3))
+    bias = to_numpy(layer.bias)
+    np.testing.assert_allclose(bias, [-np.log((1 - prior) / prior)],
+                               rtol=1e-6)
+    # the head starts at the training set's positive rate
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), [prior], rtol=1e-5)
+
+
+def test_one_class_error_points_to_the_binary_prior_and_that_works():
+    with pytest.raises(ValueError, match=r"positive-class prior.*n_pos"):
+        prior_bias_initializer(1)
+    bias = to_numpy(prior_bias_initializer(4 / 64)((1,)))
+    np.testing.assert_allclose(bias, [np.log(4 / 60)], rtol=1e-6)

@@ -231,15 +231,20 @@ def test_beta_zero_focal_is_num_classes_times_keras_binary_focal(gamma):
 
 @pytest.mark.parametrize("form", ["sparse", "onehot", "soft"])
 @pytest.mark.parametrize("from_logits", [True, False])
-def test_focal_with_gamma_zero_is_cb_sigmoid(form, from_logits):
+def test_focal_with_gamma_zero_and_cb_sigmoid_match_the_reference(
+    form, from_logits
+):
+    # Both against the float64 reference, not against each other (the
+    # sigmoid loss is the focal code with gamma = 0).
     logits = _logits((16, C), seed=19)
     pred = logits if from_logits else _probs(logits, "sigmoid")
     y = _labels(form, (16,), seed=20)
-    focal = CBFocalLoss(COUNTS, 0.99, 0.0, from_logits=from_logits)
-    sigmoid = CBSigmoidLoss(COUNTS, 0.99, from_logits=from_logits)
-    np.testing.assert_array_equal(
-        to_numpy(focal(y, pred)), to_numpy(sigmoid(y, pred))
-    )
+    weights = class_balanced_weights(COUNTS, 0.99)
+    want = reference.sigmoid_loss(y, pred, weights, from_logits)
+    for loss in (CBFocalLoss(COUNTS, 0.99, 0.0, from_logits=from_logits),
+                 CBSigmoidLoss(COUNTS, 0.99, from_logits=from_logits)):
+        np.testing.assert_allclose(to_numpy(loss(y, pred)), want.mean(),
+                                   rtol=RTOL, atol=ATOL)
 
 
 def test_focal_matches_textbook_pow_form():
@@ -518,6 +523,10 @@ def test_mismatched_label_shape_is_shown():
         ({"counts": [[1, 2]]}, ValueError, "1-D"),
         ({"counts": [1, np.inf]}, ValueError, "finite"),
         ({"reduction": "avg"}, ValueError, "reduction"),
+        ({"ignore_class": 2.5}, TypeError, "ignore_class"),
+        ({"ignore_class": "void"}, TypeError, "ignore_class"),
+        ({"ignore_class": True}, TypeError, "ignore_class"),
+        ({"counts": [7]}, ValueError, r"\[n_neg, n_pos\]"),
     ],
 )
 def test_bad_arguments_raise_in_the_constructor(kwargs, error, match):
@@ -570,3 +579,370 @@ def test_positional_arguments_read_as_users_write_them():
     assert (loss.beta, loss.gamma) == (0.9999, 2.0)
     assert loss.from_logits is False and loss.weighting == "sample"
     assert loss.name == "cb_focal_loss"
+
+
+# ---------------------------------------------------------------------------
+# A one-unit binary head: the two classes {0: negative, 1: positive}.
+# ---------------------------------------------------------------------------
+
+BINARY_COUNTS = [60, 4]
+BINARY_LABELS = np.array([[0], [0], [1], [0]])
+BINARY_LOGITS = np.array([[3.0], [0.5], [-1.0], [-2.0]], "f4")
+# Values of issue 9, from the float64 reference at beta 0.999, gamma 2.
+BINARY_WEIGHTS = [0.12831, 1.87169]
+BINARY_LOSSES = [0.35493, 0.048424, 1.31368, 0.00023141]
+
+
+@pytest.mark.parametrize("labels", ["b1_int", "b_int", "b1_float", "b_float"])
+@pytest.mark.parametrize("weighting", ["sample", "class"])
+def test_binary_head_values_of_the_issue(labels, weighting):
+    y = {"b1_int": BINARY_LABELS, "b_int": BINARY_LABELS[:, 0],
+         "b1_float": BINARY_LABELS.astype("f4"),
+         "b_float": BINARY_LABELS[:, 0].astype("f4")}[labels]
+    want = reference.binary_head_loss(BINARY_LABELS, BINARY_LOGITS,
+                                      BINARY_COUNTS, 0.999, 2.0)
+    np.testing.assert_allclose(want, BINARY_LOSSES, rtol=5e-5)
+    loss = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
+                       weighting=weighting, reduction="none")
+    np.testing.assert_allclose(loss.class_weights, BINARY_WEIGHTS, rtol=5e-5)
+    np.testing.assert_allclose(
+        reference.cb_weights(BINARY_COUNTS, 0.999), loss.class_weights,
+        rtol=1e-12)
+    got = loss(y, BINARY_LOGITS)
+    assert tuple(got.shape) == (4,)
+    np.testing.assert_allclose(to_numpy(got), want, rtol=RTOL, atol=ATOL)
+    function = cb_focal_crossentropy(y, BINARY_LOGITS, loss.class_weights,
+                                     gamma=2.0, from_logits=True,
+                                     weighting=weighting)
+    np.testing.assert_allclose(to_numpy(function), want, rtol=RTOL, atol=ATOL)
+    mean = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True)
+    jitted = compiled(lambda a, b: mean(a, b))
+    np.testing.assert_allclose(to_numpy(jitted(y, BINARY_LOGITS)),
+                               want.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+@pytest.mark.parametrize("soft", [False, True])
+def test_binary_head_sigmoid_and_soft_targets_match_reference(
+    from_logits, soft
+):
+    rng = np.random.default_rng(40)
+    t = rng.integers(0, 2, (12, 1)).astype("f4")
+    if soft:
+        t = rng.random((12, 1)).astype("f4")
+    logits = rng.normal(0, 2, (12, 1)).astype("f4")
+    pred = logits if from_logits else _probs(logits, "sigmoid")
+    for gamma, loss in ((0.0, CBSigmoidLoss([300, 20], 0.99,
+                                            from_logits=from_logits)),
+                        (1.5, CBFocalLoss([300, 20], 0.99, 1.5,
+                                          from_logits=from_logits))):
+        want = reference.binary_head_loss(t, logits, [300, 20], 0.99, gamma)
+        np.testing.assert_allclose(to_numpy(loss(t, pred)), want.mean(),
+                                   rtol=1e-5)
+        per_sample = cb_sigmoid_crossentropy(
+            t, pred, loss.class_weights, from_logits=from_logits
+        ) if gamma == 0 else cb_focal_crossentropy(
+            t, pred, loss.class_weights, gamma, from_logits=from_logits)
+        np.testing.assert_allclose(to_numpy(per_sample), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_binary_head_is_keras_balanced_binary_focal_times_weight_sum(gamma):
+    # Keras' apply_class_balancing weights positives by alpha and negatives
+    # by 1 - alpha: alpha = w_1 / (w_0 + w_1) gives our loss / (w_0 + w_1).
+    rng = np.random.default_rng(41)
+    t = rng.integers(0, 2, (16, 1)).astype("f4")
+    logits = rng.normal(0, 2, (16, 1)).astype("f4")
+    ours = CBFocalLoss([500, 25], 0.999, gamma, from_logits=True)
+    w_neg, w_pos = ours.class_weights
+    keras_focal = keras.losses.BinaryFocalCrossentropy(
+        apply_class_balancing=True, alpha=w_pos / (w_neg + w_pos),
+        gamma=gamma, from_logits=True)
+    np.testing.assert_allclose(
+        to_numpy(ours(t, logits)),
+        (w_neg + w_pos) * to_numpy(keras_focal(t, logits)), rtol=1e-5)
+
+
+def test_binary_head_gradients_are_finite_at_extreme_logits():
+    t = np.array([[0.0], [1.0], [1.0], [0.0]], "f4")
+    logits = np.array([[100.0], [-100.0], [1e4], [0.0]], "f4")
+    loss = CBFocalLoss(BINARY_COUNTS, 0.999, 0.5, from_logits=True)
+    value, grad = value_and_grad(lambda z: loss(t, z), logits)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_softmax_on_a_one_unit_head_says_to_use_a_sigmoid_loss():
+    loss = CBSoftmaxLoss(BINARY_COUNTS, from_logits=True)
+    with pytest.raises(ValueError, match="CBSigmoidLoss.*CBFocalLoss"):
+        loss(BINARY_LABELS, BINARY_LOGITS)
+    with pytest.raises(ValueError, match="softmax over one output unit"):
+        cb_softmax_crossentropy(BINARY_LABELS, BINARY_LOGITS, [1.0, 1.0])
+
+
+def test_one_count_for_a_one_unit_head_says_pass_two_and_that_works():
+    with pytest.raises(ValueError, match=r"\[n_neg, n_pos\]"):
+        CBFocalLoss([4], 0.999, 2.0, from_logits=True)
+    with pytest.raises(ValueError, match=r"\[n_neg, n_pos\]"):
+        CBSigmoidLoss().set_class_counts([4])
+    with pytest.raises(ValueError, match=r"one-unit head.*\[w_neg, w_pos\]"):
+        cb_focal_crossentropy(BINARY_LABELS, BINARY_LOGITS, [1.0])
+    with pytest.raises(ValueError, match=r"one-unit head.*Received 3"):
+        CBSigmoidLoss([1, 2, 3], from_logits=True)(BINARY_LABELS,
+                                                   BINARY_LOGITS)
+    # following the advice: the counts of both classes
+    fixed = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
+                        reduction="none")
+    np.testing.assert_allclose(to_numpy(fixed(BINARY_LABELS, BINARY_LOGITS)),
+                               BINARY_LOSSES, rtol=5e-5)
+
+
+@pytest.mark.parametrize("bad", [2.0, -1.0, 1.5])
+def test_binary_targets_outside_zero_one_raise_eagerly(bad):
+    loss = CBFocalLoss(BINARY_COUNTS, from_logits=True)
+    with pytest.raises(ValueError, match=r"targets in \[0, 1\]"):
+        loss(np.array([[0.0], [bad]], "f4"), BINARY_LOGITS[:2])
+
+
+def test_binary_head_trains_in_fit():
+    rng = np.random.default_rng(42)
+    y = (np.arange(400) < 20).astype("f4")  # 380 negatives, 20 positives
+    x = (rng.normal(0, 1, (400, 3)) + y[:, None] * 2.0).astype("f4")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(1, bias_initializer=prior_bias_initializer(0.05)),
+    ])
+    loss = CBFocalLoss([380, 20], 0.999, 2.0, from_logits=True)
+    model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
+    before = model.evaluate(x, y, verbose=0)
+    history = model.fit(x, y, epochs=5, batch_size=50, verbose=0)
+    after = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(history.history["loss"]).all() and after < before
+    want = reference.binary_head_loss(
+        y, model.predict(x, verbose=0), [380, 20], 0.999, 2.0).mean()
+    np.testing.assert_allclose(after, want, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# ignore_class, as in Keras' SparseCategoricalCrossentropy.
+# ---------------------------------------------------------------------------
+
+VOID_COUNTS = [10, 5, 2]
+VOID_LABELS = np.array([[0, 1, 255], [2, 0, 255]])
+# Issue 9: w at beta 0.9, and mean(w[y] over the 4 labelled positions) log 3.
+VOID_WEIGHTS = [0.49846, 0.79280, 1.70874]
+VOID_LOSS = 0.96086
+
+
+def test_ignore_class_value_of_the_issue_eager_and_compiled():
+    logits = np.zeros((2, 3, 3), "f4")
+    loss = CBSoftmaxLoss(VOID_COUNTS, 0.9, from_logits=True,
+                         ignore_class=255)
+    np.testing.assert_allclose(loss.class_weights, VOID_WEIGHTS, rtol=5e-5)
+    keep = VOID_LABELS != 255
+    per_position = reference.softmax_loss(
+        np.where(keep, VOID_LABELS, 0), logits, loss.class_weights, True)
+    want = reference.masked_mean(per_position, keep)
+    np.testing.assert_allclose(want, VOID_LOSS, rtol=5e-5)
+    np.testing.assert_allclose(to_numpy(loss(VOID_LABELS, logits)), want,
+                               rtol=RTOL)
+    jitted = compiled(lambda a, b: loss(a, b))
+    np.testing.assert_allclose(to_numpy(jitted(VOID_LABELS, logits)), want,
+                               rtol=RTOL)
+    unreduced = CBSoftmaxLoss(VOID_COUNTS, 0.9, from_logits=True,
+                              ignore_class=255, reduction="none")
+    got = to_numpy(unreduced(VOID_LABELS, logits))
+    np.testing.assert_allclose(got, np.where(keep, per_position, 0.0),
+                               rtol=RTOL)
+
+
+@pytest.mark.parametrize("ignore_class", [255, -1])
+@pytest.mark.parametrize("sparse_1", [False, True])
+def test_ignore_class_equals_keras_sparse_ce_with_weights(ignore_class,
+                                                          sparse_1):
+    logits = _logits((3, 4, C), seed=43)
+    y = _labels("sparse", (3, 4), seed=44)
+    y[0, 1] = y[2, 3] = y[1, 0] = ignore_class
+    y_in = y[..., None] if sparse_1 else y
+    ours = CBSoftmaxLoss(COUNTS, 0.999, from_logits=True,
+                         ignore_class=ignore_class)
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=ignore_class)
+    weight = ours.class_weights[np.where(y == ignore_class, 0, y)]
+    np.testing.assert_allclose(
+        to_numpy(ours(y_in, logits)),
+        to_numpy(keras_loss(y, logits, sample_weight=weight)), rtol=RTOL)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum"])
+def test_ignore_class_with_sample_weight_matches_reference(kind, reduction):
+    logits = _logits((4, 5, C), seed=45)
+    y = _labels("sparse", (4, 5), seed=46)
+    y[:, 3:] = -1  # padded sequence positions
+    keep = y != -1
+    sample_weight = np.random.default_rng(47).random((4, 5)).astype("f4")
+    loss = _loss(kind, beta=0.99, gamma=2.0, from_logits=True,
+                 ignore_class=-1, reduction=reduction)
+    per_position = _reference(kind, np.where(keep, y, 0), logits,
+                              loss.class_weights, True, 2.0)
+    want = (per_position * sample_weight)[keep].sum()
+    if reduction == "sum_over_batch_size":
+        want = reference.masked_mean(per_position, keep, sample_weight)
+    got = to_numpy(loss(y, logits, sample_weight=sample_weight))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
+def test_ignored_positions_get_exactly_zero_gradient_and_no_nan(kind):
+    logits = _logits((2, 3, C), seed=48)
+    logits[0, 2] = np.nan  # whatever a model outputs at a padded position
+    logits[1, 2] = 1e30
+    y = np.array([[0, 4, 255], [2, 1, 255]])
+    loss = _loss(kind, beta=0.99, gamma=0.5, from_logits=True,
+                 ignore_class=255)
+    value, grad = value_and_grad(lambda z: loss(y, z), logits)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert np.all(grad[:, 2] == 0.0) and np.any(grad[:, :2] != 0.0)
+    compiled_value = to_numpy(compiled(lambda a, b: loss(a, b))(y, logits))
+    np.testing.assert_allclose(compiled_value, value, rtol=1e-5)
+
+
+def test_all_positions_ignored_give_zero_not_nan():
+    loss = CBFocalLoss(COUNTS, from_logits=True, ignore_class=-1)
+    y = np.full((2, 3), -1)
+    assert to_numpy(loss(y, _logits((2, 3, C)))) == 0.0
+    jitted = compiled(lambda a, b: loss(a, b))
+    assert to_numpy(jitted(y, _logits((2, 3, C)))) == 0.0
+
+
+def test_ignore_class_on_a_binary_head():
+    y = np.array([[0], [-1], [1], [0]])
+    loss = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
+                       ignore_class=-1)
+    keep = np.array([True, False, True, True])
+    want = reference.masked_mean(BINARY_LOSSES, keep)
+    np.testing.assert_allclose(to_numpy(loss(y, BINARY_LOGITS)), want,
+                               rtol=5e-5)
+
+
+def test_ignore_class_with_dense_labels_raises_and_the_advice_works():
+    logits = _logits((6, C), seed=49)
+    ids = np.array([0, 1, 2, 9, 4, 9])
+    onehot = np.eye(C, dtype="f4")[np.where(ids == 9, 0, ids)]
+    loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True, ignore_class=9)
+    with pytest.raises(ValueError, match="ignore_class.*sparse.*"
+                       "mean_with_sample_weight"):
+        loss(onehot, logits)
+    # following it: ignore_class=None, sample_weight 0 where ids == 9
+    fixed = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True,
+                          reduction="mean_with_sample_weight")
+    keep = (ids != 9).astype("f4")
+    np.testing.assert_allclose(
+        to_numpy(fixed(onehot, logits, sample_weight=keep)),
+        to_numpy(loss(ids, logits)), rtol=RTOL)
+
+
+def test_ignore_class_trains_in_fit_on_padded_tokens():
+    rng = np.random.default_rng(50)
+    y = rng.integers(0, 3, (64, 6))
+    y[:, 4:] = -1  # padding
+    x = rng.normal(0, 1, (64, 6, 2)).astype("f4")
+    x[..., 0] += np.where(y >= 0, y, 0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 2)), keras.layers.Dense(3)])
+    loss = CBSoftmaxLoss([100, 50, 10], 0.99, from_logits=True,
+                         ignore_class=-1)
+    model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    after = model.evaluate(x, y, verbose=0)
+    keep = y != -1
+    per_position = reference.softmax_loss(
+        np.where(keep, y, 0), model.predict(x, verbose=0),
+        loss.class_weights, True)
+    np.testing.assert_allclose(after, reference.masked_mean(per_position,
+                                                            keep), rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# set_beta and the counts' dtype.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
+def test_set_beta_recomputes_the_weights_like_a_new_loss(kind):
+    loss = _loss(kind, beta=0.0, from_logits=True)
+    np.testing.assert_array_equal(loss.class_weights, np.ones(C))
+    loss.set_beta(0.9999)
+    assert loss.beta == 0.9999
+    np.testing.assert_allclose(loss.class_weights,
+                               reference.cb_weights(COUNTS, 0.9999),
+                               rtol=1e-12)
+    logits, y = _logits((8, C), seed=51), _labels("sparse", (8,), seed=52)
+    want = _reference(kind, y, logits, reference.cb_weights(COUNTS, 0.9999),
+                      True, 1.0).mean()
+    np.testing.assert_allclose(to_numpy(loss(y, logits)), want, rtol=RTOL)
+    clone = type(loss).from_config(loss.get_config())
+    assert clone.get_config()["beta"] == 0.9999
+    np.testing.assert_array_equal(clone.class_weights, loss.class_weights)
+
+
+@pytest.mark.parametrize("beta, error", [(1.0, ValueError), (-0.5, ValueError),
+                                         ("0.9", TypeError)])
+def test_invalid_set_beta_raises_and_keeps_the_old_state(beta, error):
+    loss = CBFocalLoss(COUNTS, 0.99)
+    weights = loss.class_weights
+    with pytest.raises(error, match="beta"):
+        loss.set_beta(beta)
+    assert loss.beta == 0.99
+    np.testing.assert_array_equal(loss.class_weights, weights)
+
+
+def test_set_beta_before_the_counts():
+    loss = CBSigmoidLoss(beta=0.0)
+    loss.set_beta(0.99)
+    assert loss.class_weights is None
+    loss.set_class_counts(COUNTS)
+    np.testing.assert_allclose(loss.class_weights,
+                               reference.cb_weights(COUNTS, 0.99), rtol=1e-12)
+
+
+def test_class_counts_keep_integers_as_int64_and_floats_as_float64():
+    assert CBFocalLoss([5, 3]).class_counts.dtype == np.int64
+    assert repr(CBFocalLoss([5, 3]).class_counts) == "array([5, 3])"
+    fractional = CBFocalLoss([5.5, 3.0]).class_counts
+    assert fractional.dtype == np.float64
+    np.testing.assert_array_equal(fractional, [5.5, 3.0])
+
+
+def test_ignore_class_in_config_and_attribute():
+    loss = CBFocalLoss(COUNTS, ignore_class=255)
+    assert loss.ignore_class == 255
+    config = loss.get_config()
+    assert config["ignore_class"] == 255
+    assert CBFocalLoss.from_config(config).ignore_class == 255
+    assert CBSoftmaxLoss(COUNTS).ignore_class is None
+
+
+def test_unset_counts_pass_keras_symbolic_build_of_a_binary_head():
+    loss = CBFocalLoss(gamma=2.0, from_logits=True, reduction="none")
+    with keras.SymbolicScope():
+        out = loss(keras.KerasTensor((4, 1)), keras.KerasTensor((4, 1)))
+        assert tuple(out.shape) == (4,)
+
+
+def test_ignore_class_on_uint8_masks():
+    logits = _logits((2, 3, 3), seed=53)
+    mask = np.array([[0, 1, 255], [2, 255, 0]], np.uint8)
+    keep = mask != 255
+    per_position = reference.softmax_loss(np.where(keep, mask, 0), logits,
+                                          [1.0, 1.0, 1.0], True)
+    void = cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
+                                   from_logits=True, ignore_class=255)
+    np.testing.assert_allclose(to_numpy(void),
+                               np.where(keep, per_position, 0.0), rtol=RTOL)
+    # -1 is not 255 in uint8: nothing is skipped, and 255 is out of range
+    with pytest.raises(ValueError, match=r"\[0, 3\).*255"):
+        cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
+                                from_logits=True, ignore_class=-1)

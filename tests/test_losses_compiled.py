@@ -19,10 +19,10 @@ from keras import ops
 
 from backend_utils import BACKEND
 from backend_utils import fit_kwargs
+from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
 from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 
 COUNTS = np.array([500, 120, 40, 9, 2])
@@ -31,11 +31,7 @@ KINDS = ["softmax", "sigmoid", "focal"]
 
 
 def _loss(kind, counts=COUNTS, **kwargs):
-    if kind == "softmax":
-        return CBSoftmaxLoss(counts, 0.999, from_logits=True, **kwargs)
-    if kind == "sigmoid":
-        return CBSigmoidLoss(counts, 0.999, from_logits=True, **kwargs)
-    return CBFocalLoss(counts, 0.999, 2.0, from_logits=True, **kwargs)
+    return make_loss(kind, counts, 0.999, 2.0, from_logits=True, **kwargs)
 
 
 def _batch(form, seed, batch=8, dtype="float32"):
@@ -120,6 +116,41 @@ def test_fit_traces_the_loss_once_not_per_step(kind):
     assert 1 <= after_first_fit <= 3  # tracing (and JAX's shape pass)
     model.fit(x, y, batch_size=8, epochs=3, verbose=0)  # 12 more steps
     assert len(calls) == after_first_fit
+
+
+@pytest.mark.parametrize("layout", ["ignore_class", "binary_head"])
+def test_new_label_layouts_trace_once_and_keep_their_values(layout):
+    # The values of issue 9 under tf.function, jit_compile=True and jax.jit.
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    if layout == "ignore_class":
+        loss = CBSoftmaxLoss([10, 5, 2], 0.9, from_logits=True,
+                             ignore_class=255)
+        y = np.array([[0, 1, 255], [2, 0, 255]])
+        shape, want = (2, 3, 3), 0.96086
+        first = np.zeros(shape, "float32")
+    else:
+        loss = CBFocalLoss([60, 4], 0.999, 2.0, from_logits=True)
+        y = np.array([[0], [0], [1], [0]])
+        shape = (4, 1)
+        want = np.mean([0.35493, 0.048424, 1.31368, 0.00023141])
+        first = np.array([[3.0], [0.5], [-1.0], [-2.0]], "float32")
+    functions, traces = _compiled_with_trace_count(lambda a, b: loss(a, b))
+    for function in functions:
+        del traces[:]
+        for seed in range(3):
+            z = first if seed == 0 else (
+                np.random.default_rng(seed).normal(0, 3, shape)
+                .astype("float32"))
+            value, grad = function(ops.convert_to_tensor(y),
+                                   ops.convert_to_tensor(z))
+            assert np.isfinite(to_numpy(value))
+            assert np.all(np.isfinite(to_numpy(grad)))
+            if seed == 0:
+                np.testing.assert_allclose(to_numpy(value), want, rtol=5e-5)
+            if layout == "ignore_class":
+                assert np.all(to_numpy(grad)[:, 2] == 0.0)
+        assert len(traces) == 1, traces
 
 
 def test_eager_calls_reuse_one_weight_tensor():
