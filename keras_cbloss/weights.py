@@ -210,8 +210,8 @@ def class_log_prior(class_counts):
             stacklevel=2,
         )
     floored = np.where(present, counts, counts[present].min())
-    # Dividing by the largest count first keeps the sum finite for counts
-    # near the float64 maximum; log of a ratio in (0, 1] is finite even for
-    # subnormal counts.
-    scaled = floored / floored.max()
-    return np.log(scaled) - np.log(scaled.sum())
+    # In log space, relative to the largest count: the sum stays finite for
+    # counts near the float64 maximum, and a ratio of counts that would
+    # underflow (5e-324 / 1e308) keeps its finite log.
+    log_counts = np.log(floored) - np.log(floored.max())
+    return log_counts - np.log(np.exp(log_counts).sum())

@@ -14,7 +14,8 @@ import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # Modules written with keras.ops only; TF-specific parts skip themselves.
-MODULES = ["test_losses.py", "test_initializers.py", "test_callbacks.py"]
+MODULES = ["test_losses.py", "test_initializers.py", "test_callbacks.py",
+           "test_logit_adjustment.py"]
 
 
 @pytest.mark.slow
