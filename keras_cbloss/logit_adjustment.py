@@ -123,7 +123,7 @@ def logit_adjusted_crossentropy(
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
         arXiv:2007.07314, Eq. 10.
         Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual
-        Recognition", NeurIPS 2020, arXiv:2007.10740.
+        Recognition", NeurIPS 2020, arXiv:2007.10740, Eq. 4.
     """
     tau = check_tau(tau)
     from_logits = check_bool(from_logits, "from_logits")
@@ -157,7 +157,7 @@ def logit_adjust(logits, class_counts, tau=1.0):
     For a model trained with plain cross-entropy on long-tailed data, whose
     softmax estimates the training posterior p(y | x) ~ prior_y p(x | y),
     `argmax` of the adjusted logits is the Bayes-optimal prediction for the
-    balanced error when `tau = 1` (Menon et al., Section 4, Eq. 9). Tune
+    balanced error when `tau = 1` (Menon et al., Section 4). Tune
     `tau` on a validation split. Do not apply it to a model trained with
     `LogitAdjustedLoss`, whose logits are already adjusted. Zero counts
     are handled as in `class_log_prior`. For probabilities, pass
@@ -187,7 +187,7 @@ def logit_adjust(logits, class_counts, tau=1.0):
 
     References:
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
-        arXiv:2007.07314, Eq. 9 (post-hoc correction).
+        arXiv:2007.07314, Section 4 (post-hoc logit adjustment).
     """
     tau = check_tau(tau)
     log_prior = class_log_prior(check_counts(class_counts))
@@ -266,7 +266,7 @@ class LogitAdjustedLoss(CountBasedLoss):
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
         arXiv:2007.07314, Eq. 10.
         Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual
-        Recognition", NeurIPS 2020, arXiv:2007.10740.
+        Recognition", NeurIPS 2020, arXiv:2007.10740, Eq. 4.
     """
 
     def __init__(

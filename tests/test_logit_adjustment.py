@@ -470,7 +470,7 @@ def test_logit_adjust_subtracts_tau_log_prior(tau):
 def test_logit_adjust_recovers_the_class_conditional_scores():
     # A model whose logits are log p(y | x) + const = log prior_y +
     # log p(x | y) (the training posterior) is turned into log p(x | y) +
-    # const, whose argmax is the balanced-error Bayes rule (Menon Eq. 9).
+    # const, whose argmax is the balanced-error Bayes rule (Menon, Sec. 4).
     rng = np.random.default_rng(7)
     log_likelihood = rng.normal(0, 2, (32, C))
     posterior_logits = (LOG_PRIOR + log_likelihood + 3.0).astype("f4")
