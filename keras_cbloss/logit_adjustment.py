@@ -71,7 +71,8 @@ def logit_adjusted_crossentropy(
     ```
     z    = y_pred if from_logits else log(clip(p / sum(p), eps, 1 - eps))
     loss = CE(y, softmax(z + tau * log_prior))
-         = -sum_c y_c * log(prior_c**tau * exp(z_c) / sum_k prior_k**tau * exp(z_k))
+         = -sum_c y_c * log(q_c),
+    q_c  = prior_c**tau * exp(z_c) / sum_k prior_k**tau * exp(z_k)
     ```
 
     The model's logits z are trained to be the balanced scores: the
@@ -165,7 +166,8 @@ def logit_adjust(logits, class_counts, tau=1.0):
 
     Args:
         logits: Array or tensor `[..., C]` of logits (or log
-            probabilities), float.
+            probabilities), float; also a symbolic model output, to build
+            a serving model that predicts with the adjusted logits.
         class_counts: 1-D array-like of the `C` training counts per class
             (or any vector proportional to the prior).
         tau: Float >= 0. Defaults to `1.0`.
@@ -191,7 +193,8 @@ def logit_adjust(logits, class_counts, tau=1.0):
     """
     tau = check_tau(tau)
     log_prior = class_log_prior(check_counts(class_counts))
-    logits = ops.convert_to_tensor(logits)
+    if not isinstance(logits, keras.KerasTensor):  # symbolic: model outputs
+        logits = ops.convert_to_tensor(logits)
     dtype = keras.backend.standardize_dtype(logits.dtype)
     if "float" not in dtype:
         raise TypeError(

@@ -481,6 +481,16 @@ def test_logit_adjust_recovers_the_class_conditional_scores():
                                   log_likelihood.argmax(-1))
 
 
+def test_logit_adjust_on_a_model_output_builds_a_serving_model():
+    inputs = keras.Input((4,))
+    trained = keras.Model(inputs, keras.layers.Dense(C)(inputs))
+    serving = keras.Model(inputs, logit_adjust(trained.output, COUNTS, 0.5))
+    x = np.random.default_rng(2).normal(size=(6, 4)).astype("f4")
+    want = trained.predict(x, verbose=0) - 0.5 * LOG_PRIOR
+    np.testing.assert_allclose(serving.predict(x, verbose=0), want,
+                               rtol=RTOL, atol=ATOL)
+
+
 def test_logit_adjust_keeps_sixteen_bit_dtype_and_takes_tensors():
     logits = ops.convert_to_tensor(_logits((4, C)), dtype="bfloat16")
     got = logit_adjust(logits, COUNTS)
