@@ -92,6 +92,7 @@ def logit_adjusted_crossentropy(
             with `C >= 2`.
         log_prior: 1-D array-like or tensor of the `C` per-class log
             priors, finite; `class_log_prior(class_counts)` computes them.
+            Array-likes are checked; a tensor is used as given.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
