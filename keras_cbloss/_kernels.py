@@ -1,0 +1,218 @@
+"""Fused binary focal cross-entropy with an analytic gradient (private).
+
+`binary_focal_sum` returns, for each position, the sum over the last axis of
+the (class-weighted) binary focal cross-entropies, and differentiates it with
+a closed-form gradient instead of autodiff through a dozen elementwise ops.
+The losses in `losses.py` call it for logits; every name here is private.
+
+Notation, for a logit z and a 0/1 target t (s = 2t - 1, u = s * z):
+
+```
+e    = exp(-|z|)                       (the only exp)
+l    = log1p(e)                        (the only log)
+r    = 1 / (1 + e)
+p_t  = sigmoid(u)     = (1 if u >= 0 else e) * r
+q    = 1 - p_t        = (e if u >= 0 else 1) * r
+BCE  = -log(p_t)      = relu(-u) + l
+mod  = q ** gamma     = exp(-gamma * (relu(u) + l))
+FL   = mod * BCE
+dFL/dz = -s * mod * (gamma * p_t * BCE + q)
+```
+
+For integer gamma (0, 1, 2, 3) `mod` is a product of `q`s, so the forward and
+backward take one exp and one log1p per element in all. For soft targets
+t in [0, 1] the exponent interpolates linearly, as in the official code:
+
+```
+BCE    = t * softplus(-z) + (1 - t) * softplus(z)
+E      = t * softplus(z) + (1 - t) * softplus(-z),   mod = exp(-gamma * E)
+dFL/dz = mod * ((p - t) - gamma * (p + t - 1) * BCE),   p = sigmoid(z)
+```
+
+(with t = 0 or 1 this is the formula above). Every term is a product of
+non-negative factors or a sum of terms of one sign, so nothing cancels where
+the true value is tiny, and nothing overflows or divides by zero: for
+gamma < 1 the modulator is an exp of a finite exponent, never a power of 0.
+
+Second derivatives: the gradient is written in ops of the forward's own
+terms, so TensorFlow (nested `GradientTape`), JAX reverse over reverse
+(`jax.grad(jax.grad(...))`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
+(`create_graph=True`) differentiate it again. JAX forward mode
+(`jax.jvp`, `jax.jacfwd`, and so `jax.hessian`) cannot enter a custom
+gradient and raises JAX's error; use `jax.jacrev(jax.jacrev(f))` instead.
+"""
+
+import keras
+from keras import ops
+
+INTEGER_GAMMAS = (0.0, 1.0, 2.0, 3.0)
+
+
+def binary_focal_sum(
+    y_pred, target, gamma=0.0, from_logits=True, class_weights=None
+):
+    """Sum over the last axis of binary focal cross-entropies.
+
+    Formula:
+
+    ```
+    FL_c = (1 - p_t) ** gamma * -log(p_t),   p_t = p_c if t_c else 1 - p_c
+    out  = sum_c w_c * FL_c                  (w_c = 1 without class_weights)
+    ```
+
+    Args:
+        y_pred: Logits (or probabilities with `from_logits=False`), a float
+            tensor `[..., C]` (float32 or float64; 16-bit inputs should be
+            cast to float32 first, as the losses do).
+        target: Boolean class mask `[..., C]` (sparse labels, e.g. from
+            `_class_mask`) or float targets in [0, 1] of `y_pred`'s shape
+            and dtype (one-hot, multi-hot or soft labels).
+        gamma: Python float >= 0 (validated by the caller). Defaults to 0
+            (plain binary cross-entropy).
+        from_logits: Whether `y_pred` are logits. Probabilities are clipped
+            to [epsilon, 1 - epsilon] as Keras clips them and differentiated
+            by autodiff. Defaults to `True`.
+        class_weights: Optional 1-D tensor of C weights in `y_pred`'s dtype:
+            `out = sum_c w_c * FL_c` (the losses' `weighting="class"`).
+
+    Returns:
+        A tensor of shape `y_pred.shape[:-1]` in `y_pred`'s dtype.
+    """
+    gamma = float(gamma)
+    if not from_logits:
+        return _probability_focal_sum(y_pred, target, gamma, class_weights)
+    hard = keras.backend.standardize_dtype(target.dtype) == "bool"
+    terms = _hard_terms if hard else _soft_terms
+    if class_weights is None:
+        return _fused(terms, gamma, weighted=False)(y_pred, target)
+    return _fused(terms, gamma, weighted=True)(y_pred, target, class_weights)
+
+
+def _fused(terms, gamma, weighted):
+    """The custom-gradient function for one form of target and weights."""
+
+    @ops.custom_gradient
+    def focal_sum(*inputs):
+        z, target = inputs[0], inputs[1]
+        weights = inputs[2] if weighted else None
+        saved = terms(z, target, gamma)
+        elementwise = saved["loss"]
+        if weights is not None:
+            elementwise = elementwise * weights
+        value = ops.sum(elementwise, axis=-1)
+
+        def grad(*args, upstream=None):
+            # TensorFlow and JAX call grad(upstream); PyTorch calls
+            # grad(*inputs, upstream=...) with the forward's inputs.
+            local = saved
+            if upstream is None:
+                (upstream,) = args
+            elif _torch_records_gradient():
+                # PyTorch runs the forward without recording it; to make
+                # the gradient differentiable (create_graph=True) its terms
+                # are recomputed from the recorded input.
+                local = terms(args[0], args[1], gamma)
+            scale = ops.expand_dims(upstream, -1)
+            if weights is not None:
+                scale = scale * weights
+            grad_z = scale * local["grad"]()
+            return (grad_z,) + (None,) * (len(inputs) - 1)
+
+        return value, grad
+
+    return focal_sum
+
+
+def _modulator(q, exponent, gamma):
+    """q ** gamma, from a product of q's when gamma is a small integer.
+
+    `exponent` is a function returning -log(q), called only for other gammas.
+    """
+    if gamma == 0.0:
+        return None
+    if gamma in INTEGER_GAMMAS:
+        mod = q
+        for _ in range(int(gamma) - 1):
+            mod = mod * q
+        return mod
+    return ops.exp(-gamma * exponent())
+
+
+def _hard_terms(z, target, gamma):
+    """Forward terms and gradient for a boolean target mask."""
+    # u = s * z, with s = +1 where the target is set and -1 elsewhere.
+    u = ops.where(target, z, -z)
+    e = ops.exp(-ops.abs(z))
+    log_term = ops.log1p(e)
+    reciprocal = 1.0 / (1.0 + e)
+    positive = u >= 0
+    # 1 - p_t = sigmoid(-u) = exp(-relu(u)) / (1 + exp(-|u|)).
+    q = ops.where(positive, e, 1.0) * reciprocal
+    bce = ops.relu(-u) + log_term
+    mod = _modulator(q, lambda: ops.relu(u) + log_term, gamma)
+    loss = bce if mod is None else mod * bce
+
+    def grad():
+        if mod is None:
+            d_u = -q
+        else:
+            # p_t = sigmoid(u) = exp(-relu(-u)) / (1 + exp(-|u|)).
+            p_t = ops.where(positive, 1.0, e) * reciprocal
+            d_u = -mod * (gamma * p_t * bce + q)
+        return ops.where(target, d_u, -d_u)
+
+    return {"loss": loss, "grad": grad}
+
+
+def _soft_terms(z, target, gamma):
+    """Forward terms and gradient for float targets in [0, 1]."""
+    e = ops.exp(-ops.abs(z))
+    log_term = ops.log1p(e)
+    # softplus(-z) = relu(-z) + l and softplus(z) = relu(z) + l; weighted by
+    # t and 1 - t separately so that no two large terms cancel.
+    relu_pos = ops.relu(z)
+    relu_neg = ops.relu(-z)
+    not_target = 1.0 - target
+    bce = target * relu_neg + not_target * relu_pos + log_term
+    mod = None
+    if gamma != 0.0:
+        exponent = target * relu_pos + not_target * relu_neg + log_term
+        mod = ops.exp(-gamma * exponent)
+    loss = bce if mod is None else mod * bce
+
+    def grad():
+        # sigmoid(z) = exp(-relu(-z)) / (1 + exp(-|z|)).
+        p = ops.where(z >= 0, 1.0, e) / (1.0 + e)
+        d_z = p - target
+        if mod is None:
+            return d_z
+        return mod * (d_z - gamma * (p - not_target) * bce)
+
+    return {"loss": loss, "grad": grad}
+
+
+def _probability_focal_sum(p, target, gamma, class_weights):
+    """The same sum from probabilities, clipped as Keras clips (autodiff)."""
+    epsilon = keras.config.epsilon()
+    p = ops.clip(p, epsilon, 1.0 - epsilon)
+    neg_log_p, neg_log_1mp = -ops.log(p), -ops.log(1.0 - p)
+    if keras.backend.standardize_dtype(target.dtype) == "bool":
+        bce = ops.where(target, neg_log_p, neg_log_1mp)
+        exponent = ops.where(target, neg_log_1mp, neg_log_p)
+    else:
+        not_target = 1.0 - target
+        bce = target * neg_log_p + not_target * neg_log_1mp
+        exponent = target * neg_log_1mp + not_target * neg_log_p
+    loss = bce if gamma == 0.0 else ops.exp(-gamma * exponent) * bce
+    if class_weights is not None:
+        loss = loss * class_weights
+    return ops.sum(loss, axis=-1)
+
+
+def _torch_records_gradient():
+    """Whether PyTorch is recording the backward pass (create_graph=True)."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.is_grad_enabled()
