@@ -26,7 +26,7 @@ t in [0, 1] the exponent interpolates linearly, as in the official code:
 ```
 BCE    = t * softplus(-z) + (1 - t) * softplus(z)
 E      = t * softplus(z) + (1 - t) * softplus(-z),   mod = exp(-gamma * E)
-dFL/dz = mod * ((p - t) - gamma * (p + t - 1) * BCE),   p = sigmoid(z)
+dFL/dz = mod * ((p - t) + gamma * ((1 - t) - p) * BCE),   p = sigmoid(z)
 ```
 
 (with t = 0 or 1 this is the formula above). Every term is a product of
@@ -35,11 +35,10 @@ the true value is tiny, and nothing overflows or divides by zero: for
 gamma < 1 the modulator is an exp of a finite exponent, never a power of 0.
 
 Second derivatives: the gradient is written in ops of the forward's own
-terms, so TensorFlow (nested `GradientTape`), JAX reverse over reverse
-(`jax.grad(jax.grad(...))`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
-(`create_graph=True`) differentiate it again. JAX forward mode
-(`jax.jvp`, `jax.jacfwd`, and so `jax.hessian`) cannot enter a custom
-gradient and raises JAX's error; use `jax.jacrev(jax.jacrev(f))` instead.
+terms, so it is differentiable again: TensorFlow (nested `GradientTape`),
+JAX (`jax.hessian`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
+(`create_graph=True`) all give the exact second derivative
+(tests/test_kernels.py).
 """
 
 import keras
@@ -181,12 +180,18 @@ def _soft_terms(z, target, gamma):
     loss = bce if mod is None else mod * bce
 
     def grad():
-        # sigmoid(z) = exp(-relu(-z)) / (1 + exp(-|z|)).
-        p = ops.where(z >= 0, 1.0, e) / (1.0 + e)
-        d_z = p - target
+        # sigmoid(z) and sigmoid(-z) from the same exp. p - t and
+        # (1 - t) - p are written as differences of products so that 0/1
+        # float targets (one-hot rows) lose nothing where p rounds to 1.
+        reciprocal = 1.0 / (1.0 + e)
+        positive = z >= 0
+        p = ops.where(positive, 1.0, e) * reciprocal
+        one_minus_p = ops.where(positive, e, 1.0) * reciprocal
+        d_bce = not_target * p - target * one_minus_p
         if mod is None:
-            return d_z
-        return mod * (d_z - gamma * (p - not_target) * bce)
+            return d_bce
+        d_exponent = not_target * one_minus_p - target * p
+        return mod * (d_bce + gamma * d_exponent * bce)
 
     return {"loss": loss, "grad": grad}
 
