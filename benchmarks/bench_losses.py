@@ -275,19 +275,19 @@ def _all_eqns(jaxpr):
 # --------------------------------------------------------------------------
 
 
-def time_interleaved(functions, backend, repeats, min_time, stat="median"):
-    """Median (or min) seconds per call of each function, timed in turns.
+def time_interleaved(functions, backend, repeats, min_time):
+    """Seconds per call of each function in every turn, timed in turns.
 
     Args:
         functions: list of zero-argument callables returning backend values.
         backend: the `Backend`, to wait for results.
-        repeats: timed samples per function.
+        repeats: timed samples (turns) per function.
         min_time: each sample calls its function enough times to last at
             least this long (the count is the same for every function).
-        stat: `"median"` or `"min"` over the samples.
 
     Returns:
-        A list of seconds per call, one per function.
+        One list of `repeats` samples (seconds per call) per function;
+        sample r of every function comes from the same turn.
     """
     single = []
     for fn in functions:  # warm-up: tracing/compilation, then one run
@@ -307,8 +307,22 @@ def time_interleaved(functions, backend, repeats, min_time, stat="median"):
                 out = fn()
             backend.sync(out)
             samples[i].append((time.perf_counter() - start) / number)
-    reduce = min if stat == "min" else statistics.median
-    return [reduce(s) for s in samples]
+    return samples
+
+
+def summarize(samples, stat):
+    """Median (or min) of samples."""
+    return min(samples) if stat == "min" else statistics.median(samples)
+
+
+def paired_ratio(numerator, denominator, stat):
+    """Median (or min) over turns of the ratio of two functions' samples.
+
+    The two samples of one turn ran back to back, so load from other
+    processes mostly cancels in their ratio.
+    """
+    ratios = [a / b for a, b in zip(numerator, denominator)]
+    return summarize(ratios, stat)
 
 
 # --------------------------------------------------------------------------
@@ -541,14 +555,19 @@ def bench_losses(args, backend):
             for name, fn in functions.items()
         }
         calls = [lambda f=f: f(y, z) for f in steps.values()]
-        seconds = time_interleaved(
-            calls, backend, args.repeats, args.min_time, args.stat
+        samples = time_interleaved(
+            calls, backend, args.repeats, args.min_time
         )
         memory = {}
         if case["mode"] == backend.modes[0] and case["shape"] in memory_shapes:
             memory = {name: step.memory(y, z) for name, step in steps.items()}
         row = dict(case, shape=list(case["shape"]))
-        row["ms"] = {name: t * 1e3 for name, t in zip(steps, seconds)}
+        row["ms"] = {
+            name: summarize(s, args.stat) * 1e3
+            for name, s in zip(steps, samples)
+        }
+        row["samples"] = dict(zip(steps, samples))
+        row["stat"] = args.stat
         row["memory"] = memory
         rows.append(row)
         print(f"  {case['key']}: " + ", ".join(
@@ -580,11 +599,20 @@ def ratio_rows(rows):
                     "counterpart": counterpart,
                     "cb_ms": times[cb_key],
                     "keras_sw_ms": times[name],
-                    "ratio": times[cb_key] / times[name],
+                    "ratio": paired_ratio(
+                        row["samples"][cb_key], row["samples"][name],
+                        row["stat"],
+                    ),
+                    "turn_ratios": [
+                        a / b for a, b in zip(
+                            row["samples"][cb_key], row["samples"][name]
+                        )
+                    ],
                 })
                 if counterpart in times:
-                    entry["ratio_unweighted"] = (
-                        times[cb_key] / times[counterpart]
+                    entry["ratio_unweighted"] = paired_ratio(
+                        row["samples"][cb_key], row["samples"][counterpart],
+                        row["stat"],
                     )
                 out.append(entry)
     return out
@@ -655,7 +683,9 @@ def loss_markdown(entries, worst):
 
 LOSS_NOTES = """\
 Keras+sw: the Keras loss with `sample_weight = w[y]` (for one-hot labels
-`y @ w`), computed inside the compiled function. beta = {beta}. Keras'
+`y @ w`), computed inside the compiled function. CB / Keras+sw: the median
+over turns of the ratio of the two samples timed back to back in that turn
+(ms columns: medians of each function's own samples). beta = {beta}. Keras'
 sigmoid and focal losses need dense labels: with sparse labels they get
 `one_hot(y)` built in the function. mixed_bfloat16: bfloat16 logits and
 `dtype="mixed_bfloat16"` losses, so Keras computes in bfloat16 while the
@@ -792,9 +822,9 @@ def bench_fit(args):
     for r in range(args.repeats):
         for i in [(r + k) % len(runs) for k in range(len(runs))]:
             samples[i].append(runs[i]())
+    names = [name for name, *_ in setups]
     ms = {
-        name: statistics.median(s) * 1e3
-        for (name, *_), s in zip(setups, samples)
+        name: statistics.median(s) * 1e3 for name, s in zip(names, samples)
     }
     return {
         "setup": f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch "
@@ -803,7 +833,7 @@ def bench_fit(args):
         f"focal gamma {FIT_GAMMA:g}",
         "jit_compile": jit,
         "ms_per_step": ms,
-        "ratios": fit_ratios(ms),
+        "ratios": fit_ratios(dict(zip(names, samples))),
     }
 
 
@@ -824,15 +854,15 @@ class FitRun:
         return self.timer.seconds_per_step()
 
 
-def fit_ratios(ms):
-    """CB step time over its counterpart's, with the issue's targets."""
+def fit_ratios(samples):
+    """CB step time over its counterpart's (median of paired ratios)."""
     out = []
-    for name, t in ms.items():
+    for name, own in samples.items():
         cb_name = name.split(" ")[0]
         if cb_name not in FIT_COUNTERPARTS:
             continue
         counterpart = FIT_COUNTERPARTS[cb_name]
-        ratio = t / ms[counterpart]
+        ratio = paired_ratio(own, samples[counterpart], "median")
         out.append({
             "loss": name, "counterpart": counterpart, "ratio": ratio,
             "limit": FIT_LIMITS[cb_name],

@@ -47,6 +47,7 @@ from keras import ops
 INTEGER_GAMMAS = (0.0, 1.0, 2.0, 3.0)
 
 
+
 def binary_focal_sum(
     y_pred, target, gamma=0.0, from_logits=True, class_weights=None
 ):
@@ -99,6 +100,12 @@ def _fused(terms, gamma, weighted):
         if weights is not None:
             elementwise = elementwise * weights
         value = ops.sum(elementwise, axis=-1)
+        # Compiled backends get the elementwise derivative from the same
+        # fused pass as the value (and prune it when no gradient is taken);
+        # eager PyTorch computes it only in the backward pass.
+        precomputed = None
+        if keras.backend.backend() != "torch":
+            precomputed = saved["grad"]()
 
         def grad(*args, upstream=None):
             # TensorFlow and JAX call grad(upstream); PyTorch calls
@@ -114,7 +121,10 @@ def _fused(terms, gamma, weighted):
             scale = ops.expand_dims(upstream, -1)
             if weights is not None:
                 scale = scale * weights
-            grad_z = scale * local["grad"]()
+            if precomputed is not None:
+                grad_z = scale * precomputed
+            else:
+                grad_z = scale * local["grad"]()
             return (grad_z,) + (None,) * (len(inputs) - 1)
 
         return value, grad
