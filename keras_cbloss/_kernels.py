@@ -77,6 +77,20 @@ def binary_focal_sum(
 
     Returns:
         A tensor of shape `y_pred.shape[:-1]` in `y_pred`'s dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> logits = ops.convert_to_tensor([[2.0, 0.0, -1.0]], "float32")
+    >>> mask = ops.convert_to_tensor([[True, False, False]])
+    >>> out = binary_focal_sum(logits, mask, gamma=2.0)
+    >>> np.round(ops.convert_to_numpy(out), 4)
+    array([0.1977], dtype=float32)
+
+    References:
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
     """
     gamma = float(gamma)
     if not from_logits:
