@@ -20,11 +20,13 @@ dFL/dz = -s * mod * (gamma * p_t * BCE + q)
 ```
 
 For integer gamma (0, 1, 2, 3) `mod` is a product of `q`s, not a third
-transcendental. On JAX, p_t and q come from the shared `e` (one exp, one
-log1p and one division per element, forward and backward together); on
-TensorFlow and PyTorch, whose un-fused kernels each cost a pass over memory,
-from the backend's single sigmoid op (measured faster there; both forms are
-tested on every backend). For soft targets
+transcendental. p_t and q come from the backend's sigmoid op: on TensorFlow
+without XLA and on PyTorch every op is a pass over memory, and one sigmoid
+kernel was measured faster than the exp / division / select chain above.
+
+On JAX the same sum is left to autodiff: XLA fuses that graph as well as the
+analytic one, and measured it as fast or faster (benchmarks/results/).
+Probabilities (`from_logits=False`) also use autodiff, on every backend. For soft targets
 t in [0, 1] the exponent interpolates linearly, as in the official code:
 
 ```
@@ -98,7 +100,17 @@ def binary_focal_sum(
     """
     gamma = float(gamma)
     if not from_logits:
-        return _probability_focal_sum(y_pred, target, gamma, class_weights)
+        neg_log_p, neg_log_1mp = _probability_logs(y_pred)
+        return _autodiff_focal_sum(
+            neg_log_p, neg_log_1mp, None, target, gamma, class_weights
+        )
+    if keras.backend.backend() == "jax":
+        # XLA fuses the autodiff graph as well as the analytic one (and a
+        # custom gradient only constrains it): measured as fast or faster.
+        neg_log_p, neg_log_1mp, shared = _logit_logs(y_pred)
+        return _autodiff_focal_sum(
+            neg_log_p, neg_log_1mp, shared, target, gamma, class_weights
+        )
     hard = keras.backend.standardize_dtype(target.dtype) == "bool"
     terms = _hard_terms if hard else _soft_terms
     if class_weights is None:
@@ -166,47 +178,10 @@ def _modulator(q, exponent, gamma):
 
 
 def _hard_terms(z, target, gamma):
-    """Forward terms and gradient for a boolean target mask.
-
-    Two equal forms: XLA on JAX runs the focal loss fastest with p_t and
-    1 - p_t from the one shared exp (`_hard_terms_shared_exp`); TensorFlow
-    and PyTorch, which run (or, under XLA, fuse) fewer and larger kernels,
-    and every backend at gamma = 0, with the fused sigmoid op
-    (`_hard_terms_sigmoid`). Measured in benchmarks/results/.
-    """
-    if keras.backend.backend() == "jax" and gamma != 0.0:
-        return _hard_terms_shared_exp(z, target, gamma)
-    return _hard_terms_sigmoid(z, target, gamma)
-
-
-def _hard_terms_shared_exp(z, target, gamma):
-    """Hard-target terms with sigmoid(+-u) from exp(-|z|) and 1 / (1 + e)."""
-    # u = s * z, with s = +1 where the target is set and -1 elsewhere.
-    u = ops.where(target, z, -z)
-    e = ops.exp(-ops.abs(z))
-    log_term = ops.log1p(e)
-    reciprocal = 1.0 / (1.0 + e)
-    positive = u >= 0
-    # 1 - p_t = sigmoid(-u) = exp(-relu(u)) / (1 + exp(-|u|)).
-    q = ops.where(positive, e, 1.0) * reciprocal
-    bce = ops.relu(-u) + log_term
-    mod = _modulator(q, lambda: ops.relu(u) + log_term, gamma)
-    loss = bce if mod is None else mod * bce
-
-    def grad():
-        if mod is None:
-            d_u = -q
-        else:
-            # p_t = sigmoid(u) = exp(-relu(-u)) / (1 + exp(-|u|)).
-            p_t = ops.where(positive, 1.0, e) * reciprocal
-            d_u = -mod * (gamma * p_t * bce + q)
-        return ops.where(target, d_u, -d_u)
-
-    return {"loss": loss, "grad": grad}
-
-
-def _hard_terms_sigmoid(z, target, gamma):
-    """Hard-target terms with sigmoid(+-u) from the backend's sigmoid op."""
+    """Forward terms and gradient for a boolean target mask."""
+    # u = s * z, with s = +1 where the target is set and -1 elsewhere;
+    # 1 - p_t = sigmoid(-u) and p_t = sigmoid(u) from the backend's own
+    # stable sigmoid kernel (one pass each, exact for large |u|).
     u = ops.where(target, z, -z)
     minus_u = -u
     log_term = ops.log1p(ops.exp(-ops.abs(z)))
@@ -245,13 +220,7 @@ def _soft_terms(z, target, gamma):
         # sigmoid(z) and sigmoid(-z) from the same exp. p - t and
         # (1 - t) - p are written as differences of products so that 0/1
         # float targets (one-hot rows) lose nothing where p rounds to 1.
-        if keras.backend.backend() == "jax":
-            reciprocal = 1.0 / (1.0 + e)
-            positive = z >= 0
-            p = ops.where(positive, 1.0, e) * reciprocal
-            one_minus_p = ops.where(positive, e, 1.0) * reciprocal
-        else:
-            p, one_minus_p = ops.sigmoid(z), ops.sigmoid(-z)
+        p, one_minus_p = ops.sigmoid(z), ops.sigmoid(-z)
         d_bce = not_target * p - target * one_minus_p
         if mod is None:
             return d_bce
@@ -261,18 +230,39 @@ def _soft_terms(z, target, gamma):
     return {"loss": loss, "grad": grad}
 
 
-def _probability_focal_sum(p, target, gamma, class_weights):
-    """The same sum from probabilities, clipped as Keras clips (autodiff)."""
+def _probability_logs(p):
+    """-log(p) and -log(1 - p) of probabilities clipped as Keras clips."""
     epsilon = keras.config.epsilon()
     p = ops.clip(p, epsilon, 1.0 - epsilon)
-    neg_log_p, neg_log_1mp = -ops.log(p), -ops.log(1.0 - p)
+    return -ops.log(p), -ops.log(1.0 - p)
+
+
+def _logit_logs(z):
+    """-log(p) and -log(1 - p) of p = sigmoid(z), as part + shared term."""
+    # softplus(-z) = relu(-z) + log1p(exp(-|z|)) and softplus(z) = relu(z)
+    # + log1p(exp(-|z|)): one exp and one log1p, shared. z = 0 takes the
+    # z < 0 side in both (a product, not `where`), so that its gradient
+    # there is exactly sigmoid(0) - t.
+    part_1mp = ops.relu(z)
+    part_p = -z * ops.cast(z <= 0, z.dtype)
+    shared = ops.log1p(ops.exp(-(part_1mp + part_p)))
+    return part_p, part_1mp, shared
+
+
+def _autodiff_focal_sum(
+    neg_log_p, neg_log_1mp, shared, target, gamma, class_weights
+):
+    """The focal sum from -log(p), -log(1 - p) (+ shared), by autodiff."""
     if keras.backend.standardize_dtype(target.dtype) == "bool":
         bce = ops.where(target, neg_log_p, neg_log_1mp)
         exponent = ops.where(target, neg_log_1mp, neg_log_p)
     else:
+        # Two products, so that nothing cancels where the value is tiny.
         not_target = 1.0 - target
         bce = target * neg_log_p + not_target * neg_log_1mp
         exponent = target * neg_log_1mp + not_target * neg_log_p
+    if shared is not None:
+        bce, exponent = bce + shared, exponent + shared
     loss = bce if gamma == 0.0 else ops.exp(-gamma * exponent) * bce
     if class_weights is not None:
         loss = loss * class_weights
