@@ -1,9 +1,10 @@
 """Fused binary focal cross-entropy with an analytic gradient (private).
 
 `binary_focal_sum` returns, for each position, the sum over the last axis of
-the (class-weighted) binary focal cross-entropies, and differentiates it with
-a closed-form gradient instead of autodiff through a dozen elementwise ops.
-The losses in `losses.py` call it for logits; every name here is private.
+the (class-weighted) binary focal cross-entropies. On TensorFlow and PyTorch
+it differentiates that sum from logits with a closed-form gradient instead of
+autodiff through a dozen elementwise ops; on JAX, and for probabilities, it
+is the same log-space formula under autodiff. Every name here is private.
 
 Notation, for a logit z and a 0/1 target t (s = 2t - 1, u = s * z):
 
@@ -25,10 +26,8 @@ one division per element. (Taking p_t and q from the backend's sigmoid op
 instead was faster under `tf.function` but up to 1.6x slower under XLA,
 which expands each sigmoid into another exp and division.)
 
-On JAX the same sum is left to autodiff: XLA fuses that graph as well as the
-analytic one, and measured it as fast or faster (benchmarks/results/).
-Probabilities (`from_logits=False`) also use autodiff, on every backend. For soft targets
-t in [0, 1] the exponent interpolates linearly, as in the official code:
+For soft targets t in [0, 1] the exponent interpolates linearly, as in the
+official code:
 
 ```
 BCE    = t * softplus(-z) + (1 - t) * softplus(z)
@@ -36,23 +35,28 @@ E      = t * softplus(z) + (1 - t) * softplus(-z),   mod = exp(-gamma * E)
 dFL/dz = mod * ((p - t) + gamma * ((1 - t) - p) * BCE),   p = sigmoid(z)
 ```
 
-(with t = 0 or 1 this is the formula above). Every term is a product of
-non-negative factors or a sum of terms of one sign, so nothing cancels where
-the true value is tiny, and nothing overflows or divides by zero: for
-gamma < 1 the modulator is an exp of a finite exponent, never a power of 0.
+(with t = 0 or 1 this is the formula above). p - t and (1 - t) - p are
+computed as p * (1 - t) - t * (1 - p) and (1 - t) * (1 - p) - t * p, with p
+and 1 - p each from `e`, so for 0/1 targets nothing cancels where the true
+value is tiny (for soft targets p - t is as well conditioned as t allows).
+Nothing overflows or divides by zero: for gamma < 1 the modulator is an exp
+of a finite exponent, never a power of 0.
 
 Second derivatives: the gradient is written in ops of the forward's own
 terms, so it is differentiable again: TensorFlow (nested `GradientTape`),
 JAX (`jax.hessian`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
 (`create_graph=True`) all give the exact second derivative
 (tests/test_kernels.py).
+
+On JAX the sum is left to autodiff: XLA fuses that graph as well as the
+analytic one, and measured it as fast or faster (benchmarks/results/).
+Probabilities (`from_logits=False`) also use autodiff, on every backend.
 """
 
 import keras
 from keras import ops
 
 INTEGER_GAMMAS = (0.0, 1.0, 2.0, 3.0)
-
 
 
 def binary_focal_sum(
