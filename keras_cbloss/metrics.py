@@ -229,15 +229,16 @@ def _class_sums(y_true, y_pred, sample_weight, num_classes, threshold,
     valid, poison = _check_ids(true_ids, raw, num_classes, keep)
     keep = ops.logical_and(keep, valid)
     weight = ops.where(keep, weight, ops.zeros_like(weight))
-    # One-hot rows of the true class: support_c = sum of weights of class c.
-    rows = ops.one_hot(ops.reshape(ops.where(keep, true_ids, 0), [-1]),
-                       num_classes, dtype=dtype)
-    weight = ops.reshape(weight, [-1, 1])
-    hit = ops.reshape(ops.cast(ops.equal(true_ids, pred_ids), dtype), [-1, 1])
+    # support_c = sum of the weights of class c's positions; a segment sum
+    # over the ids needs no [N, C] one-hot (per-pixel maps stay cheap).
+    ids = ops.reshape(ops.where(keep, true_ids, 0), [-1])
+    weight = ops.reshape(weight, [-1])
+    hit = ops.reshape(ops.cast(ops.equal(true_ids, pred_ids), dtype), [-1])
     poison = ops.sum(ops.cast(poison, dtype))
-    support = ops.sum(rows * weight, axis=0) + poison
-    true_positives = ops.sum(rows * (weight * hit), axis=0) + poison
-    return true_positives, support
+    support = ops.segment_sum(weight, ids, num_segments=num_classes)
+    true_positives = ops.segment_sum(weight * hit, ids,
+                                     num_segments=num_classes)
+    return true_positives + poison, support + poison
 
 
 # --------------------------------------------------------------------------
