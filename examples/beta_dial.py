@@ -31,7 +31,7 @@ epochs.
 
 Usage:
 
-    python examples/beta_dial.py            # 5 seeds, about 4 min on 2 cores
+    python examples/beta_dial.py            # 5 seeds, about 3 min on 2 cores
     python examples/beta_dial.py --quick    # a smoke run (seconds)
 
 Writes to `--output-dir` (default `outputs/beta_dial/`): `results.md` (the
