@@ -390,3 +390,59 @@ def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
     assert 0 <= results["top1_error"] <= 1
     history = (tmp_path / "out" / "history.csv").read_text().splitlines()
     assert len(history) == 2 and "val_loss" in history[0]
+
+
+# --------------------------------------------------------------------------
+# The beta dial (duplicated digits-LT).
+# --------------------------------------------------------------------------
+
+
+def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
+    dial = _import_example("beta_dial")
+    counts, prototypes = dial.class_profile(2000)
+    assert counts.tolist() == [2000, 928, 430, 200, 92, 43, 20, 9, 4, 2]
+    assert prototypes.tolist() == [40, 28, 20, 14, 10, 7, 5, 3, 2, 2]
+    data = dial.load_digits_splits()
+    test_val = np.concatenate([data["x_test"], data["x_val"]]).reshape(-1, 64)
+    pool = data["x_pool"].reshape(-1, 64)
+    # The three splits are disjoint images (digits has no exact duplicates
+    # across these rows), and test/validation are balanced.
+    assert not (test_val[:, None, :] == pool[None, :, :]).all(-1).any()
+    for split, per_class in (("y_test", 50), ("y_val", 20)):
+        assert np.bincount(data[split]).tolist() == [per_class] * 10
+    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
+                                     counts, prototypes, seed=0)
+    assert x.shape == (counts.sum(), 64) and x.min() >= 0 and x.max() <= 1
+    np.testing.assert_array_equal(np.bincount(y), counts)
+    # Augmentation (a shift of at most a pixel, noise): every copy differs
+    # from its source and from the other copies.
+    source = np.repeat(data["x_pool"][:1], 50, axis=0)
+    copies = dial.augment(source, np.random.default_rng(0))
+    assert (np.abs(copies - source).max(axis=(1, 2)) > 0).all()
+    assert len(np.unique(copies.reshape(50, -1), axis=0)) == 50
+    # Without augmentation, class c has exactly N_c distinct images.
+    monkeypatch.setattr(dial, "augment", lambda images, rng: images)
+    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
+                                     counts, prototypes, seed=1)
+    distinct = [len(np.unique(x[y == c], axis=0)) for c in range(10)]
+    assert distinct == prototypes.tolist()
+
+
+@pytest.mark.slow
+def test_beta_dial_example_runs_quick(tmp_path):
+    out = tmp_path / "dial"
+    stdout = _run([str(EXAMPLES / "beta_dial.py"), "--quick",
+                   "--output-dir", str(out)], tmp_path)
+    assert stdout.count("] seed ") == 2 * 4  # 2 seeds x (CE, 2 betas, 1/n)
+    assert "| 1/n (beta -> 1) |" in stdout
+    assert "Chosen on the validation split" in stdout
+    for name in ("results.md", "results.json", "results.csv",
+                 "beta_dial.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["summary"]) == ["ce", "cb_0.9", "cb_0.99",
+                                        "inv_freq"]
+    for run in results["runs"]:
+        assert 0 <= run["balanced_accuracy"] <= 1
+        assert 0 <= run["val_balanced_accuracy"] <= 1
+    assert len(results["selection"]["chosen"]) == 2
