@@ -4,6 +4,10 @@ import os
 
 import pytest
 
+# tests/backend_runs.py: the JAX and PyTorch reruns, one process each, in the
+# background (tests/ is on the path: setup.cfg's `pythonpath`).
+pytest_plugins = ["backend_runs"]
+
 # Silences TensorFlow's C++ start-up logging; must precede its import. Child
 # processes that the tests start inherit it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
