@@ -46,6 +46,7 @@ _executor = concurrent.futures.ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="backend-run")
 _futures = {}
 _running = set()  # child processes to stop if the session ends early
+_stopping = threading.Event()
 _lock = threading.Lock()
 
 
@@ -63,6 +64,8 @@ def _run(backend):
     )
     with _lock:
         _running.add(process)
+        if _stopping.is_set():  # the session ended while this one started
+            process.kill()
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -124,5 +127,6 @@ def pytest_collection_finish(session):
 def pytest_sessionfinish(session):
     _executor.shutdown(wait=False, cancel_futures=True)
     with _lock:
+        _stopping.set()
         for process in _running:
             process.kill()
