@@ -1,47 +1,49 @@
 """Speed of the class-balanced losses next to the Keras losses they extend.
 
-Two measurements, each printed as a Markdown table of medians and ratios:
+Two measurements, printed as Markdown tables (and, with `--json PATH`, written
+as JSON for scripts and tests):
 
 1. The loss alone: a compiled forward + backward pass (the loss value and its
-   gradient with respect to the logits), for each pair
+   gradient with respect to the logits) of each CB loss and its Keras
+   counterpart with `sample_weight = w[y]` (the class-balanced weight of the
+   true class, computed inside the compiled function):
 
    - `CBSoftmaxLoss` vs `SparseCategoricalCrossentropy` (sparse labels) or
      `CategoricalCrossentropy` (one-hot labels),
    - `CBSigmoidLoss` vs `BinaryCrossentropy`,
-   - `CBFocalLoss` vs `BinaryFocalCrossentropy` and
-     `CategoricalFocalCrossentropy`,
+   - `CBFocalLoss` vs `BinaryFocalCrossentropy` (and, with `--extra`,
+     `CategoricalFocalCrossentropy`), for each gamma of `--gammas`.
 
-   each Keras loss once with `sample_weight = w[y]` (the class-balanced
-   weights of the true class, computed inside the compiled function, which
-   makes it the mathematically equal formulation for softmax) and once
-   without weights. Sparse and one-hot labels; float32 logits, and bfloat16
-   logits with the losses' `dtype="mixed_bfloat16"` (Keras then computes in
-   bfloat16, the CB losses in float32 by design); shapes (B, C) = (256, 10),
-   (1024, 1000), (256, 8142) and a segmentation-like (8, 128, 128, 19).
-   TensorFlow runs `tf.function` with and without `jit_compile=True`, JAX
-   `jax.jit`, PyTorch eager (what Keras' PyTorch trainer runs).
-   Keras' sigmoid and focal losses take dense labels only, so with sparse
-   labels their input is `one_hot(y)`, built inside the compiled function.
+   Shapes (256, 10), (1024, 1000), (256, 8142) and per-pixel
+   (8, 128, 128, 19); sparse and one-hot labels; float32 logits, and
+   bfloat16 logits with `dtype="mixed_bfloat16"` losses (Keras then computes
+   in bfloat16, the CB losses in float32 by design). TensorFlow runs
+   `tf.function` with and without `jit_compile=True`, JAX `jax.jit`, PyTorch
+   eager (what Keras' PyTorch trainer runs). Keras' sigmoid and focal losses
+   take dense labels only: with sparse labels their input is `one_hot(y)`,
+   built inside the compiled function. `--impl` picks the CB side: the
+   package as it is (`current`), the fused analytic-gradient kernels of
+   `keras_cbloss._kernels` behind the same front end (`kernels`), or both.
 
-2. A whole training step: a small MLP trained with `fit` for a fixed number of
-   steps with plain cross-entropy and with each CB loss (and, for reference,
-   the Keras counterparts of the sigmoid and focal losses); steps per second
-   and the ratio of step times to plain cross-entropy.
+2. A whole training step: a small MLP trained with `fit` for a fixed number
+   of steps with plain cross-entropy, with each CB loss and with its Keras
+   counterpart; the ratio of step times.
 
 All functions of one row are timed in turns (A, B, C, A, B, C, ...) after a
 warm-up, so that load from other processes hits them alike; the tables show
-medians over the repeats. Each sample runs the function enough times to last
-`--min-time` seconds. Keras picks its backend once per process, so run one
-process per backend:
+medians over the repeats. Keras picks its backend from `KERAS_BACKEND` when
+it is imported, so run one process per backend:
 
-    python benchmarks/bench_losses.py --backend tensorflow
-    python benchmarks/bench_losses.py --backend jax
-    python benchmarks/bench_losses.py --backend torch
-    python benchmarks/bench_losses.py --backend jax --quick   # smoke run
+    KERAS_BACKEND=tensorflow python benchmarks/bench_losses.py
+    KERAS_BACKEND=jax python benchmarks/bench_losses.py --json jax.json
+    KERAS_BACKEND=torch python benchmarks/bench_losses.py --quick
+
+(`--backend NAME` restarts the script with `KERAS_BACKEND=NAME`.)
 """
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -49,14 +51,28 @@ import statistics
 import sys
 import time
 
+import keras
+import numpy as np
+from keras import ops
+
+import keras_cbloss
+from keras_cbloss import _kernels
+
 BACKENDS = ("tensorflow", "jax", "torch")
 SHAPES = ((256, 10), (1024, 1000), (256, 8142), (8, 128, 128, 19))
 QUICK_SHAPES = ((8, 10), (2, 4, 4, 3))
 DTYPES = ("float32", "mixed_bfloat16")
 LABELS = ("sparse", "onehot")
 KINDS = ("softmax", "sigmoid", "focal")
+IMPLS = ("current", "kernels")
 BETA = 0.999
-GAMMA = 2.0  # Keras' default for its focal losses
+FIT_GAMMA = 2.0  # Keras' default for its focal losses
+CB_NAMES = {
+    "softmax": "CBSoftmaxLoss",
+    "sigmoid": "CBSigmoidLoss",
+    "focal": "CBFocalLoss",
+}
+IMPL_KEYS = {"current": "CB", "kernels": "CB kernels"}
 
 
 def parse_args(argv=None):
@@ -64,7 +80,10 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--backend", required=True, choices=BACKENDS)
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None,
+        help="restart with KERAS_BACKEND set to this (default: as imported)",
+    )
     parser.add_argument(
         "--quick", action="store_true",
         help="tiny shapes, 2 repeats, 3 fit steps: checks that it runs",
@@ -77,8 +96,8 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(),
-        help="intra-op threads for every backend (default: all cores; "
-        "JAX takes all cores or 1)",
+        help="intra-op threads for TensorFlow and PyTorch (default: all "
+        "cores)",
     )
     parser.add_argument(
         "--stat", choices=("median", "min"), default="median",
@@ -87,12 +106,21 @@ def parse_args(argv=None):
     parser.add_argument(
         "--filter", default="",
         help="only loss-alone cases whose key contains all these "
-        "comma-separated words, e.g. 'focal,1024x1000,xla'",
+        "comma-separated words, e.g. 'focal,1024x1000,XLA,g=2'",
     )
     parser.add_argument(
-        "--gamma", type=float, default=GAMMA,
-        help="focal gamma for the CB and Keras focal losses (default 2.0, "
-        "Keras' default; XLA turns Keras' pow(x, 2.0) into x * x)",
+        "--gammas", default="0.5,1,2",
+        help="comma-separated focal gammas (default 0.5,1,2)",
+    )
+    parser.add_argument(
+        "--impl", choices=IMPLS + ("both",), default="both",
+        help="CB side: the package (current), the fused kernels, or both "
+        "(default both)",
+    )
+    parser.add_argument(
+        "--extra", action="store_true",
+        help="also time the unweighted Keras losses and "
+        "CategoricalFocalCrossentropy",
     )
     parser.add_argument("--skip-loss", action="store_true",
                         help="skip the loss-alone table")
@@ -100,6 +128,8 @@ def parse_args(argv=None):
                         help="skip the training-step table")
     parser.add_argument("--fit-steps", type=int, default=None,
                         help="training steps per timed fit (default 40)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write every number as JSON to PATH")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 9
@@ -107,34 +137,9 @@ def parse_args(argv=None):
         args.min_time = 0.0 if args.quick else 0.02
     if args.fit_steps is None:
         args.fit_steps = 3 if args.quick else 40
+    args.gammas = [float(g) for g in args.gammas.split(",") if g]
+    args.impls = IMPLS if args.impl == "both" else (args.impl,)
     return args
-
-
-def configure_environment(args):
-    """Sets the backend and thread counts; must run before importing keras."""
-    os.environ["KERAS_BACKEND"] = args.backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    threads = str(args.threads)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                 "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = threads
-    if args.backend == "jax" and args.threads == 1:
-        # XLA:CPU sizes its thread pool from the visible cores; these flags
-        # are its single-threaded setting (it has no other thread count).
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = (
-            f"{flags} --xla_cpu_multi_thread_eigen=false "
-            "intra_op_parallelism_threads=1"
-        ).strip()
-    if args.backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    if args.backend == "torch":
-        import torch
-
-        torch.set_num_threads(args.threads)
 
 
 # --------------------------------------------------------------------------
@@ -143,26 +148,32 @@ def configure_environment(args):
 
 
 class Backend:
-    """Compiles `loss_fn(y, z)` into `f(y, z) -> (loss, d loss / d z)`."""
+    """Compiles `loss_fn(y, z)` into `f(y, z) -> (loss, d loss / d z)`.
 
-    def __init__(self, name):
+    Only the running backend's library is imported (each costs seconds).
+    """
+
+    def __init__(self, name, threads):
         self.name = name
         if name == "tensorflow":
             import tensorflow as tf
 
-            self.tf = tf
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            self.lib = tf
             self.modes = ("tf.function", "tf.function+XLA")
             self.version = f"TensorFlow {tf.__version__}"
         elif name == "jax":
             import jax
 
-            self.jax = jax
+            self.lib = jax
             self.modes = ("jax.jit",)
             self.version = f"JAX {jax.__version__}, {jax.devices()[0]}"
         else:
             import torch
 
-            self.torch = torch
+            torch.set_num_threads(threads)
+            self.lib = torch
             self.modes = ("eager",)
             self.version = (
                 f"PyTorch {torch.__version__}, {torch.get_num_threads()} "
@@ -171,81 +182,92 @@ class Backend:
 
     def compile(self, loss_fn, mode):
         if self.name == "tensorflow":
-            tf = self.tf
-
-            def step(y, z):
-                with tf.GradientTape() as tape:
-                    tape.watch(z)
-                    value = loss_fn(y, z)
-                return value, tape.gradient(value, z)
-
-            return tf.function(step, jit_compile=mode.endswith("XLA"))
+            return TFStep(self.lib, loss_fn, mode.endswith("XLA"))
         if self.name == "jax":
-            jax = self.jax
-            value_and_grad = jax.jit(
-                jax.value_and_grad(lambda z, y: loss_fn(y, z))
-            )
-            compiled = lambda y, z: value_and_grad(z, y)  # noqa: E731
-            compiled.jitted = value_and_grad
-            return compiled
-        torch = self.torch
-
-        def step(y, z):
-            z = z.detach().requires_grad_(True)
-            value = loss_fn(y, z)
-            (grad,) = torch.autograd.grad(value, z)
-            return value, grad
-
-        return step
+            return JaxStep(self.lib, loss_fn)
+        return TorchStep(self.lib, loss_fn)
 
     def sync(self, out):
         if self.name == "jax":
-            self.jax.block_until_ready(out)
+            self.lib.block_until_ready(out)
         # TensorFlow and PyTorch return finished tensors on the CPU.
 
-    def big_intermediates(self, compiled, y, z):
-        """Tensors of at least z.size elements in the traced graph.
 
-        Counts the outputs of every graph op (TF) or jaxpr equation (JAX)
-        with as many elements as the logits: an upper bound on the full-size
-        buffers a backend without fusion allocates; XLA fuses most of them.
-        """
+class TFStep:
+    def __init__(self, tf, loss_fn, jit_compile):
+        def step(y, z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = loss_fn(y, z)
+            return value, tape.gradient(value, z)
+
+        self.function = tf.function(step, jit_compile=jit_compile)
+
+    def __call__(self, y, z):
+        return self.function(y, z)
+
+    def memory(self, y, z):
+        """Graph tensors with at least z.size elements; no XLA analysis."""
+        graph = self.function.get_concrete_function(y, z).graph
         size = math.prod(z.shape)
-        if self.name == "tensorflow":
-            graph = compiled.get_concrete_function(y, z).graph
-            count = 0
-            for op in graph.get_operations():
-                if op.type in ("Const", "Placeholder", "Identity"):
-                    continue
-                for out in op.outputs:
-                    n = out.shape.num_elements()
-                    count += int(n is not None and n >= size)
-            return count
-        if self.name == "jax":
-            jaxpr = self.jax.make_jaxpr(compiled.jitted)(z, y)
-            count = 0
-            for eqn in _all_eqns(jaxpr.jaxpr):
-                for var in eqn.outvars:
-                    shape = getattr(var.aval, "shape", ())
-                    count += int(math.prod(shape) >= size)
-            return count
-        return None
+        count = 0
+        for op in graph.get_operations():
+            if op.type in ("Const", "Placeholder", "Identity"):
+                continue
+            for out in op.outputs:
+                n = out.shape.num_elements()
+                count += int(n is not None and n >= size)
+        return {"graph_tensors": count, "temp_bytes": None}
 
-    def temp_bytes(self, compiled, y, z):
-        """XLA's temporary allocation for the compiled function (JAX only)."""
-        if self.name != "jax":
-            return None
-        lowered = compiled.jitted.lower(z, y).compile()
-        analysis = lowered.memory_analysis()
-        return None if analysis is None else analysis.temp_size_in_bytes
+
+class JaxStep:
+    def __init__(self, jax, loss_fn):
+        self.jax = jax
+        self.function = jax.jit(jax.value_and_grad(lambda z, y: loss_fn(y, z)))
+
+    def __call__(self, y, z):
+        return self.function(z, y)
+
+    def memory(self, y, z):
+        """jaxpr values of z's size, and XLA's temporary allocation."""
+        size = math.prod(z.shape)
+        jaxpr = self.jax.make_jaxpr(self.function)(z, y)
+        count = 0
+        for eqn in _all_eqns(jaxpr.jaxpr):
+            for var in eqn.outvars:
+                shape = getattr(var.aval, "shape", ())
+                count += int(math.prod(shape) >= size)
+        analysis = self.function.lower(z, y).compile().memory_analysis()
+        temp = None if analysis is None else analysis.temp_size_in_bytes
+        return {"graph_tensors": count, "temp_bytes": temp}
+
+
+class TorchStep:
+    def __init__(self, torch, loss_fn):
+        self.torch = torch
+        self.loss_fn = loss_fn
+
+    def __call__(self, y, z):
+        z = z.detach().requires_grad_(True)
+        value = self.loss_fn(y, z)
+        (grad,) = self.torch.autograd.grad(value, z)
+        return value, grad
+
+    def memory(self, y, z):
+        return {"graph_tensors": None, "temp_bytes": None}
 
 
 def _all_eqns(jaxpr):
+    """Equations of a jaxpr, entering nested jit calls and custom rules."""
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("pjit", "jit"):
-            yield from _all_eqns(eqn.params["jaxpr"].jaxpr)
-        else:
+        inner = [
+            value for value in eqn.params.values()
+            if hasattr(value, "jaxpr") or hasattr(value, "eqns")
+        ]
+        if not inner:
             yield eqn
+        for value in inner:
+            yield from _all_eqns(getattr(value, "jaxpr", value))
 
 
 # --------------------------------------------------------------------------
@@ -253,19 +275,19 @@ def _all_eqns(jaxpr):
 # --------------------------------------------------------------------------
 
 
-def time_interleaved(functions, backend, repeats, min_time, stat="median"):
-    """Median (or min) seconds per call of each function, timed in turns.
+def time_interleaved(functions, backend, repeats, min_time):
+    """Seconds per call of each function in every turn, timed in turns.
 
     Args:
         functions: list of zero-argument callables returning backend values.
         backend: the `Backend`, to wait for results.
-        repeats: timed samples per function.
+        repeats: timed samples (turns) per function.
         min_time: each sample calls its function enough times to last at
             least this long (the count is the same for every function).
-        stat: `"median"` or `"min"` over the samples.
 
     Returns:
-        A list of seconds per call, one per function.
+        One list of `repeats` samples (seconds per call) per function;
+        sample r of every function comes from the same turn.
     """
     single = []
     for fn in functions:  # warm-up: tracing/compilation, then one run
@@ -285,19 +307,31 @@ def time_interleaved(functions, backend, repeats, min_time, stat="median"):
                 out = fn()
             backend.sync(out)
             samples[i].append((time.perf_counter() - start) / number)
-    reduce = min if stat == "min" else statistics.median
-    return [reduce(s) for s in samples]
+    return samples
+
+
+def summarize(samples, stat):
+    """Median (or min) of samples."""
+    return min(samples) if stat == "min" else statistics.median(samples)
+
+
+def paired_ratio(numerator, denominator, stat):
+    """Median (or min) over turns of the ratio of two functions' samples.
+
+    The two samples of one turn ran back to back, so load from other
+    processes mostly cancels in their ratio.
+    """
+    ratios = [a / b for a, b in zip(numerator, denominator)]
+    return summarize(ratios, stat)
 
 
 # --------------------------------------------------------------------------
-# Loss-alone benchmark.
+# The losses compared.
 # --------------------------------------------------------------------------
 
 
 def long_tail_counts(num_classes, imbalance=100.0, n_max=1000):
     """n_c = n_max * (1 / imbalance) ** (c / (C - 1)), as for CIFAR-LT."""
-    import numpy as np
-
     c = np.arange(num_classes)
     return np.maximum(
         1, np.round(n_max * imbalance ** (-c / max(num_classes - 1, 1)))
@@ -312,8 +346,6 @@ def make_labels(shape, num_classes, rng, mixed):
     cross-entropy kernel rejects. Such ids are replaced by class 0 so that
     the Keras side runs at all (the CB losses take the ids uncast).
     """
-    import numpy as np
-
     ids = rng.integers(0, num_classes, shape)
     if mixed:
         # float32 -> bfloat16 with round-to-nearest-even, on the bits
@@ -324,79 +356,143 @@ def make_labels(shape, num_classes, rng, mixed):
     return ids.astype("int32")
 
 
-def loss_pairs(kind, labels, num_classes, weights, loss_dtype):
-    """(name, loss_fn(y, z)) for the CB loss and its Keras counterparts."""
-    import keras
-    from keras import ops
+def kernel_focal_crossentropy(y_true, y_pred, class_weights, gamma):
+    """CB sigmoid/focal loss per position through `_kernels` (logits).
 
-    import keras_cbloss
+    The front end the package's losses run (cast to float32, sparse ids
+    checked and turned into a boolean class mask, `w[y]` per position,
+    NaN for invalid ids), with the fused kernel in place of the
+    elementwise terms.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    out_dtype = y_pred.dtype
+    z = ops.cast(y_pred, "float32")
+    weights = ops.convert_to_tensor(class_weights, "float32")
+    num_classes = z.shape[-1]
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == len(z.shape):
+        target = ops.cast(y_true, "float32")
+        loss = ops.matmul(target, weights) * _kernels.binary_focal_sum(
+            z, target, gamma
+        )
+        return ops.cast(loss, out_dtype)
+    labels = ops.cast(y_true, "int32")
+    valid = ops.logical_and(labels >= 0, labels < num_classes)
+    safe = ops.where(valid, labels, 0)
+    ids = ops.expand_dims(ops.cast(safe, "float32"), -1)
+    mask = ops.equal(ids, ops.arange(num_classes, dtype="float32"))
+    loss = ops.take(weights, safe) * _kernels.binary_focal_sum(
+        z, mask, gamma
+    )
+    loss = ops.where(valid, loss, np.nan)
+    return ops.cast(loss, out_dtype)
 
-    counts = weights["counts"]
-    compute = "bfloat16" if loss_dtype == "mixed_bfloat16" else "float32"
-    w = ops.convert_to_tensor(weights["w"].astype("float32"))
+
+class KernelFocalLoss(keras.losses.Loss):
+    """`kernel_focal_crossentropy` as a Keras loss (mean over positions)."""
+
+    def __init__(self, class_weights, gamma, dtype=None):
+        super().__init__(name="cb_kernel_focal_loss", dtype=dtype)
+        self.class_weights = np.asarray(class_weights, "float32")
+        self.gamma = gamma
+
+    def call(self, y_true, y_pred):
+        return kernel_focal_crossentropy(
+            y_true, y_pred, self.class_weights, self.gamma
+        )
+
+
+def cb_loss(kind, impl, counts, gamma, loss_dtype):
+    """The CB loss object timed for `kind` with implementation `impl`."""
     common = {"from_logits": True, "dtype": loss_dtype}
-    if kind == "softmax":
-        cb = keras_cbloss.CBSoftmaxLoss(counts, BETA, **common)
-        if labels == "sparse":
-            keras_losses = [(
-                "SparseCategoricalCrossentropy",
-                keras.losses.SparseCategoricalCrossentropy(**common),
-                False,
-            )]
-        else:
-            keras_losses = [(
-                "CategoricalCrossentropy",
-                keras.losses.CategoricalCrossentropy(**common),
-                False,
-            )]
+    if impl == "kernels" and kind != "softmax":
+        weights = keras_cbloss.class_balanced_weights(counts, BETA)
+        return KernelFocalLoss(
+            weights, gamma if kind == "focal" else 0.0, dtype=loss_dtype
+        )
+    if kind == "softmax":  # no separate kernel: TF's fused softmax CE
+        return keras_cbloss.CBSoftmaxLoss(counts, BETA, **common)
+    if kind == "sigmoid":
+        return keras_cbloss.CBSigmoidLoss(counts, BETA, **common)
+    return keras_cbloss.CBFocalLoss(counts, BETA, gamma, **common)
+
+
+def keras_counterparts(kind, labels, gamma, loss_dtype, extra):
+    """[(name, Keras loss, takes dense labels only)] for `kind`."""
+    common = {"from_logits": True, "dtype": loss_dtype}
+    losses = keras.losses
+    if kind == "softmax" and labels == "sparse":
+        found = [("SparseCategoricalCrossentropy",
+                  losses.SparseCategoricalCrossentropy(**common), False)]
+    elif kind == "softmax":
+        found = [("CategoricalCrossentropy",
+                  losses.CategoricalCrossentropy(**common), False)]
     elif kind == "sigmoid":
-        cb = keras_cbloss.CBSigmoidLoss(counts, BETA, **common)
-        keras_losses = [(
-            "BinaryCrossentropy",
-            keras.losses.BinaryCrossentropy(**common),
-            True,
-        )]
+        found = [("BinaryCrossentropy",
+                  losses.BinaryCrossentropy(**common), True)]
     else:
-        cb = keras_cbloss.CBFocalLoss(counts, BETA, GAMMA, **common)
-        keras_losses = [
-            (
-                "BinaryFocalCrossentropy",
-                keras.losses.BinaryFocalCrossentropy(gamma=GAMMA, **common),
-                True,
-            ),
-            (
+        found = [("BinaryFocalCrossentropy",
+                  losses.BinaryFocalCrossentropy(gamma=gamma, **common),
+                  True)]
+        if extra:
+            found.append((
                 "CategoricalFocalCrossentropy",
-                keras.losses.CategoricalFocalCrossentropy(
-                    gamma=GAMMA, **common
-                ),
+                losses.CategoricalFocalCrossentropy(gamma=gamma, **common),
                 True,
-            ),
-        ]
+            ))
+    return found
 
-    def sample_weight(y):
-        if labels == "sparse":
-            return ops.take(w, y)
-        return ops.matmul(y, w)
 
-    def keras_fn(loss, dense_only, weighted):
-        def fn(y, z):
-            y_k = y
-            if dense_only and labels == "sparse":
-                y_k = ops.one_hot(y, num_classes, dtype=compute)
-            sw = sample_weight(y) if weighted else None
-            return loss(y_k, z, sample_weight=sw)
+def keras_fn(loss, labels, num_classes, weights, dense_only, loss_dtype):
+    """Keras loss of (y, z), with `sample_weight = w[y]` if `weights`."""
+    compute = "bfloat16" if loss_dtype == "mixed_bfloat16" else "float32"
 
-        return fn
+    def fn(y, z):
+        y_keras = y
+        if dense_only and labels == "sparse":
+            y_keras = ops.one_hot(y, num_classes, dtype=compute)
+        sample_weight = None
+        if weights is not None and labels == "sparse":
+            sample_weight = ops.take(weights, y)
+        elif weights is not None:
+            sample_weight = ops.matmul(y, weights)
+        return loss(y_keras, z, sample_weight=sample_weight)
 
-    pairs = [("CB", lambda y, z: cb(y, z))]
-    for name, loss, dense_only in keras_losses:
-        pairs.append((name + "+sw", keras_fn(loss, dense_only, True)))
-        pairs.append((name, keras_fn(loss, dense_only, False)))
-    return pairs
+    return fn
+
+
+def timed_functions(case, args, weights):
+    """{name: loss_fn(y, z)} of one loss-alone case, CB first."""
+    kind, labels, dtype, shape, gamma = (
+        case["kind"], case["labels"], case["dtype"], case["shape"],
+        case["gamma"],
+    )
+    functions = {}
+    impls = ("current",) if kind == "softmax" else args.impls
+    for impl in impls:  # softmax has no kernel: TF's fused softmax CE
+        loss = cb_loss(kind, impl, weights["counts"], gamma, dtype)
+        functions[IMPL_KEYS[impl]] = loss
+    w = ops.convert_to_tensor(weights["w"].astype("float32"))
+    for name, loss, dense_only in keras_counterparts(
+        kind, labels, gamma, dtype, args.extra
+    ):
+        functions[name + "+sw"] = keras_fn(
+            loss, labels, shape[-1], w, dense_only, dtype
+        )
+        if args.extra:
+            functions[name] = keras_fn(
+                loss, labels, shape[-1], None, dense_only, dtype
+            )
+    return functions
+
+
+# --------------------------------------------------------------------------
+# Loss-alone benchmark.
+# --------------------------------------------------------------------------
 
 
 def loss_cases(args, backend):
-    """(key, kind, labels, dtype, shape, mode) of every loss-alone row."""
+    """Every loss-alone case selected by `--quick` and `--filter`."""
     if args.quick:
         # every pair, label form, dtype, rank and mode once, at tiny sizes
         grid = [
@@ -415,147 +511,224 @@ def loss_cases(args, backend):
     words = [w for w in args.filter.split(",") if w]
     for mode in backend.modes:
         for kind, labels, dtype, shape in grid:
-            key = ",".join(
-                [kind, labels, dtype, "x".join(map(str, shape)), mode]
-            )
-            if all(w in key for w in words):
-                yield key, kind, labels, dtype, shape, mode
+            gammas = args.gammas if kind == "focal" else [None]
+            for gamma in gammas:
+                parts = [kind, labels, dtype, "x".join(map(str, shape)), mode]
+                if gamma is not None:
+                    parts.append(f"g={gamma:g}")
+                key = ",".join(parts)
+                if all(w in key for w in words):
+                    yield {
+                        "key": key, "kind": kind, "labels": labels,
+                        "dtype": dtype, "shape": shape, "mode": mode,
+                        "gamma": gamma,
+                    }
+
+
+def case_inputs(case, rng):
+    """Labels y and logits z of one case, as backend tensors."""
+    shape, num_classes = case["shape"], case["shape"][-1]
+    mixed = case["dtype"] == "mixed_bfloat16"
+    ids = make_labels(shape[:-1], num_classes, rng, mixed)
+    logits = rng.normal(0.0, 3.0, shape).astype("float32")
+    z = ops.convert_to_tensor(logits, "bfloat16" if mixed else "float32")
+    if case["labels"] == "sparse":
+        return ops.convert_to_tensor(ids), z
+    return ops.convert_to_tensor(np.eye(num_classes, dtype="float32")[ids]), z
 
 
 def bench_losses(args, backend):
-    import keras
-    import numpy as np
-    from keras import ops
-
-    import keras_cbloss
-
+    """Times every case; returns one row per case."""
     rows = []
     rng = np.random.default_rng(0)
-    for key, kind, labels, dtype, shape, mode in loss_cases(args, backend):
-        num_classes = shape[-1]
-        counts = long_tail_counts(num_classes)
+    memory_shapes = ((1024, 1000), QUICK_SHAPES[0])
+    for case in loss_cases(args, backend):
+        counts = long_tail_counts(case["shape"][-1])
         weights = {
             "counts": counts,
             "w": keras_cbloss.class_balanced_weights(counts, BETA),
         }
-        mixed = dtype == "mixed_bfloat16"
-        ids = make_labels(shape[:-1], num_classes, rng, mixed)
-        logits = rng.normal(0.0, 3.0, shape).astype("float32")
-        z = ops.convert_to_tensor(logits, "bfloat16" if mixed else "float32")
-        if labels == "sparse":
-            y = ops.convert_to_tensor(ids)
-        else:
-            y = ops.convert_to_tensor(
-                np.eye(num_classes, dtype="float32")[ids]
-            )
-        pairs = loss_pairs(kind, labels, num_classes, weights, dtype)
-        compiled = [backend.compile(fn, mode) for _, fn in pairs]
-        calls = [lambda f=f: f(y, z) for f in compiled]
-        medians = time_interleaved(
-            calls, backend, args.repeats, args.min_time, args.stat
+        y, z = case_inputs(case, rng)
+        functions = timed_functions(case, args, weights)
+        steps = {
+            name: backend.compile(fn, case["mode"])
+            for name, fn in functions.items()
+        }
+        calls = [lambda f=f: f(y, z) for f in steps.values()]
+        samples = time_interleaved(
+            calls, backend, args.repeats, args.min_time
         )
         memory = {}
-        if mode == backend.modes[0] and shape in ((1024, 1000), (8, 10)):
-            memory = {
-                name: (
-                    backend.big_intermediates(f, y, z),
-                    backend.temp_bytes(f, y, z),
-                )
-                for (name, _), f in zip(pairs, compiled)
-            }
-        rows.append({
-            "key": key, "kind": kind, "labels": labels, "dtype": dtype,
-            "shape": shape, "mode": mode,
-            "times": {name: t for (name, _), t in zip(pairs, medians)},
-            "memory": memory,
-        })
-        print(f"  {key}: " + ", ".join(
-            f"{name} {t * 1e3:.3f} ms" for (name, _), t in zip(pairs, medians)
+        if case["mode"] == backend.modes[0] and case["shape"] in memory_shapes:
+            memory = {name: step.memory(y, z) for name, step in steps.items()}
+        row = dict(case, shape=list(case["shape"]))
+        row["ms"] = {
+            name: summarize(s, args.stat) * 1e3
+            for name, s in zip(steps, samples)
+        }
+        row["samples"] = dict(zip(steps, samples))
+        row["stat"] = args.stat
+        row["memory"] = memory
+        rows.append(row)
+        print(f"  {case['key']}: " + ", ".join(
+            f"{name} {ms:.3f} ms" for name, ms in row["ms"].items()
         ), file=sys.stderr, flush=True)
         keras.backend.clear_session()
     return rows
 
 
+def ratio_rows(rows):
+    """One entry per (case, CB implementation, Keras counterpart)."""
+    out = []
+    for row in rows:
+        times = row["ms"]
+        cb_keys = [key for key in IMPL_KEYS.values() if key in times]
+        for name in times:
+            if not name.endswith("+sw"):
+                continue
+            counterpart = name[: -len("+sw")]
+            for cb_key in cb_keys:
+                entry = {
+                    key: row[key]
+                    for key in ("mode", "kind", "labels", "dtype", "shape",
+                                "gamma")
+                }
+                entry.update({
+                    "cb_loss": CB_NAMES[row["kind"]],
+                    "impl": cb_key,
+                    "counterpart": counterpart,
+                    "cb_ms": times[cb_key],
+                    "keras_sw_ms": times[name],
+                    "ratio": paired_ratio(
+                        row["samples"][cb_key], row["samples"][name],
+                        row["stat"],
+                    ),
+                    "turn_ratios": [
+                        a / b for a, b in zip(
+                            row["samples"][cb_key], row["samples"][name]
+                        )
+                    ],
+                })
+                if counterpart in times:
+                    entry["ratio_unweighted"] = paired_ratio(
+                        row["samples"][cb_key], row["samples"][counterpart],
+                        row["stat"],
+                    )
+                out.append(entry)
+    return out
+
+
+def target_limit(entry):
+    """The issue's target for a CB / Keras+sw ratio."""
+    if entry["mode"] == "tf.function" and entry["kind"] != "softmax":
+        return 0.8
+    return 1.0
+
+
+def worst_ratios(entries):
+    """Worst ratio per (mode, CB loss, implementation, counterpart)."""
+    worst = {}
+    for entry in entries:
+        key = (entry["mode"], entry["cb_loss"], entry["impl"],
+               entry["counterpart"])
+        if key not in worst or entry["ratio"] > worst[key]["ratio"]:
+            worst[key] = {
+                "mode": entry["mode"], "cb_loss": entry["cb_loss"],
+                "impl": entry["impl"], "counterpart": entry["counterpart"],
+                "ratio": entry["ratio"], "limit": target_limit(entry),
+                "case": _case_name(entry),
+            }
+    for item in worst.values():
+        item["met"] = item["ratio"] <= item["limit"]
+    return list(worst.values())
+
+
+def _case_name(entry):
+    gamma = "" if entry["gamma"] is None else f", gamma {entry['gamma']:g}"
+    shape = "x".join(map(str, entry["shape"]))
+    return f"{entry['labels']}, {entry['dtype']}, {shape}{gamma}"
+
+
+def loss_markdown(entries, worst):
+    lines = [
+        "| mode | CB loss | impl | Keras counterpart | labels | dtype "
+        "| shape | gamma | CB ms | Keras+sw ms | CB / Keras+sw |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for e in entries:
+        gamma = "" if e["gamma"] is None else f"{e['gamma']:g}"
+        lines.append(
+            f"| {e['mode']} | {e['cb_loss']} | {e['impl']} "
+            f"| {e['counterpart']} | {e['labels']} | {e['dtype']} "
+            f"| {'x'.join(map(str, e['shape']))} | {gamma} "
+            f"| {e['cb_ms']:.3f} | {e['keras_sw_ms']:.3f} "
+            f"| {e['ratio']:.2f} |"
+        )
+    lines += [
+        "",
+        "Worst CB / Keras+sw ratio per pair, against the target:",
+        "",
+        "| mode | CB loss | impl | Keras counterpart | worst ratio "
+        "| at | target | met |",
+        "|---|---|---|---|---:|---|---:|---|",
+    ]
+    for w in worst:
+        lines.append(
+            f"| {w['mode']} | {w['cb_loss']} | {w['impl']} "
+            f"| {w['counterpart']} | {w['ratio']:.2f} | {w['case']} "
+            f"| {w['limit']:.2f} | {'yes' if w['met'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
 LOSS_NOTES = """\
 Keras+sw: the Keras loss with `sample_weight = w[y]` (for one-hot labels
-`y @ w`), computed inside the compiled function; Keras: without weights, so
-CB / Keras includes the cost of the weighting itself. beta = {beta},
-gamma = {gamma}. Keras' sigmoid and focal losses need dense labels: with
-sparse labels they get `one_hot(y)` built in the function. mixed_bfloat16:
-bfloat16 logits and `dtype="mixed_bfloat16"` losses, so Keras computes in
-bfloat16 while the CB losses compute in float32 by design (with Keras'
-default loss dtype both would compute in float32)."""
+`y @ w`), computed inside the compiled function. CB / Keras+sw: the median
+over turns of the ratio of the two samples timed back to back in that turn
+(ms columns: medians of each function's own samples). beta = {beta}. Keras'
+sigmoid and focal losses need dense labels: with sparse labels they get
+`one_hot(y)` built in the function. mixed_bfloat16: bfloat16 logits and
+`dtype="mixed_bfloat16"` losses, so Keras computes in bfloat16 while the
+CB losses compute in float32 by design. impl "CB": the package's losses as
+they are; "CB kernels": `keras_cbloss._kernels.binary_focal_sum` (fused
+analytic gradient) behind the same front end."""
 
 
-CB_NAMES = {
-    "softmax": "CBSoftmaxLoss",
-    "sigmoid": "CBSigmoidLoss",
-    "focal": "CBFocalLoss",
-}
-
-
-def loss_table(rows):
-    lines = [
-        "| mode | CB loss | Keras counterpart | labels | dtype | shape "
-        "| CB ms | Keras+sw ms | CB / Keras+sw | Keras ms | CB / Keras |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    worst = {}
+def memory_entries(rows):
+    out = []
     for row in rows:
-        times = row["times"]
-        cb = times["CB"]
-        for name in times:
-            if name == "CB" or name.endswith("+sw"):
-                continue
-            weighted, plain = times[name + "+sw"], times[name]
-            ratio_w, ratio = cb / weighted, cb / plain
-            lines.append(
-                f"| {row['mode']} | {CB_NAMES[row['kind']]} | {name} "
-                f"| {row['labels']} | {row['dtype']} "
-                f"| {'x'.join(map(str, row['shape']))} "
-                f"| {cb * 1e3:.3f} | {weighted * 1e3:.3f} | {ratio_w:.2f} "
-                f"| {plain * 1e3:.3f} | {ratio:.2f} |"
-            )
-            pair = (row["mode"], CB_NAMES[row["kind"]], name)
-            worst[pair] = max(worst.get(pair, 0.0), ratio_w)
-    summary = [
-        "",
-        "Worst CB / Keras+sw ratio per pair (target <= 1.10):",
-        "",
-        "| mode | CB loss | Keras counterpart | worst ratio |",
-        "|---|---|---|---:|",
-    ]
-    for (mode, cb_name, name), ratio in worst.items():
-        summary.append(f"| {mode} | {cb_name} | {name} | {ratio:.2f} |")
-    return "\n".join(lines + summary)
+        full = 4 * math.prod(row["shape"])
+        for name, mem in row["memory"].items():
+            temp = mem["temp_bytes"]
+            out.append({
+                "kind": row["kind"], "labels": row["labels"],
+                "dtype": row["dtype"], "shape": row["shape"],
+                "gamma": row["gamma"], "loss": name,
+                "graph_tensors": mem["graph_tensors"],
+                "temp_bytes": temp,
+                "temp_full_buffers": None if temp is None else temp / full,
+            })
+    return out
 
 
-def _size(shape):
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size
-
-
-def memory_table(rows):
+def memory_markdown(entries):
     lines = [
-        "| CB loss | labels | dtype | shape | loss "
+        "| CB loss | labels | dtype | shape | gamma | loss "
         "| graph tensors >= [B, C] | XLA temp MiB | temp in [B, C] f32 |",
-        "|---|---|---|---|---|---:|---:|---:|",
+        "|---|---|---|---|---:|---|---:|---:|---:|",
     ]
-    for row in rows:
-        full = 4 * _size(row["shape"])
-        for name, (count, temp) in row["memory"].items():
-            label = CB_NAMES[row["kind"]] if name == "CB" else name
-            units = "n/a" if temp is None else f"{temp / full:.2f}"
-            temp = "n/a" if temp is None else f"{temp / 2**20:.2f}"
-            count = "n/a" if count is None else str(count)
-            lines.append(
-                f"| {CB_NAMES[row['kind']]} "
-                f"| {row['labels']} | {row['dtype']} "
-                f"| {'x'.join(map(str, row['shape']))} | {label} "
-                f"| {count} | {temp} | {units} |"
-            )
+    for e in entries:
+        temp, units = "n/a", "n/a"
+        if e["temp_bytes"] is not None:
+            temp = f"{e['temp_bytes'] / 2**20:.2f}"
+            units = f"{e['temp_full_buffers']:.2f}"
+        count = "n/a" if e["graph_tensors"] is None else e["graph_tensors"]
+        gamma = "" if e["gamma"] is None else f"{e['gamma']:g}"
+        lines.append(
+            f"| {CB_NAMES[e['kind']]} | {e['labels']} | {e['dtype']} "
+            f"| {'x'.join(map(str, e['shape']))} | {gamma} | {e['loss']} "
+            f"| {count} | {temp} | {units} |"
+        )
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -564,54 +737,68 @@ def memory_table(rows):
 # --------------------------------------------------------------------------
 
 
-class StepTimer:
+class StepTimer(keras.callbacks.Callback):
     """Times the steps of one `fit` from the end of its first batch."""
 
-    def __new__(cls):
-        import keras
+    def on_train_begin(self, logs=None):
+        self.stamps = []
 
-        class _Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.stamps = []
+    def on_train_batch_end(self, batch, logs=None):
+        self.stamps.append(time.perf_counter())
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.stamps.append(time.perf_counter())
-
-            def seconds_per_step(self):
-                stamps = self.stamps
-                return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
-
-        return _Timer()
+    def seconds_per_step(self):
+        stamps = self.stamps
+        return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
 
 
+PLAIN_CE = "SparseCategoricalCrossentropy (plain CE)"
 FIT_COUNTERPARTS = {
-    "CBSoftmaxLoss": "SparseCategoricalCrossentropy, sample_weight=w[y]",
+    "CBSoftmaxLoss": PLAIN_CE,
     "CBSigmoidLoss": "BinaryCrossentropy (one-hot labels)",
     "CBFocalLoss": "BinaryFocalCrossentropy (one-hot labels)",
 }
+FIT_LIMITS = {"CBSoftmaxLoss": 1.02, "CBSigmoidLoss": 1.0, "CBFocalLoss": 1.0}
 
 
-def bench_fit(args, backend):
-    import keras
-    import numpy as np
+def fit_setups(args, counts):
+    """(name, loss, label form, weighted) of every timed `fit`."""
+    losses = keras.losses
+    setups = [
+        (PLAIN_CE, losses.SparseCategoricalCrossentropy(from_logits=True),
+         "sparse", False),
+        ("SparseCategoricalCrossentropy, sample_weight=w[y]",
+         losses.SparseCategoricalCrossentropy(from_logits=True),
+         "sparse", True),
+        ("CBSoftmaxLoss", cb_loss("softmax", "current", counts, None, None),
+         "sparse", False),
+        ("BinaryCrossentropy (one-hot labels)",
+         losses.BinaryCrossentropy(from_logits=True), "onehot", False),
+        ("BinaryFocalCrossentropy (one-hot labels)",
+         losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
+         "onehot", False),
+    ]
+    for impl in args.impls:
+        suffix = "" if impl == "current" else " (kernels)"
+        for kind in ("sigmoid", "focal"):
+            loss = cb_loss(kind, impl, counts, FIT_GAMMA, None)
+            setups.append((CB_NAMES[kind] + suffix, loss, "sparse", False))
+    return setups
 
-    import keras_cbloss
 
+def bench_fit(args):
+    """Seconds per training step of each setup, timed in turns."""
     quick = args.quick
     num_classes, features, hidden, batch = (
         (10, 8, 16, 16) if quick else (1000, 64, 256, 256)
     )
-    steps = args.fit_steps
     rng = np.random.default_rng(1)
     counts = long_tail_counts(num_classes)
-    prob = counts / counts.sum()
-    y = rng.choice(num_classes, size=(steps + 1) * batch, p=prob)
-    y = y.astype("int32")
+    y = rng.choice(num_classes, size=(args.fit_steps + 1) * batch,
+                   p=counts / counts.sum()).astype("int32")
     x = rng.normal(0.0, 1.0, (len(y), features)).astype("float32")
     x += 0.1 * np.eye(num_classes, features, dtype="float32")[y]
     onehot = np.eye(num_classes, dtype="float32")[y]
     w = keras_cbloss.class_balanced_weights(counts, BETA)
-
     keras.utils.set_random_seed(0)
     template = keras.Sequential([
         keras.Input((features,)),
@@ -619,80 +806,95 @@ def bench_fit(args, backend):
         keras.layers.Dense(hidden, activation="relu"),
         keras.layers.Dense(num_classes),
     ])
-    initial = template.get_weights()
-    keras_losses = keras.losses
-    setups = [
-        ("SparseCategoricalCrossentropy (plain CE)",
-         keras_losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", False),
-        ("SparseCategoricalCrossentropy, sample_weight=w[y]",
-         keras_losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", True),
-        ("CBSoftmaxLoss",
-         keras_cbloss.CBSoftmaxLoss(counts, BETA, from_logits=True),
-         "sparse", False),
-        ("CBSigmoidLoss",
-         keras_cbloss.CBSigmoidLoss(counts, BETA, from_logits=True),
-         "sparse", False),
-        ("BinaryCrossentropy (one-hot labels)",
-         keras_losses.BinaryCrossentropy(from_logits=True),
-         "onehot", False),
-        ("CBFocalLoss",
-         keras_cbloss.CBFocalLoss(counts, BETA, GAMMA, from_logits=True),
-         "sparse", False),
-        ("BinaryFocalCrossentropy (one-hot labels)",
-         keras_losses.BinaryFocalCrossentropy(gamma=GAMMA, from_logits=True),
-         "onehot", False),
-    ]
-    models, timers, runs = [], [], []
-    for name, loss, labels, weighted in setups:
+    setups = fit_setups(args, counts)
+    runs, jit = [], None
+    for _, loss, labels, weighted in setups:
         model = keras.models.clone_model(template)
-        model.set_weights(initial)
+        model.set_weights(template.get_weights())
         model.compile(keras.optimizers.Adam(1e-3), loss=loss)
-        timer = StepTimer()
-        targets = y if labels == "sparse" else onehot
-        sample_weight = w[y].astype("float32") if weighted else None
-
-        def run(model=model, timer=timer, targets=targets,
-                sample_weight=sample_weight):
-            model.fit(
-                x, targets, sample_weight=sample_weight, batch_size=batch,
-                epochs=1, shuffle=False, verbose=0, callbacks=[timer],
-            )
-            return timer.seconds_per_step()
-
-        models.append(model)
-        timers.append(timer)
-        runs.append(run)
+        jit = getattr(model, "jit_compile", None)
+        runs.append(FitRun(model, x, y if labels == "sparse" else onehot,
+                           w[y].astype("float32") if weighted else None,
+                           batch))
     for run in runs:  # warm-up: tracing and compilation
         run()
     samples = [[] for _ in runs]
     for r in range(args.repeats):
         for i in [(r + k) % len(runs) for k in range(len(runs))]:
             samples[i].append(runs[i]())
-    step_times = [statistics.median(s) for s in samples]
-    base = step_times[0]
-    lines = [
-        f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch {batch}, "
-        f"Adam, {steps} timed steps per fit, median of {args.repeats} fits, "
-        f"compile defaults (jit_compile='auto').",
-        "",
-        "| loss | steps/s | ms/step | ratio to plain CE "
-        "| ratio to Keras counterpart |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    times = {name: t for (name, *_), t in zip(setups, step_times)}
-    for name, t in times.items():
-        other = FIT_COUNTERPARTS.get(name)
-        versus = f"{t / times[other]:.3f}" if other else ""
-        lines.append(
-            f"| {name} | {1 / t:.1f} | {t * 1e3:.2f} | {t / base:.3f} "
-            f"| {versus} |"
+    names = [name for name, *_ in setups]
+    ms = {
+        name: statistics.median(s) * 1e3 for name, s in zip(names, samples)
+    }
+    return {
+        "setup": f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch "
+        f"{batch}, Adam, {args.fit_steps} timed steps per fit, median of "
+        f"{args.repeats} fits, compile defaults (jit_compile='auto'), "
+        f"focal gamma {FIT_GAMMA:g}",
+        "jit_compile": jit,
+        "ms_per_step": ms,
+        "ratios": fit_ratios(dict(zip(names, samples))),
+    }
+
+
+class FitRun:
+    """One model's `fit` over the data; returns seconds per step."""
+
+    def __init__(self, model, x, targets, sample_weight, batch):
+        self.model, self.x, self.targets = model, x, targets
+        self.sample_weight, self.batch = sample_weight, batch
+        self.timer = StepTimer()
+
+    def __call__(self):
+        self.model.fit(
+            self.x, self.targets, sample_weight=self.sample_weight,
+            batch_size=self.batch, epochs=1, shuffle=False, verbose=0,
+            callbacks=[self.timer],
         )
-    jit = getattr(models[0], "jit_compile", "?")
-    lines.append("")
-    lines.append(f"(resolved jit_compile of the models: {jit})")
-    return "\n".join(lines), dict(zip([s[0] for s in setups], step_times))
+        return self.timer.seconds_per_step()
+
+
+def fit_ratios(samples):
+    """CB step time over its counterpart's (median of paired ratios)."""
+    out = []
+    for name, own in samples.items():
+        cb_name = name.split(" ")[0]
+        if cb_name not in FIT_COUNTERPARTS:
+            continue
+        counterpart = FIT_COUNTERPARTS[cb_name]
+        ratio = paired_ratio(own, samples[counterpart], "median")
+        out.append({
+            "loss": name, "counterpart": counterpart, "ratio": ratio,
+            "limit": FIT_LIMITS[cb_name],
+            "met": ratio <= FIT_LIMITS[cb_name],
+        })
+    return out
+
+
+def fit_markdown(fit):
+    base = fit["ms_per_step"][PLAIN_CE]
+    lines = [
+        fit["setup"] + ".",
+        "",
+        "| loss | steps/s | ms/step | ratio to plain CE |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, ms in fit["ms_per_step"].items():
+        lines.append(
+            f"| {name} | {1e3 / ms:.1f} | {ms:.2f} | {ms / base:.3f} |"
+        )
+    lines += [
+        "",
+        "| CB loss | Keras counterpart | ratio | target | met |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in fit["ratios"]:
+        lines.append(
+            f"| {r['loss']} | {r['counterpart']} | {r['ratio']:.3f} "
+            f"| {r['limit']:.2f} | {'yes' if r['met'] else 'NO'} |"
+        )
+    lines += ["", f"(resolved jit_compile of the models: {fit['jit_compile']})"]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
@@ -701,17 +903,12 @@ def bench_fit(args, backend):
 
 
 def machine_note(args, backend):
-    import keras
-
     cpu = platform.processor() or platform.machine()
-    try:
+    if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+            names = [line for line in f if line.startswith("model name")]
+        if names:
+            cpu = names[0].split(":", 1)[1].strip()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}; {cpu}, "
@@ -723,40 +920,55 @@ def machine_note(args, backend):
     )
 
 
+def restart_with_backend(name, argv):
+    """Runs this script again under KERAS_BACKEND=name (never returns)."""
+    env = dict(os.environ, KERAS_BACKEND=name)
+    command = [sys.executable, os.path.abspath(__file__)] + list(argv)
+    os.execve(sys.executable, command, env)
+
+
 def main(argv=None):
-    global GAMMA
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    GAMMA = args.gamma
-    configure_environment(args)
-    backend = Backend(args.backend)
-    print(f"# bench_losses.py --backend {args.backend}"
+    if args.backend is not None and args.backend != keras.backend.backend():
+        restart_with_backend(args.backend, argv)
+    backend = Backend(keras.backend.backend(), args.threads)
+    report = {
+        "backend": backend.name,
+        "quick": args.quick,
+        "machine": machine_note(args, backend),
+        "gammas": args.gammas,
+        "impls": list(args.impls),
+        "beta": BETA,
+    }
+    print(f"# bench_losses.py, KERAS_BACKEND={backend.name}"
           + (" --quick" if args.quick else ""))
     print()
-    print("Machine: " + machine_note(args, backend))
+    print("Machine: " + report["machine"])
     if not args.skip_loss:
         rows = bench_losses(args, backend)
+        report["loss"] = ratio_rows(rows)
+        report["worst"] = worst_ratios(report["loss"])
+        report["memory"] = memory_entries(rows)
+        print("\n## Loss alone: forward + backward w.r.t. the logits "
+              "(median ms per call)\n")
+        print(loss_markdown(report["loss"], report["worst"]))
         print()
-        print("## Loss alone: forward + backward w.r.t. the logits "
-              "(median ms per call)")
-        print()
-        print(loss_table(rows))
-        print()
-        print(LOSS_NOTES.format(gamma=GAMMA, beta=BETA))
-        memory = memory_table(rows)
+        print(LOSS_NOTES.format(beta=BETA))
+        memory = memory_markdown(report["memory"])
         if memory:
-            print()
-            print("## Memory of the compiled loss + gradient")
-            print()
+            print("\n## Memory of the compiled loss + gradient\n")
             print(memory)
     if not args.skip_fit:
-        table, _ = bench_fit(args, backend)
-        print()
-        print("## Whole training step (fit)")
-        print()
-        print(table)
-    print()
+        report["fit"] = bench_fit(args)
+        print("\n## Whole training step (fit)\n")
+        print(fit_markdown(report["fit"]))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Load average at the end: {load}")
+    report["load_at_end"] = load
+    print(f"\nLoad average at the end: {load}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
     return 0
 
 

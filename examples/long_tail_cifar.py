@@ -43,7 +43,6 @@ References:
 import argparse
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -60,10 +59,7 @@ from keras_cbloss import CBSoftmaxLoss  # noqa: E402
 from keras_cbloss import ClassCounter  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
 
-# The helper module sits next to this file; the path entry lets the tests
-# import this file as a module too.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _long_tail as lt  # noqa: E402
+import _long_tail as lt  # noqa: E402  (next to this file)
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 LOSSES = ("softmax", "cb_softmax", "cb_sigmoid", "cb_focal")

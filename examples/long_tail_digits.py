@@ -24,8 +24,8 @@ test set as long-tailed as the training set would give).
 
 Usage:
 
-    python examples/long_tail_digits.py                 # ~2 min on 2 cores
-    python examples/long_tail_digits.py --seeds 1 --epochs 5   # a smoke run
+    python examples/long_tail_digits.py     # 85 s on 2 CPU cores (README)
+    python examples/long_tail_digits.py --seeds 1 --epochs 5   # smoke run
 
 Writes to `--output-dir` (default `outputs/long_tail_digits/`):
 `results.md` (the table), `results.json` (all numbers and settings),
@@ -49,7 +49,6 @@ References:
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -64,15 +63,11 @@ from keras_cbloss import CBFocalLoss  # noqa: E402
 from keras_cbloss import CBSigmoidLoss  # noqa: E402
 from keras_cbloss import CBSoftmaxLoss  # noqa: E402
 from keras_cbloss import ClassCounter  # noqa: E402
-from keras_cbloss import class_balanced_weights  # noqa: E402
 from keras_cbloss import count_classes  # noqa: E402
-from keras_cbloss import effective_number  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
 
-# The helper module sits next to this file; the path entry lets the tests
-# import this file as a module too.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _long_tail as lt  # noqa: E402
+import _long_tail as lt  # noqa: E402  (next to this file)
+import _report  # noqa: E402
 
 NUM_CLASSES = 10
 TEST_PER_CLASS = 50
@@ -86,7 +81,6 @@ LOSSES = {
     "cb_focal": "CB focal",
 }
 CB_LOSSES = ("cb_softmax", "cb_sigmoid", "cb_focal")
-PLOT_BETAS = (0.9, 0.99, 0.999, 0.9999)
 
 
 def parse_args(argv=None):
@@ -269,179 +263,6 @@ def train_and_score(loss_name, args, seed, train, test):
 
 
 # --------------------------------------------------------------------------
-# Summary, table and plots.
-# --------------------------------------------------------------------------
-
-METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy")
-# Plain accuracy equals balanced accuracy on the balanced test split, so the
-# table shows it once and adds the accuracy at training frequencies.
-TABLE_METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy")
-
-
-def summarize(records):
-    """Mean/std of every metric per loss, and paired gains over `ce`."""
-    by_loss = {name: [r for r in records if r["loss"] == name]
-               for name in LOSSES}
-    base = {m: np.array([r[m] for r in by_loss["ce"]]) for m in METRICS}
-    weighted = {m: np.array([r[m] for r in by_loss["ce_class_weight"]])
-                for m in METRICS}
-    summary = {}
-    for name, runs in by_loss.items():
-        entry = {"label": LOSSES[name], "seeds": [r["seed"] for r in runs]}
-        for m in METRICS:
-            values = np.array([r[m] for r in runs])
-            mean, std = lt.mean_std(values)
-            entry[m] = {"mean": mean, "std": std,
-                        "values": values.tolist()}
-            if name != "ce":
-                entry[m]["gain_over_ce"] = lt.paired_gains(values, base[m])
-            if name in CB_LOSSES:
-                entry[m]["gain_over_class_weight"] = lt.paired_gains(
-                    values, weighted[m]
-                )
-        recalls = np.array([r["per_class_recall"] for r in runs])
-        entry["per_class_recall_mean"] = recalls.mean(axis=0).tolist()
-        entry["per_class_recall_std"] = (
-            recalls.std(axis=0, ddof=1) if len(runs) > 1
-            else np.full(NUM_CLASSES, np.nan)
-        ).tolist()
-        summary[name] = entry
-    return summary
-
-
-def best_cb_loss(summary):
-    return max(CB_LOSSES,
-               key=lambda n: summary[n]["balanced_accuracy"]["mean"])
-
-
-def _gain_cell(gain):
-    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
-    if not np.isnan(gain["p"]):
-        text += f" (p={gain['p']:.2g})"
-    return text
-
-
-def results_table(summary, num_seeds):
-    """Markdown table (percent): mean ± std over seeds, paired gains."""
-    lines = [
-        "| loss | balanced acc. (= accuracy) | tail recall | "
-        "acc. at train freq. | gain: bal. acc. | gain: tail recall | "
-        "gain: acc. at train freq. |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, entry in summary.items():
-        cells = [entry["label"]]
-        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
-                  for m in TABLE_METRICS]
-        if name == "ce":
-            cells += ["(baseline)"] * len(TABLE_METRICS)
-        else:
-            cells += [_gain_cell(entry[m]["gain_over_ce"])
-                      for m in TABLE_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| CB loss vs CE + class_weight (1/n) | gain: bal. acc. | "
-        "gain: tail recall | gain: acc. at train freq. |",
-        "|---|---|---|---|",
-    ]
-    for name in CB_LOSSES:
-        cells = [summary[name]["label"]]
-        cells += [_gain_cell(summary[name][m]["gain_over_class_weight"])
-                  for m in TABLE_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        f"Percent, mean ± std over {num_seeds} seed(s), on the balanced test "
-        f"split ({TEST_PER_CLASS} images per class, where plain accuracy "
-        f"equals balanced accuracy). Tail recall: the {TAIL_K} rarest "
-        "training classes. Acc. at train freq.: per-class recall weighted "
-        "by the training class sizes, the accuracy on a test set as "
-        "long-tailed as the training set. Gains are paired by seed: mean ± "
-        "std of the per-seed difference, and the two-sided paired t-test p."
-    )
-    return "\n".join(lines)
-
-
-def plot_per_class_recall(summary, counts, best, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes = np.arange(NUM_CLASSES)
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    width = 0.38
-    for offset, name, color in ((-width / 2, "ce", "#9e9e9e"),
-                                (width / 2, best, "#1f77b4")):
-        mean = np.array(summary[name]["per_class_recall_mean"])
-        std = np.array(summary[name]["per_class_recall_std"], np.float64)
-        yerr = None if np.isnan(std).all() else std
-        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=3,
-               color=color, label=summary[name]["label"])
-    ax.set_xticks(classes)
-    ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
-    ax.set_xlabel("digit class and its number of training images")
-    ax.set_ylabel("test recall")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("Per-class recall, mean ± std over seeds "
-                 "(head class on the left)")
-    ax.legend(loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_class_weights(counts, beta, path):
-    """The paper's Figure 1 idea: E(n) saturates, so weights flatten out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    betas = sorted(set(PLOT_BETAS) | {beta})
-    colors = plt.cm.viridis(np.linspace(0, 0.85, len(betas)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))
-
-    n = np.logspace(0, 4, 200)
-    left.plot(n, n, "k--", lw=1, label="E(n) = n (no overlap)")
-    for b, color in zip(betas, colors):
-        lw = 2.5 if b == beta else 1.2
-        left.plot(n, effective_number(n, b), color=color, lw=lw,
-                  label=f"beta = {b}")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("number of samples n")
-    left.set_ylabel("effective number E(n)")
-    left.set_title("E(n) = (1 - beta^n) / (1 - beta) saturates at 1/(1-beta)")
-    left.legend(fontsize=8)
-    left.grid(alpha=0.3, which="both")
-
-    counts = np.asarray(counts)
-    inv = 1.0 / counts
-    # Drawn on top: beta = 0.999 and 0.9999 would hide it otherwise.
-    right.plot(counts, inv * len(counts) / inv.sum(), "k--", marker="s",
-               ms=4, lw=1, zorder=5, label="inverse frequency 1/n")
-    for b, color in zip(betas, colors):
-        lw = 2.5 if b == beta else 1.2
-        right.plot(counts, class_balanced_weights(counts, b), color=color,
-                   marker="o", ms=4, lw=lw, label=f"beta = {b}")
-    right.plot(counts, np.ones_like(counts, np.float64), color="0.6",
-               lw=1, label="beta = 0 (plain loss)")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("class size n_c (this training set)")
-    right.set_ylabel("class weight w_c (sum = C)")
-    right.set_title(f"Class weights for these {len(counts)} class sizes")
-    right.legend(fontsize=8)
-    right.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# --------------------------------------------------------------------------
 # Deployment round trip.
 # --------------------------------------------------------------------------
 
@@ -478,31 +299,26 @@ def deployment_round_trip(model, x_test, output_dir):
 # --------------------------------------------------------------------------
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    start = time.perf_counter()
-    out = args.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+def run_all(args, x_test, y_test, x_pool, y_pool):
+    """Trains every loss on every seed's subsample, paired by seed.
 
-    x_test, y_test, x_pool, y_pool = load_digits_split()
-    seeds = list(range(args.seeds))
-    total = len(seeds) * len(LOSSES)
-    print(f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
-          f"gamma={args.gamma}, {args.epochs} epochs, {len(seeds)} seed(s); "
-          f"test split {TEST_PER_CLASS} per class")
-
-    records, best_models, k = [], {}, 0
-    for seed in seeds:
+    Returns:
+        `(records, best_models)`: one record per run, and for each CB loss
+        `(balanced accuracy, seed, model)` of its best run.
+    """
+    total = args.seeds * len(LOSSES)
+    records, best_models = [], {}
+    for seed in range(args.seeds):
         train = long_tail_train_set(x_pool, y_pool, args.rho, seed)
         print(f"seed {seed}: train class sizes {train[2].tolist()} "
               f"(total {int(train[2].sum())})")
         for name in LOSSES:
-            k += 1
             model, record = train_and_score(
                 name, args, seed, train, (x_test, y_test)
             )
             records.append(record)
-            print(f"  [{k:2d}/{total}] seed {seed} {LOSSES[name]:<24} "
+            print(f"  [{len(records):2d}/{total}] seed {seed} "
+                  f"{LOSSES[name]:<24} "
                   f"bal.acc {record['balanced_accuracy']:6.1%}  "
                   f"tail {record['tail_recall']:6.1%}  "
                   f"acc@train-freq {record['prior_accuracy']:6.1%}  "
@@ -511,16 +327,24 @@ def main(argv=None):
             score = record["balanced_accuracy"]
             if name in CB_LOSSES and score > best_models.get(name, (-1,))[0]:
                 best_models[name] = (score, seed, model)
+    return records, best_models
 
-    summary = summarize(records)
-    best = best_cb_loss(summary)
+
+def report(args, records):
+    """Prints the table and writes the results and plots (`_report.py`).
+
+    Returns:
+        `(summary, best)`: the per-loss summary and the best CB loss.
+    """
+    summary = _report.summarize(records, LOSSES, CB_LOSSES)
+    best = _report.best_loss(summary, CB_LOSSES)
     counts = records[0]["train_counts"]
-    table = results_table(summary, len(seeds))
+    table = _report.results_table(summary, CB_LOSSES, args.seeds,
+                                  TEST_PER_CLASS, TAIL_K)
     print()
     print(table)
-
-    (out / "results.md").write_text(table + "\n")
-    lt.write_json(out / "results.json", {
+    out = args.output_dir
+    _report.write_results(out, table, {
         "settings": {k: str(v) if isinstance(v, Path) else v
                      for k, v in vars(args).items()},
         "test_per_class": TEST_PER_CLASS,
@@ -528,22 +352,32 @@ def main(argv=None):
         "best_cb_loss": best,
         "summary": summary,
         "runs": records,
-    })
-    lt.write_csv(out / "results.csv", [
-        {**{k: v for k, v in r.items()
-            if k not in ("per_class_recall", "train_counts")},
-         **{f"recall_{c}": v for c, v in enumerate(r["per_class_recall"])}}
-        for r in records
-    ])
-    plot_per_class_recall(summary, counts, best, out / "per_class_recall.png")
-    plot_class_weights(counts, args.beta, out / "class_weights.png")
+    }, records)
+    _report.plot_per_class_recall(summary, counts, best,
+                                  out / "per_class_recall.png")
+    _report.plot_class_weights(counts, args.beta, out / "class_weights.png")
+    return summary, best
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    x_test, y_test, x_pool, y_pool = load_digits_split()
+    print(f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
+          f"gamma={args.gamma}, {args.epochs} epochs, {args.seeds} seed(s); "
+          f"test split {TEST_PER_CLASS} per class")
+    records, best_models = run_all(args, x_test, y_test, x_pool, y_pool)
+    summary, best = report(args, records)
 
     score, seed, model = best_models[best]
-    keras_path, export_dir = deployment_round_trip(model, x_test, out)
+    keras_path, export_dir = deployment_round_trip(
+        model, x_test, args.output_dir)
     print(f"\nbest CB loss: {LOSSES[best]} (seed {seed}, balanced accuracy "
           f"{score:.1%}); saved to {keras_path}, reloaded with identical "
           f"test predictions; SavedModel exported to {export_dir}")
-    print(f"outputs in {out}/; total time {time.perf_counter() - start:.0f} s")
+    print(f"outputs in {args.output_dir}/; "
+          f"total time {time.perf_counter() - start:.0f} s")
     return summary
 
 

@@ -59,9 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The helper module sits next to this file.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _long_tail as lt  # noqa: E402
+import _long_tail as lt  # next to this file
 
 NUM_FEATURES = 8
 

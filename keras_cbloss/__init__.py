@@ -13,6 +13,10 @@ from keras_cbloss.losses import cb_focal_crossentropy
 from keras_cbloss.losses import cb_sigmoid_crossentropy
 from keras_cbloss.losses import cb_softmax_crossentropy
 from keras_cbloss.losses import custom_objects
+from keras_cbloss.metrics import BalancedAccuracy
+from keras_cbloss.metrics import PerClassRecall
+from keras_cbloss.metrics import ShotAccuracy
+from keras_cbloss.metrics import shot_groups
 from keras_cbloss.weights import class_balanced_weights
 from keras_cbloss.weights import class_log_prior
 from keras_cbloss.weights import effective_number
@@ -21,11 +25,14 @@ from keras_cbloss.weights import effective_number
 __version__ = "0.1.0"
 
 __all__ = [
+    "BalancedAccuracy",
     "CBFocalLoss",
     "CBSigmoidLoss",
     "CBSoftmaxLoss",
     "ClassCounter",
     "LogitAdjustedLoss",
+    "PerClassRecall",
+    "ShotAccuracy",
     "cb_focal_crossentropy",
     "cb_sigmoid_crossentropy",
     "cb_softmax_crossentropy",
@@ -37,4 +44,5 @@ __all__ = [
     "logit_adjust",
     "logit_adjusted_crossentropy",
     "prior_bias_initializer",
+    "shot_groups",
 ]

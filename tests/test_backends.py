@@ -1,43 +1,28 @@
-"""Reruns the backend-agnostic test modules under JAX and PyTorch.
+"""The backend-agnostic test modules pass under JAX and PyTorch.
 
-Keras picks its backend once per process, so each backend gets its own
-pytest run in a subprocess. The outer run is the TensorFlow one.
+Each backend's modules (`MODULES` in tests/backend_runs.py) run in one
+child pytest process; the runs start in the background when the outer
+(TensorFlow) session has collected its tests, and these checks, which the
+plugin moves to the end of the session, wait for their outcome. A module
+written with `keras.ops` (TensorFlow-only parts skip themselves) joins by
+being listed there.
 """
-
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import pytest
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
-# Modules written with keras.ops only; TF-specific parts skip themselves.
-MODULES = ["test_losses.py", "test_initializers.py", "test_callbacks.py",
-           "test_logit_adjustment.py"]
+import backend_runs
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.backend_run
+@pytest.mark.parametrize("backend", sorted(backend_runs.MODULES))
 def test_backend_agnostic_modules_pass(backend):
-    if keras.backend.backend() != "tensorflow" or os.environ.get(
-        "KERAS_CBLOSS_CHILD_RUN"
-    ):
-        pytest.skip("the driver runs from the TensorFlow process only")
-    if importlib.util.find_spec(backend) is None:
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the runs start from the TensorFlow session only")
+    if not backend_runs.available(backend):
         pytest.skip(f"{backend} is not installed")
-    modules = [
-        os.path.join(TESTS, m) for m in MODULES
-        if os.path.exists(os.path.join(TESTS, m))
-    ]
-    env = dict(os.environ, KERAS_BACKEND=backend, KERAS_CBLOSS_CHILD_RUN="1",
-               TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-x", *modules],
-        env=env, capture_output=True, text=True, timeout=1200,
-    )
-    summary = result.stdout.strip().splitlines()[-1:] or [""]
+    returncode, stdout, stderr = backend_runs.outcome(backend)
+    summary = stdout.strip().splitlines()[-1:] or [""]
     print(f"{backend}: {summary[0]}")
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert returncode == 0, stdout[-6000:] + stderr[-2000:]

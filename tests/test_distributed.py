@@ -10,12 +10,15 @@
 - JAX: `keras.distribution.DataParallel` over two CPU devices gives the
   single-device step.
 
-Devices must be configured before TensorFlow or JAX initialises, so each
-scenario runs in a fresh subprocess (the `_child_*` functions below, which
-import this module with nothing heavy at the top), bounded by a timeout.
+Devices must be configured before TensorFlow or JAX initialises. The
+TensorFlow scenario runs in a fresh subprocess (`_child_mirrored` below;
+this module imports nothing heavy at the top), bounded by a timeout. The
+JAX one runs in the JAX run of tests/backend_runs.py, which starts with two
+CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`); alone:
+`KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2
+python -m pytest tests/test_distributed.py`.
 """
 
-import importlib
 import json
 import os
 import subprocess
@@ -183,7 +186,7 @@ def _child_mirrored():
     _emit(results)
 
 
-def _child_jax_data_parallel():
+def _jax_data_parallel():
     import contextlib
 
     import jax
@@ -197,7 +200,7 @@ def _child_jax_data_parallel():
             "single": _one_step(name, contextlib.nullcontext),
             "distributed": _one_step(name, distribution.scope),
         }
-    _emit(results)
+    return results
 
 
 def _run_child(function, **env):
@@ -262,18 +265,31 @@ def _check_same_step(run, name):
                                rtol=1e-5)
 
 
+def _tensorflow_run_only():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute: the TensorFlow run covers it")
+
+
 @pytest.fixture(scope="module")
 def mirrored_run():
+    _tensorflow_run_only()
     return _run_child("_child_mirrored", KERAS_BACKEND="tensorflow")
 
 
 @pytest.fixture(scope="module")
 def jax_run():
-    pytest.importorskip("jax")
-    return _run_child(
-        "_child_jax_data_parallel", KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
+    import keras
+
+    if keras.backend.backend() != "jax":
+        pytest.skip("runs in the JAX run of tests/backend_runs.py")
+    import jax
+
+    if len(jax.devices("cpu")) < 2:
+        pytest.skip("needs two CPU devices: "
+                    "XLA_FLAGS=--xla_force_host_platform_device_count=2")
+    return _jax_data_parallel()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -311,17 +327,13 @@ MULTI_WORKER_ARGS = [
 
 
 def _example():
-    path = str(ROOT / "examples")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module("multi_worker")
+    import multi_worker  # examples/ is on the test path (setup.cfg)
+
+    return multi_worker
 
 
 def test_multi_worker_example_workers_agree_and_count_globally(tmp_path):
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("tf.distribute: the comparison run needs TensorFlow")
+    _tensorflow_run_only()
     example = _example()
     out = tmp_path / "run"
     argv = [*MULTI_WORKER_ARGS, "--output-dir", str(out)]
@@ -372,6 +384,7 @@ def test_multi_worker_launcher_rejects_bad_arguments():
 
 
 def test_multi_worker_launcher_stops_every_worker_on_timeout(tmp_path):
+    _tensorflow_run_only()
     example = _example()
     out = tmp_path / "timed_out_run"
     # One second is far too short to start TensorFlow: the launcher must

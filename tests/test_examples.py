@@ -1,53 +1,39 @@
-"""Tests of the long-tail examples: their helpers, pipelines and a tiny run.
+"""Tests of the examples: their helpers, pipelines and short runs.
 
-The examples are scripts, not package modules; this file imports them from
-`examples/` and runs them in subprocesses with tiny settings so that they
-cannot rot. The full default digits run (about 5 minutes) is not part of
-the suite.
+The examples are scripts, not package modules; `examples/` is on the test
+path (setup.cfg), so this file imports them and their helper modules
+directly. The short runs (the quick start as it ships; the digits example
+with 2 seeds and 2 epochs; one CIFAR step on tensorflow-datasets' mock data)
+run in this process, in a temporary directory: what they check is the
+scripts' output, not a process boundary, and each fresh interpreter would
+cost a TensorFlow import. The full default digits run is not part of the
+suite (README, "See it work", for its time).
 """
 
 import decimal
-import importlib
 import json
 import math
-import os
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-# A guard against hangs, far above the few seconds to a minute these take.
-SUBPROCESS_TIMEOUT_S = 600
+import _long_tail
+import _report
 
-
-def _import_example(name):
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))
-    return importlib.import_module(name)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# tf.data pipelines and model.export(): the TensorFlow backend.
+needs_tensorflow = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the examples run on the TensorFlow backend",
+)
 
 
 @pytest.fixture(scope="module")
 def lt():
-    return _import_example("_long_tail")
-
-
-def _run(args, tmp_path):
-    env = dict(os.environ)
-    # The examples use tf.data and model.export(): TensorFlow backend, even
-    # when the suite runs the loss tests under another one.
-    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(
-                   [str(ROOT), env.get("PYTHONPATH", "")]))
-    result = subprocess.run(
-        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True,
-        text=True, timeout=SUBPROCESS_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout
+    return _long_tail
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +210,7 @@ def test_inverse_frequency_is_the_beta_to_one_limit_of_cb_weights():
     # The README's explanation, from the formula: for n << 1 / (1 - beta),
     # E(n) ~ n and the CB weights are inverse frequency; they part ways
     # once class sizes approach 1 / (1 - beta).
-    digits = _import_example("long_tail_digits")
+    import long_tail_digits as digits
     from keras_cbloss import class_balanced_weights
 
     counts = [124, 74, 44, 26, 16, 9, 5, 3, 2, 1]
@@ -245,10 +231,14 @@ def test_inverse_frequency_is_the_beta_to_one_limit_of_cb_weights():
 
 
 @pytest.mark.slow
-def test_digits_example_runs_end_to_end(lt, tmp_path):
+@needs_tensorflow
+def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
+    import long_tail_digits
+
     out = tmp_path / "out"
-    stdout = _run([str(EXAMPLES / "long_tail_digits.py"), "--seeds", "2",
-                   "--epochs", "2", "--output-dir", str(out)], tmp_path)
+    long_tail_digits.main(["--seeds", "2", "--epochs", "2",
+                           "--output-dir", str(out)])
+    stdout = capsys.readouterr().out
     # A progress line per run, the table, and the round trip.
     assert stdout.count("] seed ") == 10
     assert "| CB focal |" in stdout
@@ -276,6 +266,88 @@ def test_digits_example_runs_end_to_end(lt, tmp_path):
     assert results["best_cb_loss"] in ("cb_softmax", "cb_sigmoid", "cb_focal")
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 11 and "recall_9" in csv_lines[0]
+    _check_csv_is_the_json_rounded(csv_lines, runs)
+
+
+def _check_csv_is_the_json_rounded(csv_lines, runs):
+    header = csv_lines[0].split(",")
+    for line, run in zip(csv_lines[1:], runs):
+        row = dict(zip(header, line.split(",")))
+        for c, recall in enumerate(run["per_class_recall"]):
+            assert float(row[f"recall_{c}"]) == round(recall, 4)
+        for key in ("balanced_accuracy", "tail_recall", "prior_accuracy"):
+            assert float(row[key]) == round(run[key], 4)
+            assert len(row[key].partition(".")[2]) <= 4, row[key]
+        assert float(row["train_seconds"]) == round(run["train_seconds"], 2)
+
+
+@pytest.mark.slow
+@needs_tensorflow
+def test_quick_start_runs_as_shipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(EXAMPLES / "quick_start.py"), run_name="__main__")
+    stdout = capsys.readouterr().out
+    # int(100 * 0.6**c) images of digit c, counted by ClassCounter.
+    assert "[100, 60, 36, 21, 12, 7, 4, 2, 1, 1]" in stdout
+    score = float(stdout.split("balanced accuracy: ")[1].split()[0])
+    # 0.80 when measured; chance is 0.1. A wide margin: this is a smoke test.
+    assert 0.6 < score <= 1.0
+    assert (tmp_path / "outputs" / "quick_start" / "model.keras").is_file()
+    assert "loaded back with CBFocalLoss" in stdout
+
+
+# --------------------------------------------------------------------------
+# The digits example's report.
+# --------------------------------------------------------------------------
+
+
+def _records():
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in range(3):
+        for name in ("ce", "ce_class_weight", "cb_focal"):
+            recall = rng.random(4)
+            records.append({
+                "loss": name, "seed": seed,
+                "balanced_accuracy": float(recall.mean()),
+                "tail_recall": float(recall[-2:].mean()),
+                "prior_accuracy": float(recall @ [0.4, 0.3, 0.2, 0.1]),
+                "accuracy": float(recall.mean()),
+                "per_class_recall": recall.tolist(),
+                "train_counts": [40, 30, 20, 10],
+                "train_seconds": float(rng.random() * 10),
+            })
+    return records
+
+
+def test_summary_pairs_runs_by_seed():
+    labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB"}
+    records = _records()
+    summary = _report.summarize(records, labels, ["cb_focal"])
+    focal = [r for r in records if r["loss"] == "cb_focal"]
+    ce = [r for r in records if r["loss"] == "ce"]
+    diff = [f["tail_recall"] - c["tail_recall"] for f, c in zip(focal, ce)]
+    gain = summary["cb_focal"]["tail_recall"]["gain_over_ce"]
+    assert gain["mean"] == pytest.approx(np.mean(diff))
+    assert gain["std"] == pytest.approx(np.std(diff, ddof=1))
+    assert "gain_over_class_weight" in summary["cb_focal"]["tail_recall"]
+    assert "gain_over_ce" not in summary["ce"]["tail_recall"]
+    np.testing.assert_allclose(
+        summary["ce"]["per_class_recall_mean"],
+        np.mean([r["per_class_recall"] for r in ce], axis=0),
+    )
+
+
+def test_recall_plot_shows_both_baselines(tmp_path):
+    labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB"}
+    summary = _report.summarize(_records(), labels, ["cb_focal"])
+    path = tmp_path / "recall.png"
+    drawn = _report.plot_per_class_recall(summary, [40, 30, 20, 10],
+                                          "cb_focal", path)
+    # plain CE, the class_weight baseline (the README's main comparison)
+    # and the best CB loss
+    assert drawn == ["CE", "CE + w", "CB"]
+    assert path.stat().st_size > 10_000
 
 
 # --------------------------------------------------------------------------
@@ -290,7 +362,7 @@ def test_cifar_pipeline_builds_the_long_tailed_profile(
 ):
     import tensorflow_datasets as tfds
 
-    cifar = _import_example("long_tail_cifar")
+    import long_tail_cifar as cifar
     with tfds.testing.mock_data(num_examples=num_examples):
         data = cifar.build_datasets(dataset, imbalance, batch_size=32, seed=0)
         labels = np.concatenate(
@@ -327,7 +399,7 @@ def test_cifar_pipeline_builds_the_long_tailed_profile(
 def test_resnet32_has_the_papers_structure():
     import keras
 
-    cifar = _import_example("long_tail_cifar")
+    import long_tail_cifar as cifar
     model = cifar.resnet_cifar(10, depth=32, loss="cb_focal")
     convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
     dense = [la for la in model.layers if isinstance(la, keras.layers.Dense)]
@@ -345,7 +417,7 @@ def test_resnet32_has_the_papers_structure():
 
 
 def test_paper_schedule_warms_up_and_decays_at_160_and_180():
-    cifar = _import_example("long_tail_cifar")
+    import long_tail_cifar as cifar
     schedule = cifar.paper_schedule(200, 0.1, steps_per_epoch=97)
     lr = schedule.learning_rate
     assert lr(0) == 0
@@ -357,36 +429,82 @@ def test_paper_schedule_warms_up_and_decays_at_160_and_180():
     assert lr(199.99) == pytest.approx(1e-5)
 
 
-DRIVER = """
-import json, sys
-import numpy as np
-import keras
-import tensorflow_datasets as tfds
-sys.path.insert(0, {examples!r})
-import long_tail_cifar
+@pytest.mark.slow
+@needs_tensorflow
+def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
 
-with tfds.testing.mock_data(num_examples=200):
-    results = long_tail_cifar.main(sys.argv[1:])
-model = keras.saving.load_model({out!r} + "/model.keras")
-# ClassCounter handed the subsample's counts to the loss, and they were
-# saved with the model.
-np.testing.assert_array_equal(model.loss.class_counts,
-                              results["train_counts"])
-print("DRIVER OK", json.dumps(results["train_counts"].tolist()))
-"""
+    import long_tail_cifar
+
+    out = tmp_path / "out"
+    with tfds.testing.mock_data(num_examples=200):
+        results = long_tail_cifar.main([
+            "--dataset", "cifar10", "--imbalance", "10", "--loss",
+            "cb_focal", "--epochs", "1", "--batch-size", "16", "--depth",
+            "8", "--eval-every", "1", "--output-dir", str(out)])
+    model = keras.saving.load_model(out / "model.keras")
+    # ClassCounter handed the subsample's counts to the loss, and they were
+    # saved with the model.
+    np.testing.assert_array_equal(model.loss.class_counts,
+                                  results["train_counts"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_size"] == 200
+    assert 0 <= results["top1_error"] <= 1
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_loss" in history[0]
+
+
+# --------------------------------------------------------------------------
+# The beta dial (duplicated digits-LT).
+# --------------------------------------------------------------------------
+
+
+def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
+    dial = _import_example("beta_dial")
+    counts, prototypes = dial.class_profile(2000)
+    assert counts.tolist() == [2000, 928, 430, 200, 92, 43, 20, 9, 4, 2]
+    assert prototypes.tolist() == [40, 28, 20, 14, 10, 7, 5, 3, 2, 2]
+    data = dial.load_digits_splits()
+    test_val = np.concatenate([data["x_test"], data["x_val"]]).reshape(-1, 64)
+    pool = data["x_pool"].reshape(-1, 64)
+    # The three splits are disjoint images (digits has no exact duplicates
+    # across these rows), and test/validation are balanced.
+    assert not (test_val[:, None, :] == pool[None, :, :]).all(-1).any()
+    for split, per_class in (("y_test", 50), ("y_val", 20)):
+        assert np.bincount(data[split]).tolist() == [per_class] * 10
+    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
+                                     counts, prototypes, seed=0)
+    assert x.shape == (counts.sum(), 64) and x.min() >= 0 and x.max() <= 1
+    np.testing.assert_array_equal(np.bincount(y), counts)
+    # Augmentation (a shift of at most a pixel, noise): every copy differs
+    # from its source and from the other copies.
+    source = np.repeat(data["x_pool"][:1], 50, axis=0)
+    copies = dial.augment(source, np.random.default_rng(0))
+    assert (np.abs(copies - source).max(axis=(1, 2)) > 0).all()
+    assert len(np.unique(copies.reshape(50, -1), axis=0)) == 50
+    # Without augmentation, class c has exactly N_c distinct images.
+    monkeypatch.setattr(dial, "augment", lambda images, rng: images)
+    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
+                                     counts, prototypes, seed=1)
+    distinct = [len(np.unique(x[y == c], axis=0)) for c in range(10)]
+    assert distinct == prototypes.tolist()
 
 
 @pytest.mark.slow
-def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
-    out = str(tmp_path / "out")
-    driver = DRIVER.format(examples=str(EXAMPLES), out=out)
-    stdout = _run(["-c", driver, "--dataset", "cifar10", "--imbalance", "10",
-                   "--loss", "cb_focal", "--epochs", "1", "--batch-size",
-                   "16", "--depth", "8", "--eval-every", "1",
-                   "--output-dir", out], tmp_path)
-    assert "DRIVER OK" in stdout
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["test_size"] == 200
-    assert 0 <= results["top1_error"] <= 1
-    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
-    assert len(history) == 2 and "val_loss" in history[0]
+def test_beta_dial_example_runs_quick(tmp_path):
+    out = tmp_path / "dial"
+    stdout = _run([str(EXAMPLES / "beta_dial.py"), "--quick",
+                   "--output-dir", str(out)], tmp_path)
+    assert stdout.count("] seed ") == 2 * 4  # 2 seeds x (CE, 2 betas, 1/n)
+    assert "| 1/n (beta -> 1) |" in stdout
+    assert "Chosen on the validation split" in stdout
+    for name in ("results.md", "results.json", "results.csv",
+                 "beta_dial.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["summary"]) == ["ce", "cb_0.9", "cb_0.99",
+                                        "inv_freq"]
+    for run in results["runs"]:
+        assert 0 <= run["balanced_accuracy"] <= 1
+        assert 0 <= run["val_balanced_accuracy"] <= 1
+    assert len(results["selection"]["chosen"]) == 2

@@ -3,14 +3,10 @@
 One traced function serves every step (no retracing per call, none per
 `fit` step), eager steps reuse one weight tensor instead of copying the
 weights each time, and gradients stay accurate where they are tiny. The
-module runs on the active backend; the TensorFlow run also reruns it under
-JAX and PyTorch, each in its own process.
+module runs on the active backend; tests/backend_runs.py reruns it under
+JAX and PyTorch.
 """
 
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -203,20 +199,3 @@ def test_tiny_gradients_keep_their_digits(kind, gamma, scale):
     want = _analytic_gradient(ids, z, gamma, loss.class_weights)
     shown = np.abs(want) > 1e-30  # float32 holds these
     np.testing.assert_allclose(grad[shown], want[shown], rtol=1e-4)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_module_passes_on_other_backends(backend):
-    if BACKEND != "tensorflow" or os.environ.get("KERAS_CBLOSS_CHILD_RUN"):
-        pytest.skip("the driver runs from the TensorFlow process only")
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    env = dict(os.environ, KERAS_BACKEND=backend, KERAS_CBLOSS_CHILD_RUN="1",
-               TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-x", os.path.abspath(__file__)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

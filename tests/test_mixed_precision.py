@@ -14,14 +14,9 @@ module adds:
   weightings under `jit_compile=True` (TF) or `jax.jit` (JAX), and a
   compiled `fit` with `ClassCounter` under mixed precision.
 
-Written with `keras.ops` and `tests/backend_utils.py`; the TensorFlow run
-reruns this module under JAX in a subprocess at the end.
+Written with `keras.ops` and `tests/backend_utils.py`; tests/backend_runs.py
+reruns this module under JAX.
 """
-
-import importlib.util
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -352,24 +347,3 @@ def test_compiled_fit_with_class_counter(policy, kind, form):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     if fit_kwargs().get("jit_compile"):
         assert counted_model.jit_compile
-
-
-# --------------------------------------------------------------------------
-# The same module under JAX (jax.jit), from the TensorFlow run.
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_module_passes_under_jax():
-    if BACKEND != "tensorflow" or os.environ.get("KERAS_CBLOSS_CHILD_RUN"):
-        pytest.skip("the driver runs from the TensorFlow process only")
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
-    env = dict(os.environ, KERAS_BACKEND="jax", KERAS_CBLOSS_CHILD_RUN="1",
-               TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-x", os.path.abspath(__file__)],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -1,6 +1,10 @@
 """Saving and loading models compiled with the CB losses.
 
-The loading side always runs in a fresh Python process, as deployment does.
+The loading side runs in a fresh Python process, as deployment does: one
+process for the whole module, which goes through the cases in the order in
+which they can share it (before `keras_cbloss` is imported, then with the
+package's registration, then with Keras' registry cleared) and reports each
+case's outcome; the tests below check them one by one.
 """
 
 import json
@@ -26,6 +30,11 @@ LOSSES = {
     "CBSigmoidLoss": lambda: CBSigmoidLoss(COUNTS, 0.99, weighting="class"),
     "CBFocalLoss": lambda: CBFocalLoss(COUNTS, 0.9999, 0.5, from_logits=True),
 }
+# A focal model without the prior-bias initializer: the loss is then the
+# only class of the package in the file.
+LOSS_ONLY = "CBFocalLoss_loss_only"
+TF_BACKEND = keras.backend.backend() == "tensorflow"
+CHILD_TIMEOUT_S = 300  # a guard against hangs; the child takes ~15 s
 
 
 def _data():
@@ -35,7 +44,7 @@ def _data():
     return x, y
 
 
-def _saved_model(tmp_path, name, prior_bias=True):
+def _trained_model(name, prior_bias=True):
     keras.utils.set_random_seed(1)
     loss = LOSSES[name]()
     activation = None if loss.from_logits else "sigmoid"
@@ -51,52 +60,120 @@ def _saved_model(tmp_path, name, prior_bias=True):
     model.compile("adam", loss=loss)
     x, y = _data()
     model.fit(x, y, epochs=1, verbose=0)
-    path = str(tmp_path / f"{name}.keras")
-    model.save(path)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    return model, loss, path
+    return model
 
 
-def _run(code, tmp_path, **env):
-    """Runs `code` in a fresh interpreter; returns its last stdout line."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env)
+# The fresh process. `report` runs one case and records its outcome (or
+# the exception, so that one failing case does not hide the others).
+LOADER = textwrap.dedent("""
+    import json, sys
+    import keras, numpy as np
+
+    directory, names, export_dir = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
+    x, y = np.load(directory + "/x.npy"), np.load(directory + "/y.npy")
+    results = {}
+
+    def report(case, function):
+        try:
+            results[case] = {"ok": True, **function()}
+        except Exception as e:
+            results[case] = {"ok": False, "error": type(e).__name__ + ": "
+                             + " ".join(str(e).split())}
+
+    def load(name, **kwargs):
+        model = keras.saving.load_model(f"{directory}/{name}.keras", **kwargs)
+        return {
+            "class": type(model.loss).__name__,
+            "config": model.loss.get_config(),
+            "value": float(model.evaluate(x, y, verbose=0)),
+            "bias": np.asarray(model.layers[-1].bias).tolist(),
+        }
+
+    def serve():
+        import tensorflow as tf
+        served = tf.saved_model.load(export_dir)
+        return {"predictions": np.asarray(served.serve(x)).tolist()}
+
+    # 1. Without the package: Keras' error; the SavedModel serves anyway.
+    report("without_package", lambda: load("CBFocalLoss_loss_only"))
+    if export_dir != "-":
+        report("served", serve)
+    results["package_was_imported"] = "keras_cbloss" in sys.modules
+
+    # 2. With the package's registration, as users load.
+    import keras_cbloss
+    from keras_cbloss import CBFocalLoss
+    from keras_cbloss.initializers import PriorBiasInitializer
+    for name in names:
+        report(name, lambda: load(name))
+    plain = {"CBFocalLoss": CBFocalLoss,
+             "PriorBiasInitializer": PriorBiasInitializer}
+    report("plain_names_registered",
+           lambda: load("CBFocalLoss", custom_objects=plain))
+
+    # 3. Registration not in effect: only custom_objects can help.
+    keras.saving.get_custom_objects().clear()
+    report("registered_names", lambda: load("CBFocalLoss", custom_objects={
+        "keras_cbloss>CBFocalLoss": CBFocalLoss,
+        "keras_cbloss>PriorBiasInitializer": PriorBiasInitializer}))
+    report("helper", lambda: load(
+        "CBFocalLoss", custom_objects=keras_cbloss.custom_objects()))
+    report("plain_names_unregistered",
+           lambda: load("CBFocalLoss", custom_objects=plain))
+    print("RESULT " + json.dumps(results))
+""")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Models saved in this process: `(directory, {name: model})`."""
+    directory = tmp_path_factory.mktemp("saved")
+    models = {name: _trained_model(name) for name in LOSSES}
+    models[LOSS_ONLY] = _trained_model("CBFocalLoss", prior_bias=False)
+    for name, model in models.items():
+        model.save(directory / f"{name}.keras")
+    if TF_BACKEND:
+        models["CBFocalLoss"].export(str(directory / "serving"),
+                                     verbose=False)
+    x, y = _data()
+    np.save(directory / "x.npy", x)
+    np.save(directory / "y.npy", y)
+    return directory, models
+
+
+@pytest.fixture(scope="module")
+def fresh(saved):
+    """What the fresh process reported for each case."""
+    directory, _ = saved
+    export_dir = str(directory / "serving") if TF_BACKEND else "-"
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=tmp_path, env=environment, capture_output=True, text=True,
-        timeout=300,
+        [sys.executable, "-c", LOADER, str(directory), *LOSSES, export_dir],
+        cwd=directory, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
     )
-    if result.returncode != 0:
-        raise AssertionError(result.stderr[-3000:])
-    return result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT "):])
 
 
-LOAD_AND_EVALUATE = """
-    import json, keras, numpy as np
-    {setup}
-    model = keras.saving.load_model("{path}"{kwargs})
-    loss = model.loss
-    x, y = np.load("x.npy"), np.load("y.npy")
-    print(json.dumps({{
-        "class": type(loss).__name__,
-        "config": loss.get_config(),
-        "value": float(model.evaluate(x, y, verbose=0)),
-        "bias": np.asarray(model.layers[-1].bias).tolist(),
-    }}))
-"""
+def _loaded(fresh, case):
+    outcome = fresh[case]
+    assert outcome["ok"], outcome["error"]
+    return outcome
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_keras_file_round_trip_keeps_the_loss(tmp_path, name):
-    model, loss, path = _saved_model(tmp_path, name)
+def test_keras_file_round_trip_keeps_the_loss(saved, fresh, name):
+    _, models = saved
+    model = models[name]
+    loss = model.loss
     x, y = _data()
-    expected = float(model.evaluate(x, y, verbose=0))
-    out = json.loads(_run(LOAD_AND_EVALUATE.format(
-        setup="import keras_cbloss", path=path, kwargs=""), tmp_path))
+    out = _loaded(fresh, name)
     assert out["class"] == name
     assert out["config"] == loss.get_config()
     assert out["config"]["class_counts"] == COUNTS
-    np.testing.assert_allclose(out["value"], expected, rtol=1e-6)
+    np.testing.assert_allclose(out["value"], model.evaluate(x, y, verbose=0),
+                               rtol=1e-6)
     # and the value is the class-balanced loss of the loaded predictions
     logits = model.predict(x, verbose=0)
     if name == "CBSoftmaxLoss":
@@ -109,32 +186,18 @@ def test_keras_file_round_trip_keeps_the_loss(tmp_path, name):
     np.testing.assert_allclose(out["value"], per_sample.mean(), rtol=1e-5)
 
 
-UNREGISTER = """
-    import keras_cbloss
-    # simulate code where the package's registration is not in effect
-    keras.saving.get_custom_objects().clear()
-    from keras_cbloss import CBFocalLoss
-    from keras_cbloss.initializers import PriorBiasInitializer
-"""
-
-
 @pytest.mark.parametrize(
-    "custom_objects",
-    [
-        '{"keras_cbloss>CBFocalLoss": CBFocalLoss, '
-        '"keras_cbloss>PriorBiasInitializer": PriorBiasInitializer}',
-        "keras_cbloss.custom_objects()",
-    ],
-    ids=["registered-names", "helper"],
+    "case", ["registered_names", "helper", "plain_names_registered"]
 )
-def test_load_with_custom_objects_instead_of_registration(
-    tmp_path, custom_objects
-):
-    model, loss, path = _saved_model(tmp_path, "CBFocalLoss")
+def test_load_with_custom_objects(saved, fresh, case):
+    # registered_names, helper: Keras' registry cleared, custom_objects
+    # with the "keras_cbloss>Name" keys. plain_names_registered: the common
+    # habit {"CBFocalLoss": CBFocalLoss} in a normal process, where
+    # importing the class registered it (README, "Saving and loading").
+    _, models = saved
+    model = models["CBFocalLoss"]
     x, y = _data()
-    out = json.loads(_run(LOAD_AND_EVALUATE.format(
-        setup=UNREGISTER, path=path,
-        kwargs=f", custom_objects={custom_objects}"), tmp_path))
+    out = _loaded(fresh, case)
     assert out["class"] == "CBFocalLoss"
     np.testing.assert_allclose(
         out["value"], model.evaluate(x, y, verbose=0), rtol=1e-6
@@ -144,52 +207,31 @@ def test_load_with_custom_objects_instead_of_registration(
     )
 
 
-REPORT_LOAD_ERROR = """
-    import keras
-    {setup}
-    try:
-        keras.saving.load_model("{path}"{kwargs})
-        print("loaded")
-    except Exception as e:
-        print(type(e).__name__ + ": " + " ".join(str(e).split()))
-"""
-
-
-def test_plain_class_names_in_custom_objects_are_not_enough(tmp_path):
+def test_plain_class_names_alone_are_not_enough(fresh):
     # Keras 3 looks registered classes up by "package>Name" only, so the
-    # common habit {"CBFocalLoss": CBFocalLoss} fails where registration is
-    # missing; the README points to keras_cbloss.custom_objects().
-    _, _, path = _saved_model(tmp_path, "CBFocalLoss")
-    line = _run(REPORT_LOAD_ERROR.format(
-        setup=UNREGISTER, path=path,
-        kwargs=', custom_objects={"CBFocalLoss": CBFocalLoss, '
-        '"PriorBiasInitializer": PriorBiasInitializer}'), tmp_path)
-    assert "Could not locate class" in line, line
+    # plain names find nothing once the registration is gone; the README
+    # points to keras_cbloss.custom_objects().
+    outcome = fresh["plain_names_unregistered"]
+    assert not outcome["ok"]
+    assert "Could not locate class" in outcome["error"], outcome["error"]
 
 
-def test_loading_without_the_package_gives_keras_clear_error(tmp_path):
-    _, _, path = _saved_model(tmp_path, "CBFocalLoss", prior_bias=False)
-    line = _run(REPORT_LOAD_ERROR.format(setup="", path=path, kwargs=""),
-                tmp_path)
-    assert "Could not locate class" in line, line
-    assert "register_keras_serializable" in line
-    assert "keras_cbloss>" in line
+def test_loading_without_the_package_gives_keras_clear_error(fresh):
+    assert not fresh["package_was_imported"]
+    outcome = fresh["without_package"]
+    assert not outcome["ok"]
+    error = outcome["error"]
+    assert error.startswith("TypeError: "), error  # as the README says
+    assert "Could not locate class" in error
+    assert "register_keras_serializable" in error
+    assert "keras_cbloss>" in error
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="SavedModel is TF's"
-)
-def test_export_serves_predictions_without_the_package(tmp_path):
-    model, _, _ = _saved_model(tmp_path, "CBFocalLoss")
-    export_dir = str(tmp_path / "serving")
-    model.export(export_dir, verbose=False)
+@pytest.mark.skipif(not TF_BACKEND, reason="SavedModel is TF's")
+def test_export_serves_predictions_without_the_package(saved, fresh):
+    _, models = saved
     x, _ = _data()
-    expected = model.predict(x, verbose=0)
-    code = f"""
-        import json, numpy as np, tensorflow as tf
-        served = tf.saved_model.load("{export_dir}")
-        out = served.serve(tf.constant(np.load("x.npy")))
-        print(json.dumps(np.asarray(out).tolist()))
-    """
-    served = np.array(json.loads(_run(code, tmp_path)))
+    expected = models["CBFocalLoss"].predict(x, verbose=0)
+    assert not fresh["package_was_imported"]
+    served = np.array(_loaded(fresh, "served")["predictions"])
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,231 @@
+"""Reporting for `long_tail_digits.py`: summary over seeds, table, files, plots.
+
+The experiment script trains and scores the runs; this module turns the
+run records into what a reader looks at: mean ± std per loss with paired
+gains over the baselines, the Markdown table, `results.json`,
+`results.csv` (rounded) and two plots. Like `_long_tail.py`, it is the
+examples' bookkeeping, not part of the `keras_cbloss` package.
+"""
+
+import numpy as np
+
+import _long_tail as lt
+from keras_cbloss import class_balanced_weights
+from keras_cbloss import effective_number
+
+BASELINE = "ce"  # plain cross-entropy
+REWEIGHTED = "ce_class_weight"  # fit(class_weight=...) at 1/n
+METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy")
+# Plain accuracy equals balanced accuracy on the balanced test split, so the
+# table shows it once and adds the accuracy at training frequencies.
+TABLE_METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy")
+PLOT_BETAS = (0.9, 0.99, 0.999, 0.9999)
+# Scores are fractions: 4 decimals keep 0.01 percentage points.
+CSV_DECIMALS = {"train_seconds": 2}
+CSV_DEFAULT_DECIMALS = 4
+
+
+def summarize(records, labels, cb_losses):
+    """Mean/std of every metric per loss, and paired gains.
+
+    Args:
+        records: List of run dicts (`loss`, `seed`, the `METRICS`,
+            `per_class_recall`), paired by seed across losses.
+        labels: Dict loss name -> display label, in table order; must hold
+            `BASELINE` and `REWEIGHTED`.
+        cb_losses: The names of the class-balanced losses, which are also
+            compared with `REWEIGHTED`.
+
+    Returns:
+        Dict loss name -> summary entry (JSON-ready).
+    """
+    by_loss = {name: [r for r in records if r["loss"] == name]
+               for name in labels}
+
+    def scores(name, metric):
+        return np.array([r[metric] for r in by_loss[name]])
+
+    summary = {}
+    for name, runs in by_loss.items():
+        entry = {"label": labels[name], "seeds": [r["seed"] for r in runs]}
+        for metric in METRICS:
+            values = scores(name, metric)
+            mean, std = lt.mean_std(values)
+            entry[metric] = {"mean": mean, "std": std,
+                             "values": values.tolist()}
+            if name != BASELINE:
+                entry[metric]["gain_over_ce"] = lt.paired_gains(
+                    values, scores(BASELINE, metric))
+            if name in cb_losses:
+                entry[metric]["gain_over_class_weight"] = lt.paired_gains(
+                    values, scores(REWEIGHTED, metric))
+        recalls = np.array([r["per_class_recall"] for r in runs])
+        entry["per_class_recall_mean"] = recalls.mean(axis=0).tolist()
+        entry["per_class_recall_std"] = (
+            recalls.std(axis=0, ddof=1) if len(runs) > 1
+            else np.full(recalls.shape[1], np.nan)
+        ).tolist()
+        summary[name] = entry
+    return summary
+
+
+def best_loss(summary, names):
+    """The one of `names` with the highest mean balanced accuracy."""
+    return max(names, key=lambda n: summary[n]["balanced_accuracy"]["mean"])
+
+
+def _gain_cell(gain):
+    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
+    if not np.isnan(gain["p"]):
+        text += f" (p={gain['p']:.2g})"
+    return text
+
+
+def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k):
+    """Markdown table (percent): mean ± std over seeds, paired gains."""
+    lines = [
+        "| loss | balanced acc. (= accuracy) | tail recall | "
+        "acc. at train freq. | gain: bal. acc. | gain: tail recall | "
+        "gain: acc. at train freq. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in summary.items():
+        cells = [entry["label"]]
+        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
+                  for m in TABLE_METRICS]
+        if name == BASELINE:
+            cells += ["(baseline)"] * len(TABLE_METRICS)
+        else:
+            cells += [_gain_cell(entry[m]["gain_over_ce"])
+                      for m in TABLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"| CB loss vs {summary[REWEIGHTED]['label']} | gain: bal. acc. | "
+        "gain: tail recall | gain: acc. at train freq. |",
+        "|---|---|---|---|",
+    ]
+    for name in cb_losses:
+        cells = [summary[name]["label"]]
+        cells += [_gain_cell(summary[name][m]["gain_over_class_weight"])
+                  for m in TABLE_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Percent, mean ± std over {num_seeds} seed(s), on the balanced test "
+        f"split ({test_per_class} images per class, where plain accuracy "
+        f"equals balanced accuracy). Tail recall: the {tail_k} rarest "
+        "training classes. Acc. at train freq.: per-class recall weighted "
+        "by the training class sizes, the accuracy on a test set as "
+        "long-tailed as the training set. Gains are paired by seed: mean ± "
+        "std of the per-seed difference, and the two-sided paired t-test p."
+    )
+    return "\n".join(lines)
+
+
+def csv_rows(records):
+    """One flat row per run, floats rounded (`CSV_DECIMALS`)."""
+    rows = []
+    for record in records:
+        row = {k: v for k, v in record.items()
+               if k not in ("per_class_recall", "train_counts")}
+        row.update({f"recall_{c}": v
+                    for c, v in enumerate(record["per_class_recall"])})
+        rows.append({
+            k: round(v, CSV_DECIMALS.get(k, CSV_DEFAULT_DECIMALS))
+            if isinstance(v, float) else v
+            for k, v in row.items()
+        })
+    return rows
+
+
+def write_results(out, table, results, records):
+    """Writes `results.md`, `results.json` (full precision), `results.csv`."""
+    (out / "results.md").write_text(table + "\n")
+    lt.write_json(out / "results.json", results)
+    lt.write_csv(out / "results.csv", csv_rows(records))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_per_class_recall(summary, counts, best, path):
+    """Bars of per-class recall: plain CE, CE + class_weight, best CB loss.
+
+    Returns:
+        The labels of the drawn runs, in the legend's order.
+    """
+    plt = _pyplot()
+    classes = np.arange(len(counts))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    bars = ((BASELINE, "#9e9e9e"), (REWEIGHTED, "#ff7f0e"), (best, "#1f77b4"))
+    width = 0.8 / len(bars)
+    for i, (name, color) in enumerate(bars):
+        mean = np.array(summary[name]["per_class_recall_mean"])
+        std = np.array(summary[name]["per_class_recall_std"], np.float64)
+        yerr = None if np.isnan(std).all() else std
+        offset = (i - (len(bars) - 1) / 2) * width
+        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=2,
+               color=color, label=summary[name]["label"])
+    ax.set_xticks(classes)
+    ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
+    ax.set_xlabel("digit class and its number of training images")
+    ax.set_ylabel("test recall")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Per-class recall, mean ± std over seeds "
+                 "(head class on the left)")
+    ax.legend(loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [summary[name]["label"] for name, _ in bars]
+
+
+def plot_class_weights(counts, beta, path):
+    """The paper's Figure 1 idea: E(n) saturates, so weights flatten out."""
+    plt = _pyplot()
+    betas = sorted(set(PLOT_BETAS) | {beta})
+    colors = plt.cm.viridis(np.linspace(0, 0.85, len(betas)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))
+
+    n = np.logspace(0, 4, 200)
+    left.plot(n, n, "k--", lw=1, label="E(n) = n (no overlap)")
+    for b, color in zip(betas, colors):
+        left.plot(n, effective_number(n, b), color=color,
+                  lw=2.5 if b == beta else 1.2, label=f"beta = {b}")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("number of samples n")
+    left.set_ylabel("effective number E(n)")
+    left.set_title("E(n) = (1 - beta^n) / (1 - beta) saturates at 1/(1-beta)")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3, which="both")
+
+    counts = np.asarray(counts)
+    inverse = 1.0 / counts
+    # Drawn on top: beta = 0.999 and 0.9999 would hide it otherwise.
+    right.plot(counts, inverse * len(counts) / inverse.sum(), "k--",
+               marker="s", ms=4, lw=1, zorder=5, label="inverse frequency 1/n")
+    for b, color in zip(betas, colors):
+        right.plot(counts, class_balanced_weights(counts, b), color=color,
+                   marker="o", ms=4, lw=2.5 if b == beta else 1.2,
+                   label=f"beta = {b}")
+    right.plot(counts, np.ones_like(counts, np.float64), color="0.6",
+               lw=1, label="beta = 0 (plain loss)")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("class size n_c (this training set)")
+    right.set_ylabel("class weight w_c (sum = C)")
+    right.set_title(f"Class weights for these {len(counts)} class sizes")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
