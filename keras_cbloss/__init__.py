@@ -3,6 +3,9 @@
 from keras_cbloss.callbacks import ClassCounter
 from keras_cbloss.counting import count_classes
 from keras_cbloss.initializers import prior_bias_initializer
+from keras_cbloss.logit_adjustment import LogitAdjustedLoss
+from keras_cbloss.logit_adjustment import logit_adjust
+from keras_cbloss.logit_adjustment import logit_adjusted_crossentropy
 from keras_cbloss.losses import CBFocalLoss
 from keras_cbloss.losses import CBSigmoidLoss
 from keras_cbloss.losses import CBSoftmaxLoss
@@ -15,6 +18,7 @@ from keras_cbloss.metrics import PerClassRecall
 from keras_cbloss.metrics import ShotAccuracy
 from keras_cbloss.metrics import shot_groups
 from keras_cbloss.weights import class_balanced_weights
+from keras_cbloss.weights import class_log_prior
 from keras_cbloss.weights import effective_number
 
 
@@ -26,15 +30,19 @@ __all__ = [
     "CBSigmoidLoss",
     "CBSoftmaxLoss",
     "ClassCounter",
+    "LogitAdjustedLoss",
     "PerClassRecall",
     "ShotAccuracy",
     "cb_focal_crossentropy",
     "cb_sigmoid_crossentropy",
     "cb_softmax_crossentropy",
     "class_balanced_weights",
+    "class_log_prior",
     "count_classes",
     "custom_objects",
     "effective_number",
+    "logit_adjust",
+    "logit_adjusted_crossentropy",
     "prior_bias_initializer",
     "shot_groups",
 ]

@@ -114,6 +114,18 @@ def check_gamma(gamma):
     return gamma
 
 
+def check_tau(tau):
+    """Returns `tau` as a finite float >= 0, or raises."""
+    tau = _check_real(tau, "tau")
+    if not 0.0 <= tau < np.inf:
+        raise ValueError(
+            "Invalid value for argument `tau`. Expected a finite float >= 0 "
+            "(0 gives plain cross-entropy, 1 the balanced softmax). "
+            f"Received: tau={tau}"
+        )
+    return tau
+
+
 def check_weighting(weighting):
     """Returns `weighting` if it is one of `WEIGHTINGS`, or raises."""
     if weighting not in WEIGHTINGS:

@@ -256,15 +256,16 @@ class ClassCounter(keras.callbacks.Callback):
                     f"`ClassCounter(outputs={list(self.outputs)})`: the "
                     f"losses of outputs {plain} are not class-balanced "
                     "losses (they have no `set_class_counts`). Name only "
-                    "outputs compiled with CBSoftmaxLoss, CBSigmoidLoss or "
-                    "CBFocalLoss."
+                    "outputs compiled with CBSoftmaxLoss, CBSigmoidLoss, "
+                    "CBFocalLoss or LogitAdjustedLoss."
                 )
         pairs = [(n, l) for n, l in pairs if _is_class_balanced(l)]
         if not pairs:
             raise ValueError(
                 "`ClassCounter` found no class-balanced loss in the model "
                 f"(losses: {_describe(loss)}). Compile the model with "
-                "CBSoftmaxLoss, CBSigmoidLoss or CBFocalLoss, built with "
+                "CBSoftmaxLoss, CBSigmoidLoss, CBFocalLoss or "
+                "LogitAdjustedLoss, built with "
                 "`class_counts=None` so that they wait for the counts."
             )
         return pairs
@@ -321,11 +322,7 @@ class ClassCounter(keras.callbacks.Callback):
         ]
         for name, loss in self._targets:
             where = f" (output '{name}')" if name is not None else ""
-            lines.append(
-                f"ClassCounter: class weights of {getattr(loss, 'name', loss)}"
-                f"{where}, beta={getattr(loss, 'beta', '?')}: "
-                + _short(loss.class_weights, precision=4)
-            )
+            lines.append(f"ClassCounter: {_derived(loss)}{where}")
         for line in lines:
             if keras.config.is_interactive_logging_enabled():
                 print(line, flush=True)
@@ -333,8 +330,26 @@ class ClassCounter(keras.callbacks.Callback):
                 _logger.info(line)
 
 
+def _derived(loss):
+    """What a loss made of the counts: class weights, or a log prior."""
+    name = getattr(loss, "name", loss)
+    log_prior = getattr(loss, "log_prior", None)
+    if log_prior is not None:  # LogitAdjustedLoss: no weights
+        return (
+            f"log prior of {name}, tau={getattr(loss, 'tau', '?')}: "
+            + _short(log_prior, precision=4)
+        )
+    return (
+        f"class weights of {name}, beta={getattr(loss, 'beta', '?')}: "
+        + _short(loss.class_weights, precision=4)
+    )
+
+
 def _is_class_balanced(loss):
-    """Duck typing: a CB loss has `set_class_counts` and `class_weights`."""
+    """Duck typing: a CB loss has `set_class_counts` and `class_weights`.
+
+    `LogitAdjustedLoss` has both too (its `class_weights` is always None).
+    """
     return callable(getattr(loss, "set_class_counts", None)) and hasattr(
         loss, "class_weights"
     )

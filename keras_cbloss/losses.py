@@ -25,6 +25,7 @@ from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_counts
 from keras_cbloss._validation import check_gamma
 from keras_cbloss._validation import check_ignore_class
+from keras_cbloss._validation import check_tau
 from keras_cbloss._validation import check_weighting
 from keras_cbloss.weights import class_balanced_weights
 
@@ -101,7 +102,7 @@ def _is_sparse(y_true_shape, y_pred_shape):
     )
 
 
-def _check_num_classes(y_pred, class_weights):
+def _check_num_classes(y_pred, class_weights, what="class weights"):
     num_classes = y_pred.shape[-1]
     num_weights = class_weights.shape[0]
     if num_classes == 1 and num_weights != 2:
@@ -117,7 +118,7 @@ def _check_num_classes(y_pred, class_weights):
         raise ValueError(
             f"The predictions have {num_classes} classes (y_pred.shape="
             f"{tuple(y_pred.shape)}) but there are {num_weights} "
-            "class weights (one per class count). Pass one count per output "
+            f"{what} (one per class count). Pass one count per output "
             "unit of the model."
         )
 
@@ -209,15 +210,20 @@ def _binary_targets(y_true, y_pred, keep):
     return safe_target, valid, keep
 
 
-def _prepare(y_true, y_pred, class_weights, ignore_class=None):
-    """Shared front end: casts, label form, class weights and checks."""
+def _prepare(y_true, y_pred, class_weights, ignore_class=None,
+             what="class weights"):
+    """Shared front end: casts, label form, class weights and checks.
+
+    `class_weights` is the loss's per-class vector (`what` names it in
+    errors): the class weights, or the log prior of the logit-adjusted loss.
+    """
     _check_not_strings(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
     out_dtype = keras.backend.standardize_dtype(y_pred.dtype)
     dtype = _compute_dtype(out_dtype)
     y_pred = ops.cast(y_pred, dtype)
     weights = _weights_tensor(class_weights, dtype)
-    _check_num_classes(y_pred, weights)
+    _check_num_classes(y_pred, weights, what)
     y_true = ops.convert_to_tensor(y_true)
     keep = _ignored(y_true, ignore_class)
     inputs = dict(labels=None, target=None, valid=None, keep=keep,
@@ -646,6 +652,7 @@ def cb_focal_crossentropy(
 # The constructor checks of the per-sample functions' keyword arguments.
 _ARGUMENT_CHECKS = {
     "gamma": check_gamma,
+    "tau": check_tau,
     "from_logits": lambda value: check_bool(value, "from_logits"),
     "weighting": check_weighting,
     "ignore_class": check_ignore_class,
@@ -659,39 +666,40 @@ def _plain_counts(counts):
     return counts.copy()
 
 
-class ClassBalancedLoss(keras.losses.Loss):
-    """Base class of the class-balanced losses, after Keras' wrapper shape.
+class CountBasedLoss(keras.losses.Loss):
+    """Base class of the losses built from class counts, after Keras' wrapper.
 
     Like Keras' `LossFunctionWrapper`, it holds a per-sample function `fn`
     and that function's keyword arguments, and implements `call()` and
     `get_config()` once; each subclass is a signature and a docstring. The
     keyword arguments are validated here and kept as public attributes
-    (`loss.gamma`, `loss.from_logits`, `loss.weighting`,
+    (`loss.gamma`, `loss.tau`, `loss.from_logits`, `loss.weighting`,
     `loss.ignore_class`), which `call()` reads on every trace.
 
-    The class weights are computed in float64 on the host whenever the
-    counts or beta are set, and enter compiled code as constants; after a
+    From the counts, a subclass derives one per-class float64 vector in
+    `_per_class_from_counts` (the class-balanced weights of
+    `ClassBalancedLoss`, the log prior of `LogitAdjustedLoss`); it is
+    computed on the host whenever the counts (or a hyperparameter it
+    depends on) are set, and enters compiled code as a constant: after a
     change during training the train function must be retraced, which
     `ClassCounter` does.
 
     Args:
         fn: The per-sample function, called as
-            `fn(y_true, y_pred, class_weights, **fn_kwargs)`.
+            `fn(y_true, y_pred, per_class, **fn_kwargs)`.
         class_counts: 1-D array-like of per-class sample counts from the
-            whole training set (`[n_neg, n_pos]` for a one-unit head), or
-            `None` to set them later with `set_class_counts` (e.g. by
-            `ClassCounter`).
-        beta: Float in [0, 1). Defaults to `0.999`.
+            whole training set, at least two, or `None` to set them later
+            with `set_class_counts` (e.g. by `ClassCounter`).
         name, reduction, dtype: As for `keras.losses.Loss`.
-        **fn_kwargs: Keyword arguments of `fn` (`gamma`, `from_logits`,
-            `weighting`, `ignore_class`), saved in the config.
+        **fn_kwargs: Keyword arguments of `fn` (`gamma`, `tau`,
+            `from_logits`, `weighting`, `ignore_class`), saved in the
+            config.
     """
 
     def __init__(
         self,
         fn,
         class_counts=None,
-        beta=0.999,
         *,
         name=None,
         reduction="sum_over_batch_size",
@@ -700,7 +708,6 @@ class ClassBalancedLoss(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.fn = fn
-        self._beta = check_beta(beta)
         self._dtype_arg = (
             None if dtype is None else keras.dtype_policies.get(dtype).name
         )
@@ -708,16 +715,19 @@ class ClassBalancedLoss(keras.losses.Loss):
         for arg_name, value in fn_kwargs.items():
             setattr(self, arg_name, _ARGUMENT_CHECKS[arg_name](value))
         self._class_counts = None
-        self._class_weights = None
+        self._per_class = None
         self._weights_cache = {}
         self._uncast_labels = None
         if class_counts is not None:
             self.set_class_counts(class_counts)
 
-    @property
-    def beta(self):
-        """The beta hyperparameter, a float in [0, 1)."""
-        return self._beta
+    def _per_class_from_counts(self, counts):
+        """The float64 per-class vector that `fn` takes, from the counts."""
+        raise NotImplementedError
+
+    def _hyperparameters(self):
+        """The subclass's own config entries that `fn` does not take."""
+        return {}
 
     @property
     def class_counts(self):
@@ -730,15 +740,8 @@ class ClassBalancedLoss(keras.losses.Loss):
             return None
         return _plain_counts(self._class_counts)
 
-    @property
-    def class_weights(self):
-        """Per-class weights (float64 NumPy copy), or `None` if not set."""
-        if self._class_weights is None:
-            return None
-        return self._class_weights.copy()
-
     def set_class_counts(self, class_counts):
-        """Sets the per-class counts and recomputes the class weights.
+        """Sets the per-class counts and recomputes what derives from them.
 
         Args:
             class_counts: 1-D array-like of non-negative, finite counts,
@@ -747,9 +750,9 @@ class ClassBalancedLoss(keras.losses.Loss):
 
         Raises:
             ValueError, TypeError: For invalid counts; the loss keeps its
-                previous counts and weights.
+                previous counts and the values derived from them.
 
-        Functions already traced with the old weights keep them. In
+        Functions already traced with the old values keep them. In
         mid-training, prefer `ClassCounter`, which retraces the model's
         train and test functions after a change (and, on JAX, also clears
         the jit cache that would otherwise keep the old trace alive).
@@ -762,35 +765,12 @@ class ClassBalancedLoss(keras.losses.Loss):
                 "negative (0) and positive (1): pass `class_counts=[n_neg, "
                 f"n_pos]`. Received: class_counts={counts.tolist()}"
             )
-        self._class_weights = class_balanced_weights(counts, self._beta)
+        self._per_class = self._per_class_from_counts(counts)
         self._class_counts = counts
         self._weights_cache = {}
 
-    def set_beta(self, beta):
-        """Sets beta and recomputes the class weights from the counts.
-
-        Validated like the constructor's `beta`; an invalid value raises
-        and leaves the loss as it was. Saved in the config. As with
-        `set_class_counts`, functions already traced keep the old weights:
-        retrace the model's step functions after a change in mid-training
-        (e.g. for deferred re-weighting, beta 0 then 0.9999).
-
-        Args:
-            beta: Float in [0, 1).
-
-        Raises:
-            ValueError, TypeError: For an invalid beta.
-        """
-        beta = check_beta(beta)
-        if self._class_counts is not None:
-            self._class_weights = class_balanced_weights(
-                self._class_counts, beta
-            )
-        self._beta = beta
-        self._weights_cache = {}
-
-    def _weights_or_raise(self, y_pred):
-        if self._class_weights is not None:
+    def _per_class_or_raise(self, y_pred):
+        if self._per_class is not None:
             return self._eager_weights(y_pred)
         if in_symbolic_scope():
             num_units = y_pred.shape[-1] or 1
@@ -805,16 +785,16 @@ class ClassBalancedLoss(keras.losses.Loss):
         )
 
     def _eager_weights(self, y_pred):
-        # Traced code embeds the NumPy weights as a constant. Eager steps
+        # Traced code embeds the NumPy vector as a constant. Eager steps
         # (the PyTorch trainer, `run_eagerly=True`) reuse one tensor per
-        # dtype and device instead of copying the weights every step.
+        # dtype and device instead of copying the vector every step.
         if not executing_eagerly(y_pred):
-            return self._class_weights
+            return self._per_class
         dtype = _compute_dtype(keras.backend.standardize_dtype(y_pred.dtype))
         key = (dtype, str(getattr(y_pred, "device", "")))
         if key not in self._weights_cache:
             self._weights_cache[key] = ops.convert_to_tensor(
-                self._class_weights, dtype=dtype
+                self._per_class, dtype=dtype
             )
         return self._weights_cache[key]
 
@@ -839,23 +819,85 @@ class ClassBalancedLoss(keras.losses.Loss):
             y_true = self._uncast_labels
         fn_kwargs = {name: getattr(self, name) for name in self._fn_arg_names}
         return self.fn(
-            y_true, y_pred, self._weights_or_raise(y_pred), **fn_kwargs
+            y_true, y_pred, self._per_class_or_raise(y_pred), **fn_kwargs
         )
 
     def get_config(self):
         config = super().get_config()
         counts = self.class_counts
-        config.update(
-            {
-                "class_counts": None if counts is None else counts.tolist(),
-                "beta": self._beta,
-                "dtype": self._dtype_arg,
-            }
-        )
+        config["class_counts"] = None if counts is None else counts.tolist()
+        config.update(self._hyperparameters())
+        config["dtype"] = self._dtype_arg
         config.update(
             {name: getattr(self, name) for name in self._fn_arg_names}
         )
         return config
+
+
+class ClassBalancedLoss(CountBasedLoss):
+    """Base class of the class-balanced losses: weights from counts and beta.
+
+    The per-class vector handed to `fn` is the class-balanced weights,
+    `class_balanced_weights(counts, beta)`, recomputed in float64 whenever
+    the counts or beta are set.
+
+    Args:
+        fn: The per-sample function, called as
+            `fn(y_true, y_pred, class_weights, **fn_kwargs)`.
+        class_counts: 1-D array-like of per-class sample counts from the
+            whole training set (`[n_neg, n_pos]` for a one-unit head), or
+            `None` to set them later with `set_class_counts` (e.g. by
+            `ClassCounter`).
+        beta: Float in [0, 1). Defaults to `0.999`.
+        name, reduction, dtype: As for `keras.losses.Loss`.
+        **fn_kwargs: Keyword arguments of `fn` (`gamma`, `from_logits`,
+            `weighting`, `ignore_class`), saved in the config.
+    """
+
+    def __init__(self, fn, class_counts=None, beta=0.999, **kwargs):
+        # Set before the base constructor, which derives the weights from
+        # `class_counts` with it.
+        self._beta = check_beta(beta)
+        super().__init__(fn, class_counts, **kwargs)
+
+    def _per_class_from_counts(self, counts):
+        return class_balanced_weights(counts, self._beta)
+
+    def _hyperparameters(self):
+        return {"beta": self._beta}
+
+    @property
+    def beta(self):
+        """The beta hyperparameter, a float in [0, 1)."""
+        return self._beta
+
+    @property
+    def class_weights(self):
+        """Per-class weights (float64 NumPy copy), or `None` if not set."""
+        if self._per_class is None:
+            return None
+        return self._per_class.copy()
+
+    def set_beta(self, beta):
+        """Sets beta and recomputes the class weights from the counts.
+
+        Validated like the constructor's `beta`; an invalid value raises
+        and leaves the loss as it was. Saved in the config. As with
+        `set_class_counts`, functions already traced keep the old weights:
+        retrace the model's step functions after a change in mid-training
+        (e.g. for deferred re-weighting, beta 0 then 0.9999).
+
+        Args:
+            beta: Float in [0, 1).
+
+        Raises:
+            ValueError, TypeError: For an invalid beta.
+        """
+        beta = check_beta(beta)
+        if self._class_counts is not None:
+            self._per_class = class_balanced_weights(self._class_counts, beta)
+        self._beta = beta
+        self._weights_cache = {}
 
 
 @keras.saving.register_keras_serializable(package="keras_cbloss")
@@ -1144,8 +1186,15 @@ def custom_objects():
     ['CBFocalLoss', 'CBSigmoidLoss']
     """
     from keras_cbloss.initializers import PriorBiasInitializer
+    from keras_cbloss.logit_adjustment import LogitAdjustedLoss
 
-    classes = (CBSoftmaxLoss, CBSigmoidLoss, CBFocalLoss, PriorBiasInitializer)
+    classes = (
+        CBSoftmaxLoss,
+        CBSigmoidLoss,
+        CBFocalLoss,
+        LogitAdjustedLoss,
+        PriorBiasInitializer,
+    )
     objects = {}
     for cls in classes:
         objects[cls.__name__] = cls

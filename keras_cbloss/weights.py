@@ -143,3 +143,75 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
         weights /= weights.max()
         weights *= present.sum() / weights.sum()
     return weights
+
+
+def class_log_prior(class_counts):
+    """Log of the training label prior, log(n_c / sum(n)), in float64.
+
+    The per-class term of logit adjustment (Menon et al., 2021): the
+    logit-adjusted loss adds `tau * log_prior` to the logits, the post-hoc
+    correction subtracts it.
+
+    Formula:
+
+    ```
+    n'_c     = n_c if n_c > 0 else min over classes with n > 0 of n
+    log_prior_c = log(n'_c / sum_k n'_k)
+    ```
+
+    A class with a count of zero would have log prior -inf, which turns the
+    loss and its gradient into NaN (0 * inf) and makes the post-hoc
+    correction predict that class everywhere. It is given the count of the
+    rarest class that occurs instead (with a warning naming it): finite,
+    the strongest adjustment any observed class gets, and unchanged when
+    all counts are scaled (the adjustment depends only on count ratios, so
+    sample-weighted or normalised counts give the same result). Training
+    data holds no sample of such a class, so the floor only decides how
+    strongly its logit is pushed down by the other classes' samples.
+
+    Args:
+        class_counts: 1-D array-like of non-negative, finite per-class
+            counts (or any vector proportional to the prior), at least one
+            of them non-zero.
+
+    Returns:
+        A float64 NumPy array of shape `[C]`, finite, whose exponentials
+        sum to 1.
+
+    Raises:
+        ValueError, TypeError: For invalid counts, or when every count is
+            zero.
+
+    Example:
+
+    >>> from keras_cbloss import class_log_prior
+    >>> np.round(class_log_prior([900, 90, 10]), 4)
+    array([-0.1054, -2.4079, -4.6052])
+
+    References:
+        Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
+        arXiv:2007.07314, Eq. 10.
+    """
+    counts = check_counts(class_counts)
+    present = counts > 0
+    if not present.any():
+        raise ValueError(
+            "Invalid value for argument `class_counts`. Expected at least "
+            "one class with a non-zero count. Received all zeros: check "
+            "that the labels were counted from the training data."
+        )
+    if not present.all():
+        warnings.warn(
+            f"Classes {np.flatnonzero(~present).tolist()} have a count of "
+            "zero: their log prior would be -inf. They are given the count "
+            "of the rarest class that occurs, "
+            f"{counts[present].min():g}, instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+    floored = np.where(present, counts, counts[present].min())
+    # In log space, relative to the largest count: the sum stays finite for
+    # counts near the float64 maximum, and a ratio of counts that would
+    # underflow (5e-324 / 1e308) keeps its finite log.
+    log_counts = np.log(floored) - np.log(floored.max())
+    return log_counts - np.log(np.exp(log_counts).sum())

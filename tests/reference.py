@@ -132,3 +132,25 @@ def masked_mean(per_position, keep, sample_weight=None):
     if sample_weight is not None:
         per_position = per_position * np.asarray(sample_weight, np.float64)
     return per_position[keep].sum() / max(keep.sum(), 1)
+
+
+def logit_adjusted_loss(y_true, y_pred, counts, tau, from_logits):
+    """Menon et al. (2021), Eq. 10: CE of softmax(z + tau * log(prior)).
+
+    prior = counts / sum(counts), with a zero count replaced by the smallest
+    non-zero count (the package's documented floor); with probabilities,
+    z = log of the renormalised, clipped probabilities (as Keras takes them).
+    """
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    t = to_dense(y_true, y_pred.shape[-1])
+    counts = np.asarray(counts, dtype=np.float64)
+    counts = np.where(counts > 0, counts, counts[counts > 0].min())
+    prior = counts / counts.sum()
+    if from_logits:
+        z = y_pred
+    else:
+        z = np.log(clip_probabilities(y_pred / y_pred.sum(-1, keepdims=True)))
+    adjusted = z + tau * np.log(prior)
+    adjusted = adjusted - adjusted.max(-1, keepdims=True)
+    log_softmax = adjusted - np.log(np.exp(adjusted).sum(-1, keepdims=True))
+    return -(t * log_softmax).sum(-1)
