@@ -254,3 +254,28 @@ def check_outputs(outputs):
             f"loss. Received: outputs={outputs!r}"
         )
     return tuple(outputs)
+
+
+def check_sparse(sparse):
+    """Returns `sparse` if it is True, False or None, or raises."""
+    if sparse is not None and not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(
+            "Invalid type for argument `sparse`. Expected True (class ids of "
+            "any shape), False (one-hot / multi-hot rows [..., C]) or None "
+            f"(inferred from the labels' shape). Received: sparse={sparse!r}"
+        )
+    return None if sparse is None else bool(sparse)
+
+
+def check_ignore_class(ignore_class):
+    """Returns `ignore_class` as an int or None, or raises."""
+    if ignore_class is None:
+        return None
+    if not _is_int(ignore_class):
+        raise TypeError(
+            "Invalid type for argument `ignore_class`. Expected an integer "
+            "class id to skip (e.g. 255 for void pixels, -1 for padding) or "
+            f"None. Received: ignore_class={ignore_class!r} of type "
+            f"{type(ignore_class).__name__}"
+        )
+    return int(ignore_class)
