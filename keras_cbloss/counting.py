@@ -72,7 +72,7 @@ class _Code(enum.IntEnum):
 
 
 class _Key(typing.NamedTuple):
-    """What the traced loop depends on (the cache key of `_runner`)."""
+    """What the traced loop depends on (the cache key of `_cached_runner`)."""
 
     sparse: bool
     dtype: tf.DType
@@ -299,7 +299,7 @@ def count_classes(
         verbose == "auto" and has_features and total is not None
     )
     grouped, steps_mode, chunk = _group(labels, plan, show_bar, total)
-    state = _run(grouped, _runner(plan.key(steps_mode)), chunk, plan,
+    state = _run(grouped, _cached_runner(plan.key(steps_mode)), chunk, plan,
                  _Progress(verbose, total))
     counts = state.counts.numpy()
     _warn_if_ambiguous(plan, counts)
@@ -679,10 +679,6 @@ def _group(labels, plan, show_bar, total):
 
 
 # The in-graph loop.
-
-
-def _runner(key):
-    return _cached_runner(key)
 
 
 @functools.lru_cache(maxsize=32)
