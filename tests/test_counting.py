@@ -5,6 +5,8 @@ backend (TensorFlow is always installed), so this module runs in the main
 (TensorFlow) process only.
 """
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -498,6 +500,36 @@ def test_sample_weighted_per_token_counts(wshape):
     with pytest.raises(ValueError, match=r"8 weights for 20 labelled"):
         count_classes(bad, C, sparse=True, ignore_class=-1,
                       sample_weighted=True, verbose=0)
+
+
+IMPORT_SCRIPT = """
+import json, sys
+import keras_cbloss
+from keras_cbloss import ClassCounter, CBFocalLoss
+before = "tensorflow" in sys.modules
+from keras_cbloss import count_classes
+print(json.dumps({"before": before, "after": "tensorflow" in sys.modules,
+                  "backend": __import__("keras").backend.backend(),
+                  "callback": issubclass(ClassCounter,
+                                         __import__("keras").callbacks.Callback),
+                  "lazy": count_classes.__module__}))
+"""
+
+
+def test_import_under_jax_does_not_import_tensorflow():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_SCRIPT],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax" and out["callback"]
+    assert out["before"] is False, "import keras_cbloss imported TensorFlow"
+    # Counting itself needs TensorFlow: it comes with `count_classes`.
+    assert out["after"] is True and out["lazy"] == "keras_cbloss.counting"
 
 
 def test_benchmark_script_runs_quick():
