@@ -801,32 +801,43 @@ def _sparse_step(key, y, w, counts):
 
 
 def _dense_step(key, y, w, counts):
-    """One-hot / multi-hot rows `[..., C]`: checks, then column sums."""
+    """One-hot / multi-hot rows `[..., C]`: column sums, checked.
+
+    Each value is read once by the sums and once by the check `y * y != y`
+    (true exactly when y is neither 0 nor 1, NaN included, for floats and
+    for wrapping integers alike); an infinite label, which passes that test,
+    makes the sums non-finite. Only when either flags the group is the
+    offending value looked for.
+    """
     lead = _leading(y)
     y = tf.reshape(y, [-1, key.num_classes])
     rows = tf.shape(y, out_type=tf.int64)[0]
-    if y.dtype.is_bool:
-        invalid = tf.zeros_like(y)
-    else:
-        invalid = tf.not_equal(y, 0) & tf.not_equal(y, 1)
-    code, bad = _first_invalid(invalid, y, _Code.BAD_DENSE)
     if w is not None:
-        code, bad = _check_weights(w, rows, lead, code, bad)
-
-    def count():
-        if w is not None:
-            w64 = _expand_weights(w, rows, lead)
-            return counts + tf.linalg.matvec(
-                tf.cast(y, tf.float64), w64, transpose_a=True
-            )
+        w64 = _expand_weights(w, rows, lead)
+        sums = tf.linalg.matvec(tf.cast(y, tf.float64), w64, transpose_a=True)
+        new_counts = counts + sums
+    else:
         # Column sums as a [1, n] x [n, C] product: on CPU as fast as or
         # faster than reduce_sum over axis 0, and exact in float32: a batch
         # has far fewer than 2**24 rows.
         ones = tf.ones(tf.stack([1, tf.shape(y)[0]]), tf.float32)
-        sums = tf.matmul(ones, tf.cast(y, tf.float32))
-        return counts + tf.cast(tf.reshape(sums, [-1]), tf.int64)
-
-    return _Step(code, bad, rows, count)
+        sums = tf.reshape(tf.matmul(ones, tf.cast(y, tf.float32)), [-1])
+        new_counts = counts + tf.cast(sums, tf.int64)
+    code, bad = tf.constant(int(_Code.OK)), tf.zeros([2], tf.float64)
+    if not y.dtype.is_bool:
+        suspect = tf.reduce_any(tf.not_equal(y * y, y)) | ~tf.reduce_all(
+            tf.math.is_finite(sums)
+        )
+        code, bad = tf.cond(
+            suspect,
+            lambda: _first_invalid(
+                tf.not_equal(y, 0) & tf.not_equal(y, 1), y, _Code.BAD_DENSE
+            ),
+            lambda: (code, bad),
+        )
+    if w is not None:
+        code, bad = _check_weights(w, rows, lead, code, bad)
+    return _Step(code, bad, rows, lambda: new_counts)
 
 
 def _leading(y):

@@ -237,6 +237,32 @@ def test_soft_and_out_of_range_dense_labels():
         count_classes(onehot, 4)
 
 
+@pytest.mark.parametrize(
+    "value, dtype, shown",
+    [
+        (np.inf, "float32", "inf"),
+        (-np.inf, "float32", "-inf"),
+        (np.nan, "float32", "nan"),
+        (1e-30, "float32", "1e-30"),
+        (np.float32(1 - 2**-24), "float32", "0.9999999"),
+        (-1.0, "float16", "-1"),
+        (2, "int32", "2"),
+        (255, "uint8", "255"),
+        (65536, "int32", "65536"),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_dense_value_other_than_0_and_1_is_rejected(
+    value, dtype, shown, weighted
+):
+    rows = np.eye(4)[[0, 1, 2, 3, 1, 0]]
+    rows[4, 2] = value
+    w = np.ones(6) if weighted else None
+    ds = _dataset(rows.astype(dtype), 3, w=w)
+    with pytest.raises(ValueError, match=rf"0s and 1s.*value of {shown}"):
+        count_classes(ds, sparse=False, sample_weighted=weighted, verbose=0)
+
+
 def test_invalid_sample_weights():
     y = np.array([0, 1, 2, 1])
     bad = _dataset(y, 2, w=np.array([1.0, -0.5, 1.0, 1.0]))
