@@ -556,16 +556,3 @@ def test_import_under_jax_does_not_import_tensorflow():
     assert out["before"] is False, "import keras_cbloss imported TensorFlow"
     # Counting itself needs TensorFlow: it comes with `count_classes`.
     assert out["after"] is True and out["lazy"] == "keras_cbloss.counting"
-
-
-def test_benchmark_script_runs_quick():
-    script = os.path.join(ROOT, "benchmarks", "bench_counting.py")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, script, "--quick"],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for row in ("sparse", "one-hot", "multi-hot", "labels-only", "label_fn"):
-        assert row in result.stdout
-    assert "rows/s" in result.stdout
