@@ -535,8 +535,11 @@ def _check_label_spec(spec, where):
         raise TypeError(
             f"Cannot count {where}: expected a dense tensor of labels. "
             f"Received: {spec}. Convert ragged or sparse labels in "
-            "`label_fn` (e.g. `y.to_tensor()` or `y.flat_values` for lists "
-            "of class ids)."
+            "`label_fn`: for batches of class-id lists, "
+            "`label_fn=lambda y: y.flat_values` (or `lambda x, y: "
+            "y.flat_values` for `(x, y)` elements); for unbatched ones, "
+            "`label_fn=lambda y: y`, which `Dataset.map` hands a dense tensor; "
+            "for sparse tensors, `tf.sparse.to_dense`."
         )
     dtype = spec.dtype
     if not (dtype.is_integer or dtype.is_floating or dtype.is_bool):

@@ -619,6 +619,34 @@ def test_implied_ignore_class():
         callbacks_module._implied_ignore_class([Loss("a", 255), Loss("b", None)])
 
 
+def test_losses_with_different_ignore_class_name_the_fix():
+    masks = np.array([[0, 1, 255], [2, 255, 3]])
+    labels = tf.data.Dataset.from_tensor_slices(
+        {"cls": masks, "aux": masks}
+    ).batch(2)
+    model = make_model(
+        {"cls": LOSSES["softmax"](None), "aux": LOSSES["sigmoid"](None)},
+        outputs=2,
+    )
+    model.loss["cls"].ignore_class = 255
+    counter = ClassCounter(labels, label_fn=lambda y: y["cls"], verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match=r"different `ignore_class`.*"
+                       r"pass `ignore_class=` to `ClassCounter`"):
+        counter.on_train_begin()
+    # The fixes, followed: one value for both, or one counter per output.
+    for kwargs in [{"ignore_class": 255}, {"outputs": "cls"}]:
+        counter = ClassCounter(
+            labels, label_fn=lambda y: y["cls"], sparse=True, verbose=0,
+            **kwargs,
+        )
+        counter.set_model(model)
+        counter.on_train_begin()
+        np.testing.assert_array_equal(
+            model.loss["cls"].class_counts, [1, 1, 1, 1]
+        )
+
+
 class CountsProbe(keras.metrics.SparseCategoricalAccuracy):
     """A metric that takes class counts (like the long-tail metrics)."""
 

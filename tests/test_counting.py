@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -308,23 +309,78 @@ def test_shapes_and_types_that_cannot_be_counted():
         unknown, label_fn=lambda y: tf.ensure_shape(y, [None, 3]), verbose=0
     )
     np.testing.assert_array_equal(counts, rows.sum(0))
-    strings = tf.data.Dataset.from_tensor_slices((x, ["a"] * 6))
+    names = ["cat", "dog", "cat", "eel", "cat", "dog"]
+    strings = tf.data.Dataset.from_tensor_slices((x, names)).batch(4)
     with pytest.raises(TypeError, match="StringLookup"):
         count_classes(strings, verbose=0)
+    # The advice, followed.
+    lookup = keras.layers.StringLookup(
+        vocabulary=["cat", "dog", "eel"], num_oov_indices=0
+    )
+    counts = count_classes(
+        strings, 3, label_fn=lambda x, y: lookup(y), verbose=0
+    )
+    np.testing.assert_array_equal(counts, [3, 2, 1])
     ragged = tf.data.Dataset.from_tensor_slices(
         tf.ragged.constant([[0, 1], [2], [1, 1, 0]])
     )
     with pytest.raises(TypeError, match="ragged"):
         count_classes(ragged, verbose=0)
+    # The advice, followed, for unbatched and batched lists of class ids.
+    for ds, label_fn in [
+        (ragged, lambda y: y),
+        (ragged.batch(2), lambda y: y.flat_values),
+    ]:
+        with pytest.raises(TypeError, match="ragged"):
+            count_classes(ds, verbose=0)
+        np.testing.assert_array_equal(
+            count_classes(ds, label_fn=label_fn, verbose=0), [2, 3, 1]
+        )
     with pytest.raises(ValueError, match=r"element_spec=\(.*\)"):
         count_classes(
             tf.data.Dataset.from_tensor_slices((x, x, x, x)), verbose=0
         )
     with pytest.raises(TypeError, match="from_tensor_slices"):
         count_classes(np.array([0, 1, 1]))
-    features = tf.data.Dataset.from_tensor_slices({"a": x, "b": x})
+    features = tf.data.Dataset.from_tensor_slices(
+        {"a": x, "b": np.array([0, 2, 2, 1, 2, 2])}
+    )
     with pytest.raises(ValueError, match=r"dicts \(keys \['a', 'b'\]\)"):
         count_classes(features, verbose=0)
+    # The advice, followed (with the key that holds the labels).
+    np.testing.assert_array_equal(
+        count_classes(features, label_fn=lambda e: e["b"], verbose=0),
+        [1, 1, 4],
+    )
+
+
+def test_advice_for_unknown_rank_and_misread_ids_works():
+    data = np.array([[0, 2], [1, 1]])
+    unknown = tf.data.Dataset.from_generator(
+        lambda: iter([data]), output_signature=tf.TensorSpec(None, tf.int64)
+    )
+    with pytest.raises(ValueError, match="unknown rank.*sparse=True"):
+        count_classes(unknown, verbose=0)
+    np.testing.assert_array_equal(
+        count_classes(unknown, sparse=True, verbose=0), [1, 2, 1]
+    )
+    # Per-token ids [B, 8] with 5 classes, once read as rows of width 8.
+    tokens = np.random.default_rng(12).integers(0, 5, (10, 8))
+    ds = _dataset(tokens, 4)
+    with pytest.raises(ValueError, match=r"8 classes.*num_classes=5.*sparse=True"):
+        count_classes(ds, 5, verbose=0)
+    np.testing.assert_array_equal(
+        count_classes(ds, 5, sparse=True, verbose=0),
+        np.bincount(tokens.ravel(), minlength=5),
+    )
+    # Float ids [B, 3], once read as (invalid) one-hot rows.
+    floats = _dataset(tokens[:, :3].astype("float32"), 4)
+    with pytest.raises(ValueError, match=r"0s and 1s.*sparse=True"):
+        count_classes(floats, verbose=0)
+    np.testing.assert_array_equal(
+        count_classes(floats, 5, sparse=True, verbose=0),
+        np.bincount(tokens[:, :3].ravel(), minlength=5),
+    )
 
 
 @pytest.mark.parametrize(
