@@ -35,10 +35,12 @@ from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_dataset
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
+from keras_cbloss._validation import check_label_spec
 from keras_cbloss._validation import check_num_classes
 from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
+from keras_cbloss._validation import check_weight_spec
 
 # A batched labels-only stream is regrouped (`Dataset.rebatch`, unbatched
 # streams with `Dataset.batch`) into groups of about this many labels, so the
@@ -468,7 +470,7 @@ def _labels_dataset(dataset, label_fn, sample_weighted):
                 "holds labels only. Use elements `(x, y, sample_weight)`, or "
                 "a `label_fn` returning `(labels, sample_weight)`."
             )
-        _check_label_spec(spec, "the dataset's elements")
+        check_label_spec(spec, "the dataset's elements")
         return dataset, False
     if len(spec) not in (2, 3):
         raise ValueError(
@@ -477,7 +479,7 @@ def _labels_dataset(dataset, label_fn, sample_weighted):
             f"accepts. Received: element_spec={spec}. Pass `label_fn`, a "
             "function that returns the labels of an element."
         )
-    _check_label_spec(spec[1], "`y` in the dataset's `(x, y, ...)`")
+    check_label_spec(spec[1], "`y` in the dataset's `(x, y, ...)`")
     if not sample_weighted:
         return dataset.map(lambda *element: element[1]), True
     if len(spec) != 3:
@@ -487,14 +489,14 @@ def _labels_dataset(dataset, label_fn, sample_weighted):
             "`(x, y, sample_weight)`, or a `label_fn` returning "
             "`(labels, sample_weight)`."
         )
-    _check_weight_spec(spec[2], "the dataset's `sample_weight`")
+    check_weight_spec(spec[2], "the dataset's `sample_weight`")
     return dataset.map(lambda *element: (element[1], element[2])), True
 
 
 def _check_projected(out, sample_weighted):
     """Checks what `label_fn` returns."""
     if not sample_weighted:
-        _check_label_spec(out, "the output of `label_fn`")
+        check_label_spec(out, "the output of `label_fn`")
         return
     if not (isinstance(out, tuple) and len(out) == 2):
         raise ValueError(
@@ -502,8 +504,8 @@ def _check_projected(out, sample_weighted):
             "`(labels, sample_weight)`. Received a `label_fn` "
             f"returning elements of spec {out}"
         )
-    _check_label_spec(out[0], "the labels returned by `label_fn`")
-    _check_weight_spec(out[1], "the weights returned by `label_fn`")
+    check_label_spec(out[0], "the labels returned by `label_fn`")
+    check_weight_spec(out[1], "the weights returned by `label_fn`")
 
 
 def _label_spec(dataset, label_fn=None, sample_weighted=False):
@@ -516,50 +518,6 @@ def _label_spec(dataset, label_fn=None, sample_weighted=False):
     labels, _ = _labels_dataset(dataset, label_fn, sample_weighted)
     spec = labels.element_spec
     return spec[0] if sample_weighted else spec
-
-
-def _check_label_spec(spec, where):
-    if isinstance(spec, (dict, tuple, list)):
-        if isinstance(spec, dict):
-            names = f" (keys {sorted(spec)})"
-            example = f"y[{sorted(spec)[0]!r}]"
-        else:
-            names, example = "", "y[0]"
-        raise ValueError(
-            f"Cannot count {where}: they hold several label tensors{names}, "
-            "as for a multi-output model. Pass `label_fn` selecting the one "
-            f"to count, e.g. `label_fn=lambda x, y: {example}`. "
-            f"Received: {spec}"
-        )
-    if not isinstance(spec, tf.TensorSpec):
-        raise TypeError(
-            f"Cannot count {where}: expected a dense tensor of labels. "
-            f"Received: {spec}. Convert ragged or sparse labels in "
-            "`label_fn`: for batches of class-id lists, "
-            "`label_fn=lambda y: y.flat_values` (or `lambda x, y: "
-            "y.flat_values` for `(x, y)` elements); for unbatched ones, "
-            "`label_fn=lambda y: y`, which `Dataset.map` hands a dense tensor; "
-            "for sparse tensors, `tf.sparse.to_dense`."
-        )
-    dtype = spec.dtype
-    if not (dtype.is_integer or dtype.is_floating or dtype.is_bool):
-        raise TypeError(
-            f"Cannot count {where}: expected integer class ids or numeric "
-            f"one-hot rows. Received labels of dtype {spec.dtype.name}. Map "
-            "string labels to ids first, e.g. with `keras.layers.StringLookup`."
-        )
-
-
-def _check_weight_spec(spec, where):
-    if not isinstance(spec, tf.TensorSpec) or not (
-        spec.dtype.is_integer or spec.dtype.is_floating
-    ):
-        raise TypeError(
-            f"Cannot use {where} as sample weights: expected a numeric dense "
-            f"tensor with one weight per sample. Received: {spec}. For "
-            "multi-output weights, pass a `label_fn` returning "
-            "`(labels, sample_weight)`."
-        )
 
 
 # The plan: sparse or dense, batched or not, from the static spec.
@@ -921,8 +879,8 @@ def _invalid_error(plan, code, bad):
             f"{plan.num_classes} classes). Received a value of {value}. Soft "
             "labels (label smoothing, mixup) have no class counts: count "
             "the labels before they are mixed, e.g. from a labels-only "
-            "dataset. If these are class ids, pass them as integers or pass "
-            "`sparse=True`."
+            "dataset. If these are class ids (e.g. per-token ids [B, T]), "
+            "pass `sparse=True`."
         )
     if code == _Code.BAD_WEIGHT:
         return ValueError(
