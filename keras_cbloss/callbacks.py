@@ -50,7 +50,7 @@ class ClassCounter(keras.callbacks.Callback):
 
     ```
     counts = count_classes(dataset, ...)      # n_c over the whole data set
-    loss.set_class_counts(counts)             # w_c = (1 - beta) / (1 - beta ** n_c)
+    loss.set_class_counts(counts)   # w_c = (1 - beta) / (1 - beta ** n_c)
     ```
 
     At `on_train_begin` the callback counts the classes of `dataset` with
@@ -322,7 +322,10 @@ def _find_targets(model, outputs=None):
     available = [name for name, _ in losses]
     if outputs is not None:
         _check_outputs_exist(outputs, available)
-        plain = [n for n, l in losses if n in outputs and not _is_class_balanced(l)]
+        plain = [
+            n for n, l in losses
+            if n in outputs and not _is_class_balanced(l)
+        ]
         if plain:
             raise ValueError(
                 f"`ClassCounter(outputs={list(outputs)})`: the losses of "

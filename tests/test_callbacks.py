@@ -565,11 +565,14 @@ def test_per_pixel_masks_with_void_pixels(trailing_one):
     ],
 )
 def test_implied_num_classes(shapes, num_classes, expected):
-    assert callbacks_module._implied_num_classes(shapes, num_classes) == expected
+    implied = callbacks_module._implied_num_classes(shapes, num_classes)
+    assert implied == expected
 
 
 def test_implied_num_classes_errors():
-    with pytest.raises(ValueError, match=r"widths \[3, 4\].*one `ClassCounter`"):
+    with pytest.raises(
+        ValueError, match=r"widths \[3, 4\].*one `ClassCounter`"
+    ):
         callbacks_module._implied_num_classes([(None, 4), (None, 3)])
     with pytest.raises(ValueError, match=r"\[2\] classes.*num_classes=1"):
         callbacks_module._implied_num_classes([(None, 1)], 1)
@@ -616,7 +619,9 @@ def test_implied_ignore_class():
     assert callbacks_module._implied_ignore_class([object()]) is None
     assert callbacks_module._implied_ignore_class([]) is None
     with pytest.raises(ValueError, match=r"\{'a': 255, 'b': None\}"):
-        callbacks_module._implied_ignore_class([Loss("a", 255), Loss("b", None)])
+        callbacks_module._implied_ignore_class(
+            [Loss("a", 255), Loss("b", None)]
+        )
 
 
 def test_losses_with_different_ignore_class_name_the_fix():

@@ -367,7 +367,9 @@ def test_advice_for_unknown_rank_and_misread_ids_works():
     # Per-token ids [B, 8] with 5 classes, once read as rows of width 8.
     tokens = np.random.default_rng(12).integers(0, 5, (10, 8))
     ds = _dataset(tokens, 4)
-    with pytest.raises(ValueError, match=r"8 classes.*num_classes=5.*sparse=True"):
+    with pytest.raises(
+        ValueError, match=r"8 classes.*num_classes=5.*sparse=True"
+    ):
         count_classes(ds, 5, verbose=0)
     np.testing.assert_array_equal(
         count_classes(ds, 5, sparse=True, verbose=0),
@@ -482,7 +484,8 @@ def test_per_pixel_masks_with_void_pixels(dtype, batch):
     np.testing.assert_array_equal(counts, expected)
     # Inferred `num_classes` ignores the void label too.
     inferred = count_classes(ds, sparse=True, ignore_class=255, verbose=0)
-    np.testing.assert_array_equal(inferred, expected[: masks[masks < 255].max() + 1])
+    top = masks[masks < 255].max()
+    np.testing.assert_array_equal(inferred, expected[: top + 1])
 
 
 def test_an_unignored_void_label_names_the_fix():
@@ -586,14 +589,15 @@ def test_sample_weighted_per_token_counts(wshape):
 
 IMPORT_SCRIPT = """
 import json, sys
+import keras
 import keras_cbloss
 from keras_cbloss import ClassCounter, CBFocalLoss
 before = "tensorflow" in sys.modules
 from keras_cbloss import count_classes
 print(json.dumps({"before": before, "after": "tensorflow" in sys.modules,
-                  "backend": __import__("keras").backend.backend(),
+                  "backend": keras.backend.backend(),
                   "callback": issubclass(ClassCounter,
-                                         __import__("keras").callbacks.Callback),
+                                         keras.callbacks.Callback),
                   "lazy": count_classes.__module__}))
 """
 
