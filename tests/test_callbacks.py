@@ -652,6 +652,40 @@ def test_losses_with_different_ignore_class_name_the_fix():
         )
 
 
+def test_output_shapes_and_named_losses():
+    sequential = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    sequential.compile("sgd", loss=LOSSES["softmax"](None))
+    assert callbacks_module._output_shapes(sequential) == {None: (None, C)}
+    assert callbacks_module._named_losses(sequential) == [
+        (None, sequential.loss)
+    ]
+    two = make_model([LOSSES["softmax"](None), PLAIN], outputs=2)
+    shapes = callbacks_module._output_shapes(two)
+    assert shapes == {"cls": (None, C), "aux": (None, C)}
+    names = [name for name, _ in callbacks_module._named_losses(two)]
+    assert names == list(two.output_names)
+
+
+def test_functions_are_current_only_for_the_same_counts_and_functions():
+    model = make_model(LOSSES["softmax"](None))
+    targets = callbacks_module._find_targets(model)
+    counts = np.array([9, 4, 2, 1])
+    model.loss.set_class_counts(counts)
+    model.make_train_function(force=True)
+    model.make_test_function(force=True)
+    made = (model.train_function, model.test_function)
+    current = callbacks_module._functions_are_current
+    assert current(model, made, counts, counts, targets)
+    assert not current(model, made, None, counts, targets)
+    assert not current(model, made, counts + 1, counts, targets)
+    assert not current(model, (None, None), counts, counts, targets)
+    model.loss.set_class_counts([1, 1, 1, 1])  # changed by hand
+    assert not current(model, made, counts, counts, targets)
+    model.loss.set_class_counts(counts)
+    model.make_train_function(force=True)  # rebuilt by someone else
+    assert not current(model, made, counts, counts, targets)
+
+
 class CountsProbe(keras.metrics.SparseCategoricalAccuracy):
     """A metric that takes class counts (like the long-tail metrics)."""
 
