@@ -424,13 +424,16 @@ def _implied_label_form(shapes, label_shape):
 
     Class ids when the labels (batched, rank >= 2) have one dimension fewer
     than the output, or the output's rank with a trailing 1; one-hot rows
-    when they have the output's rank and a wider last dimension. None
-    (infer from the labels alone) when the ranks say nothing.
+    when they have the output's rank and a wider last dimension. Always
+    class ids (0/1) for a one-unit output. None (infer from the labels
+    alone) when the ranks say nothing.
     """
     rank = label_shape.rank
     forms = set()
     for shape in shapes:
-        if rank is None or rank < 2 or not shape:
+        if shape and shape[-1] == 1:
+            forms.add(True)
+        elif rank is None or rank < 2 or not shape:
             forms.add(None)
         elif rank == len(shape) - 1:
             forms.add(True)

@@ -427,12 +427,16 @@ def one_unit_model(loss):
     return model
 
 
+@pytest.mark.parametrize("batch", [8, 2])
 @pytest.mark.parametrize("column", [False, True])
 @pytest.mark.parametrize("dtype", ["int64", "float32"])
-def test_one_unit_model_counts_negatives_and_positives(column, dtype):
+def test_one_unit_model_counts_negatives_and_positives(column, dtype, batch):
     y = (Y == 3).astype(dtype)  # 15 negatives, 1 positive
     labels = y[:, None] if column else y
-    train = tf.data.Dataset.from_tensor_slices((X, labels)).batch(8)
+    # Batches of 2 of static size: float labels [2] once looked like rows.
+    train = tf.data.Dataset.from_tensor_slices((X, labels)).batch(
+        batch, drop_remainder=True
+    )
     model = one_unit_model(LOSSES["focal"](None))
     counter = ClassCounter(train, verbose=0)
     counter.set_model(model)
@@ -585,6 +589,9 @@ def test_implied_num_classes_errors():
         ((None, 5), (None, 1), True),
         ((None, 5), (None, 5), False),
         ((None, 1), (None, 1), True),
+        ((None, 1), (None,), True),  # one unit: 0/1 ids, whatever the rank
+        ((None, 1), (2,), True),  # even a batch of 2 with drop_remainder
+        ((None, 1), (), True),
         ((None, 8, 5), (None, 8), True),  # per-token ids, T = 8 != C
         ((None, None, 5), (None, None), True),  # padded_batch
         ((None, 8, 5), (None, 8, 5), False),
