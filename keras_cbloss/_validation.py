@@ -274,8 +274,8 @@ def check_ignore_class(ignore_class):
     if not _is_int(ignore_class):
         raise TypeError(
             "Invalid type for argument `ignore_class`. Expected an integer "
-            "class id to skip (e.g. 255 for void pixels, -1 for padding) or "
-            f"None. Received: ignore_class={ignore_class!r} of type "
+            "label value to skip (e.g. 255 for void pixels, -1 for padding) "
+            f"or None. Received: ignore_class={ignore_class!r} of type "
             f"{type(ignore_class).__name__}"
         )
     return int(ignore_class)

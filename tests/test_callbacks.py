@@ -552,6 +552,37 @@ def test_per_pixel_masks_with_void_pixels(trailing_one):
     )
 
 
+def test_segmentation_model_trains_with_void_pixels():
+    try:
+        loss = CBSoftmaxLoss(None, BETA, from_logits=True, ignore_class=255)
+    except TypeError:
+        pytest.skip("the losses do not take `ignore_class` yet")
+    rng = np.random.default_rng(6)
+    masks = rng.integers(0, C, (8, 4, 4))
+    masks[rng.random(masks.shape) < 0.25] = 255
+    images = rng.normal(size=(8, 4, 4, 3)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((images, masks)).batch(8)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Conv2D(C, 1)]
+    )
+    model.compile(keras.optimizers.SGD(0.0), loss=loss)
+    logits = model.predict(images, verbose=0)
+    history = model.fit(
+        train, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    kept = masks != 255
+    counts = np.bincount(masks[kept], minlength=C)
+    np.testing.assert_array_equal(loss.class_counts, counts)
+    # Mean over the labelled pixels of w[y] * CE (Keras' ignore_class).
+    z = logits[kept].astype(np.float64)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    ce = -log_p[np.arange(len(z)), masks[kept]]
+    expected = np.mean(np_weights(counts)[masks[kept]] * ce)
+    np.testing.assert_allclose(history.history["loss"][0], expected, 1e-5)
+
+
 # Pure helpers.
 
 
