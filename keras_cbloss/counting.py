@@ -46,6 +46,10 @@ from keras_cbloss._validation import check_weight_spec
 # streams with `Dataset.batch`) into groups of about this many labels, so the
 # per-iteration cost of the loop is paid once per group, not once per batch.
 _GROUP_VALUES = 2**16
+# One-hot / multi-hot rows are regrouped into groups of about this many
+# values: the per-iteration cost of the dense check and sums (a dozen ops)
+# then no longer dominates for batches of a few hundred rows.
+_DENSE_GROUP_VALUES = 2**20
 # Inferring `num_classes` from the largest sparse label: refuse labels that
 # would allocate an absurd count vector (a garbage label such as 2**31).
 _MAX_INFERRED_CLASSES = 2**24
@@ -611,27 +615,27 @@ def _group(labels, plan, show_bar, total):
     groups per call of the loop when progress is reported, 0 for one call.
     """
     per_row = 1 if plan.sparse else plan.num_classes
+    values = _GROUP_VALUES if plan.sparse else _DENSE_GROUP_VALUES
     fixed = plan.shape.is_fully_defined()
     if not plan.batched:
-        size = max(1, _GROUP_VALUES // per_row)
+        size = max(1, values // per_row)
         grouped, steps_mode = labels.batch(size), "leading"
         groups = None if total is None else -(-total // size)
-    elif show_bar or plan.weighted or not plan.sparse or (
-        not fixed and plan.shape.rank != 1
+    elif show_bar or plan.weighted or (
+        not fixed and plan.shape.rank != (1 if plan.sparse else 2)
     ):
-        # Dense batches are large already, and rebatching wide rows is slow;
-        # with weights or a progress bar, keep the batches (exact sizes and
-        # element counts); batches of ids [B, T] with dynamic T cannot be
-        # concatenated.
+        # With weights or a progress bar, keep the batches (exact sizes and
+        # element counts); batches of ids [B, T] (rows [B, T, C]) with a
+        # dynamic T cannot be concatenated.
         grouped, steps_mode, groups = labels, "one", total
     elif fixed:
         # Batches of one static size (`drop_remainder=True`, or pre-sliced
         # arrays) stack; `rebatch` would log "Tensor RefCount not reliable"
         # errors on slices of a `from_tensor_slices` array.
-        size = max(1, _GROUP_VALUES // max(1, plan.shape.num_elements()))
+        size = max(1, values // max(1, plan.shape.num_elements()))
         grouped, steps_mode, groups = labels.batch(size), "none", None
     else:
-        grouped = labels.rebatch(_GROUP_VALUES)
+        grouped = labels.rebatch(max(1, values // per_row))
         steps_mode, groups = "none", None
     chunk = 0
     if show_bar:

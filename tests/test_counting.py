@@ -105,6 +105,19 @@ def test_many_groups_and_a_partial_last_batch():
     np.testing.assert_array_equal(count_classes(ds, 1000, verbose=2), expected)
 
 
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_dense_rows_in_several_regrouped_blocks(drop_remainder):
+    # 1.5M values: more than one regrouped block of about 2**20.
+    y = np.random.default_rng(13).integers(0, 300, 5001)
+    ds = tf.data.Dataset.from_tensor_slices(y).batch(
+        256, drop_remainder=drop_remainder
+    ).map(lambda ids: tf.one_hot(ids, 300))
+    kept = y[: len(y) // 256 * 256] if drop_remainder else y
+    np.testing.assert_array_equal(
+        count_classes(ds, verbose=0), np.bincount(kept, minlength=300)
+    )
+
+
 def test_num_classes_inference_and_padding():
     y = _labels()
     ds = _dataset(y, 8)
