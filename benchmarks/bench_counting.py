@@ -14,17 +14,27 @@ speed. Two tables, printed in Markdown:
    - one-hot rows (`.batch(256).map(tf.one_hot)`; 4 GB if materialized);
    - multi-hot rows (three ids per row, `.map(one_hot + reduce_max)`).
 
+   - `(x, y)` pairs, `from_tensor_slices((x, y)).batch(B)` with 32 float
+     features a row (300,000 rows by default): the pipeline-bound stream of
+     the speed issue.
+
    Each is timed with bare in-graph iteration
    (`ds.reduce(0, lambda a, _: a + 1)`), `count_classes(ds, C)`, and a plain
    Python loop (`for y in ds.as_numpy_iterator(): np.bincount(...)`, or
-   NumPy column sums for dense rows). Targets: `count_classes` within 1.2x
-   of bare iteration, and at least 1.5x faster than the Python loop.
+   NumPy column sums for dense rows). Target: `count_classes` within 1.2x
+   of the faster of bare iteration and the Python loop (the column
+   "count / best"); the table also shows the ratios to each.
 
 2. An image pipeline: JPEG decoding and augmentation in a parallel `map`
    (decode 128x128, random crop 112, flip, resize to 96, scale), batch 256.
    Counted as is, with `label_fn=lambda x, y: y`, and from a labels-only
    dataset built from the same source (`from_tensor_slices(y).batch(256)`),
    next to bare iteration of the image pipeline.
+
+3. Import time under `KERAS_BACKEND=jax` (skipped by `--quick`): fresh
+   interpreters running `import keras` and `import keras_cbloss`, in turns;
+   target: `import keras_cbloss` <= 1.15x `import keras` (TensorFlow is not
+   imported until counting is used).
 
 All methods of one row are timed in turns (A, B, C, A, B, C, ...) so that
 load from other processes hits them alike; tables show medians. The counts
@@ -33,22 +43,28 @@ of every method are checked to be equal. Usage:
     python benchmarks/bench_counting.py             # the full measurement
     python benchmarks/bench_counting.py --quick     # smoke run, tiny sizes
     python benchmarks/bench_counting.py --rows 200000 --image-rows 5000
+    python benchmarks/bench_counting.py --json counting.json  # also JSON
+
+Run it with the package importable (`pip install -e .`, or
+`PYTHONPATH=.` from the repository root).
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from keras_cbloss import count_classes  # noqa: E402
 
 
@@ -67,11 +83,21 @@ def parse_args(argv=None):
                         help="batch size (default 256)")
     parser.add_argument("--image-rows", type=int, default=None,
                         help="images in the image pipeline (default 20000)")
+    parser.add_argument("--pair-rows", type=int, default=None,
+                        help="rows of the (x, y) pipeline (default 300000)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed turns per method (default 5; 3 images)")
+    parser.add_argument("--import-repeats", type=int, default=None,
+                        help="fresh interpreters per import (default 5; "
+                        "0 skips the import timing, as --quick does)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     quick = args.quick
     args.rows = args.rows or (20_000 if quick else 1_000_000)
+    args.pair_rows = args.pair_rows or (10_000 if quick else 300_000)
+    if args.import_repeats is None:
+        args.import_repeats = 0 if quick else 5
     args.classes = args.classes or (100 if quick else 1000)
     args.batch = args.batch or (64 if quick else 256)
     args.image_rows = args.image_rows or (256 if quick else 20_000)
@@ -106,7 +132,8 @@ def bare(ds):
 def python_loop(ds, num_classes, dense):
     def run():
         counts = np.zeros(num_classes, np.int64)
-        for y in ds.as_numpy_iterator():
+        for element in ds.as_numpy_iterator():
+            y = element[1] if isinstance(element, tuple) else element
             if dense:
                 counts += y.sum(axis=0).astype(np.int64)
             else:
@@ -116,12 +143,26 @@ def python_loop(ds, num_classes, dense):
     return run
 
 
+class Pipeline(typing.NamedTuple):
+    name: str
+    dataset: tf.data.Dataset
+    dense: bool  # one-hot / multi-hot rows (else class ids)
+    expected: np.ndarray  # the counts, from NumPy
+    rows: int
+
+
+def long_tailed_ids(rng, n, c):
+    # Long-tailed ids, as in the paper's data sets (imbalance about 100).
+    p = np.exp(-np.linspace(0, np.log(100), c))
+    return rng.choice(c, size=n, p=p / p.sum()).astype(np.int64)
+
+
 def label_pipelines(args):
     n, c, b = args.rows, args.classes, args.batch
     rng = np.random.default_rng(0)
-    # Long-tailed ids, as in the paper's data sets (imbalance about 100).
-    p = np.exp(-np.linspace(0, np.log(100), c))
-    y = rng.choice(c, size=n, p=p / p.sum()).astype(np.int64)
+    y = long_tailed_ids(rng, n, c)
+    pairs_y = long_tailed_ids(rng, args.pair_rows, c)
+    pairs_x = rng.normal(size=(args.pair_rows, 32)).astype(np.float32)
     ids3 = np.stack([y, rng.integers(0, c, n), rng.integers(0, c, n)], 1)
     full = n // b * b
     blocks = tf.data.Dataset.from_tensor_slices(y[:full].reshape(-1, b))
@@ -133,33 +174,44 @@ def label_pipelines(args):
     first[:, 1:] = sorted_ids[:, 1:] != sorted_ids[:, :-1]
     multi_hot = np.bincount(sorted_ids[first], minlength=c)
     return [
-        (
+        Pipeline(
+            "`(x, y)` pairs, `from_tensor_slices((x, y)).batch(B)`",
+            tf.data.Dataset.from_tensor_slices((pairs_x, pairs_y)).batch(b),
+            False,
+            np.bincount(pairs_y, minlength=c),
+            args.pair_rows,
+        ),
+        Pipeline(
             "sparse ids, `from_tensor_slices(y).batch(B)`",
             tf.data.Dataset.from_tensor_slices(y).batch(b),
             False,
             np.bincount(y, minlength=c),
+            n,
         ),
-        (
+        Pipeline(
             "sparse ids, pre-batched blocks",
             blocks,
             False,
             np.bincount(y, minlength=c),
+            n,
         ),
-        (
+        Pipeline(
             "one-hot rows, `.batch(B).map(tf.one_hot)`",
             tf.data.Dataset.from_tensor_slices(y)
             .batch(b)
             .map(lambda ids: tf.one_hot(ids, c)),
             True,
             np.bincount(y, minlength=c),
+            n,
         ),
-        (
+        Pipeline(
             "multi-hot rows (3 ids a row), `.map(one_hot + reduce_max)`",
             tf.data.Dataset.from_tensor_slices(ids3)
             .batch(b)
             .map(lambda ids: tf.reduce_max(tf.one_hot(ids, c), axis=1)),
             True,
             multi_hot,
+            n,
         ),
     ]
 
@@ -192,6 +244,26 @@ def image_pipelines(args):
     return images, labels_only, np.bincount(y, minlength=c)
 
 
+IMPORT_SNIPPET = (
+    "import time; t = time.perf_counter(); import {module}; "
+    "print(time.perf_counter() - t)"
+)
+
+
+def import_times(repeats):
+    """Median seconds of `import keras` and `import keras_cbloss` (JAX)."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    times = {"keras": [], "keras_cbloss": []}
+    for _ in range(repeats):
+        for module in times:
+            out = subprocess.run(
+                [sys.executable, "-c", IMPORT_SNIPPET.format(module=module)],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout
+            times[module].append(float(out.strip().splitlines()[-1]))
+    return {module: statistics.median(t) for module, t in times.items()}
+
+
 def fmt_rate(rows, seconds):
     rate = rows / seconds
     if rate >= 1e6:
@@ -202,44 +274,80 @@ def fmt_rate(rows, seconds):
 def main(argv=None):
     args = parse_args(argv)
     c = args.classes
+    report = {
+        "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs",
+        "tensorflow": tf.__version__,
+        "load_at_start": load(),
+        "quick": args.quick,
+        "label_pipelines": [],
+    }
     print(
-        f"# count_classes benchmark ({datetime.datetime.now():%Y-%m-%d %H:%M}"
-        f"; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; TF {tf.__version__}; {load()} at start"
+        f"# count_classes benchmark ({report['date']}; {report['machine']}; "
+        f"TF {tf.__version__}; {report['load_at_start']} at start"
         + ("; QUICK (tiny sizes, not a measurement)" if args.quick else "")
         + ")"
     )
     print(
-        f"\n## Label pipelines: {args.rows:,} labels, C = {c}, batch "
-        f"{args.batch}; medians of {args.repeats} turns\n"
+        f"\n## Label pipelines: {args.rows:,} labels ({args.pair_rows:,} for "
+        f"the (x, y) pairs), C = {c}, batch {args.batch}; medians of "
+        f"{args.repeats} turns\n"
     )
     print(
         "| pipeline | bare iteration rows/s | count_classes rows/s | Python "
-        "loop rows/s | count / bare time (target <= 1.2) | Python loop / "
-        "count time (target >= 1.5) |"
+        "loop rows/s | count / bare time | count / Python loop time | "
+        "count / best of the two (target <= 1.2) |"
     )
-    print("|---|---|---|---|---|---|")
-    for name, ds, dense, expected in label_pipelines(args):
-        methods = {
-            "bare": bare(ds),
-            "count": lambda ds=ds: count_classes(ds, c, verbose=0),
-            "python": python_loop(ds, c, dense),
-        }
-        times, results = timed_in_turns(methods, args.repeats)
-        assert results["bare"] == int(ds.cardinality())
-        np.testing.assert_array_equal(results["count"], expected)
-        np.testing.assert_array_equal(results["python"], expected)
-        n = args.rows
-        print(
-            f"| {name} | {fmt_rate(n, times['bare'])} | "
-            f"{fmt_rate(n, times['count'])} | {fmt_rate(n, times['python'])} "
-            f"| {times['count'] / times['bare']:.2f}x | "
-            f"{times['python'] / times['count']:.2f}x |"
-        )
-        sys.stdout.flush()
+    print("|---|---|---|---|---|---|---|")
+    for pipeline in label_pipelines(args):
+        report["label_pipelines"].append(time_pipeline(pipeline, args))
+    report["image_pipeline"] = time_images(args)
+    if args.import_repeats:
+        report["import"] = time_imports(args.import_repeats)
+    report["load_at_end"] = load()
+    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
+          + (" --quick" if args.quick else "")
+          + f" --rows {args.rows} --image-rows {args.image_rows}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
 
+
+def time_pipeline(pipeline, args):
+    """Times one label pipeline, prints its row, returns it as a dict."""
+    name, ds, n = pipeline.name, pipeline.dataset, pipeline.rows
+    c = args.classes
+    methods = {
+        "bare": bare(ds),
+        "count": lambda: count_classes(ds, c, verbose=0),
+        "python": python_loop(ds, c, pipeline.dense),
+    }
+    times, results = timed_in_turns(methods, args.repeats)
+    assert results["bare"] == int(ds.cardinality())
+    np.testing.assert_array_equal(results["count"], pipeline.expected)
+    np.testing.assert_array_equal(results["python"], pipeline.expected)
+    row = {
+        "pipeline": name,
+        "rows": n,
+        "seconds": times,
+        "count_over_bare": times["count"] / times["bare"],
+        "count_over_python": times["count"] / times["python"],
+        "count_over_best": times["count"] / min(times["bare"], times["python"]),
+    }
+    print(
+        f"| {name} | {fmt_rate(n, times['bare'])} | "
+        f"{fmt_rate(n, times['count'])} | {fmt_rate(n, times['python'])} "
+        f"| {row['count_over_bare']:.2f}x | {row['count_over_python']:.2f}x "
+        f"| {row['count_over_best']:.2f}x |"
+    )
+    sys.stdout.flush()
+    return row
+
+
+def time_images(args):
     images, labels_only, expected = image_pipelines(args)
-    n = args.image_rows
+    c, n = args.classes, args.image_rows
     print(
         f"\n## Image pipeline: {n:,} JPEG images decoded and augmented in a "
         f"parallel map, C = {c}, batch {args.batch}; medians of "
@@ -269,9 +377,22 @@ def main(argv=None):
             f"| {key} | {seconds:.3f} | {fmt_rate(n, seconds)} | "
             f"{as_is / seconds:.1f}x |"
         )
-    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
-          + (" --quick" if args.quick else "")
-          + f" --rows {args.rows} --image-rows {args.image_rows}")
+    return {"rows": n, "seconds": times}
+
+
+def time_imports(repeats):
+    times = import_times(repeats)
+    ratio = times["keras_cbloss"] / times["keras"]
+    print(
+        f"\n## Import time, KERAS_BACKEND=jax: medians of {repeats} fresh "
+        "interpreters each, in turns\n"
+    )
+    print("| import | seconds |\n|---|---|")
+    for module, seconds in times.items():
+        print(f"| `import {module}` | {seconds:.2f} |")
+    print(f"\n`import keras_cbloss` / `import keras`: {ratio:.2f}x "
+          "(target <= 1.15)")
+    return {"seconds": times, "ratio": ratio}
 
 
 if __name__ == "__main__":

@@ -119,3 +119,23 @@ def get_keras_mask(x):
     from keras.src.backend import get_keras_mask as keras_get_mask
 
     return keras_get_mask(x)
+
+
+def compiled_metric_objects(model):
+    """The `metrics` and `weighted_metrics` passed to `model.compile`.
+
+    Returns `(metrics, weighted_metrics)`, each as the user passed it (a
+    list, a dict by output name, a list per output, or `None`), holding the
+    very objects given, e.g. a class-balanced loss used as a metric, which
+    `ClassCounter` must reach. Keras keeps them on the private
+    `CompileMetrics` object (`model._compile_metrics._user_metrics` and
+    `._user_weighted_metrics`); its public `metrics` property is empty until
+    the first train step builds it, which is after `on_train_begin`.
+    """
+    compiled = getattr(model, "_compile_metrics", None)
+    if compiled is None:  # compiled without metrics
+        return None, None
+    return (
+        getattr(compiled, "_user_metrics", None),
+        getattr(compiled, "_user_weighted_metrics", None),
+    )

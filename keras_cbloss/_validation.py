@@ -268,6 +268,17 @@ def check_outputs(outputs):
     return tuple(outputs)
 
 
+def check_sparse(sparse):
+    """Returns `sparse` if it is True, False or None, or raises."""
+    if sparse is not None and not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(
+            "Invalid type for argument `sparse`. Expected True (class ids of "
+            "any shape), False (one-hot / multi-hot rows [..., C]) or None "
+            f"(inferred from the labels' shape). Received: sparse={sparse!r}"
+        )
+    return None if sparse is None else bool(sparse)
+
+
 def check_ignore_class(ignore_class):
     """Returns `ignore_class` as an int or None, or raises."""
     if ignore_class is None:
@@ -280,3 +291,53 @@ def check_ignore_class(ignore_class):
             f"{type(ignore_class).__name__}"
         )
     return int(ignore_class)
+
+
+def check_label_spec(spec, where):
+    """Raises unless `spec` is one dense numeric label tensor (counting)."""
+    import tensorflow as tf  # only counting needs TensorFlow
+
+    if isinstance(spec, (dict, tuple, list)):
+        if isinstance(spec, dict):
+            names = f" (keys {sorted(spec)})"
+            example = f"y[{sorted(spec)[0]!r}]"
+        else:
+            names, example = "", "y[0]"
+        raise ValueError(
+            f"Cannot count {where}: they hold several label tensors{names}, "
+            "as for a multi-output model. Pass `label_fn` selecting the one "
+            f"to count, e.g. `label_fn=lambda x, y: {example}`. "
+            f"Received: {spec}"
+        )
+    if not isinstance(spec, tf.TensorSpec):
+        raise TypeError(
+            f"Cannot count {where}: expected a dense tensor of labels. "
+            f"Received: {spec}. Convert ragged or sparse labels in "
+            "`label_fn`: for batches of class-id lists, "
+            "`label_fn=lambda y: y.flat_values` (or `lambda x, y: "
+            "y.flat_values` for `(x, y)` elements); for unbatched ones, "
+            "`label_fn=lambda y: y`, which `Dataset.map` hands a dense tensor; "
+            "for sparse tensors, `tf.sparse.to_dense`."
+        )
+    dtype = spec.dtype
+    if not (dtype.is_integer or dtype.is_floating or dtype.is_bool):
+        raise TypeError(
+            f"Cannot count {where}: expected integer class ids or numeric "
+            f"one-hot rows. Received labels of dtype {spec.dtype.name}. Map "
+            "string labels to ids first, e.g. with `keras.layers.StringLookup`."
+        )
+
+
+def check_weight_spec(spec, where):
+    """Raises unless `spec` is a dense numeric tensor of sample weights."""
+    import tensorflow as tf  # only counting needs TensorFlow
+
+    if not isinstance(spec, tf.TensorSpec) or not (
+        spec.dtype.is_integer or spec.dtype.is_floating
+    ):
+        raise TypeError(
+            f"Cannot use {where} as sample weights: expected a numeric dense "
+            f"tensor with one weight per sample. Received: {spec}. For "
+            "multi-output weights, pass a `label_fn` returning "
+            "`(labels, sample_weight)`."
+        )

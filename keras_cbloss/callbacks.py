@@ -1,5 +1,5 @@
 """`ClassCounter`: counts the training labels when `fit` starts and hands
-the counts to the model's class-balanced losses.
+the counts to the model's class-balanced losses (and metrics).
 
 The losses turn their counts into float64 class weights on the host and use
 them inside `call()` as constants, so the weights are frozen into whatever
@@ -12,23 +12,33 @@ therefore rebuilds the model's train and test functions with
 at every step, and validation and `evaluate` read `model.test_function`,
 so the next step retraces with the new weights on TensorFlow, JAX and
 PyTorch, with or without `jit_compile`.
+
+The callback keeps to its hooks; what it reads from the model (the objects
+that take counts, the number of classes, the label form, `ignore_class`)
+comes from the small functions below it, each tested on its own. This
+module does not import TensorFlow: `count_classes` is imported when a count
+runs.
 """
 
 import logging
+import typing
 
 import keras
 import numpy as np
 
 from keras_cbloss._compat import clear_jax_traces
+from keras_cbloss._compat import compiled_metric_objects
 from keras_cbloss._compat import rebuild_step_functions
+from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_dataset
+from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
 from keras_cbloss._validation import check_num_classes
 from keras_cbloss._validation import check_outputs
 from keras_cbloss._validation import check_recount
+from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
-from keras_cbloss.counting import count_classes
 
 _logger = logging.getLogger("keras_cbloss")
 
@@ -36,16 +46,24 @@ _logger = logging.getLogger("keras_cbloss")
 class ClassCounter(keras.callbacks.Callback):
     """Counts the labels at the start of `fit` and sets the CB losses' counts.
 
+    Formula:
+
+    ```
+    counts = count_classes(dataset, ...)      # n_c over the whole data set
+    loss.set_class_counts(counts)   # w_c = (1 - beta) / (1 - beta ** n_c)
+    ```
+
     At `on_train_begin` the callback counts the classes of `dataset` with
     `count_classes` (one in-graph pass) and calls `set_class_counts` on
-    every class-balanced loss of the model: a single loss, each loss of a
-    list, or each loss of a dict keyed by output name (all of them, or the
-    outputs named in `outputs`). Losses without `set_class_counts` (plain
-    Keras losses on other outputs) are left alone. It then rebuilds the
-    model's train and test functions, so the very first train step, the
-    validation at the end of each epoch, and later `evaluate` calls use
-    the new class weights. The counts are kept in the losses' configs, so a
-    model saved after training loads with them.
+    every class-balanced loss of the model (a single loss, each loss of a
+    list, or each loss of a dict keyed by output name: all of them, or the
+    outputs named in `outputs`) and on every compiled metric that has
+    `set_class_counts` (a CB loss passed in `metrics=[...]`, long-tail
+    metrics). Plain Keras losses and metrics are left alone. It then
+    rebuilds the model's train and test functions, so the very first train
+    step, the validation at the end of each epoch, and later `evaluate`
+    calls use the new class weights. The counts are kept in the losses'
+    configs, so a model saved after training loads with them.
 
     With `recount="epoch"` it counts again at the start of every later epoch
     (for pipelines whose sampling changes from epoch to epoch) and rebuilds
@@ -55,11 +73,13 @@ class ClassCounter(keras.callbacks.Callback):
     for the callback, and raise a clear error if they are called for real
     before any counts are set.
 
-    When `num_classes` is `None`, the number of classes is taken from the
-    model's output (the last dimension of the outputs whose losses get the
-    counts) when the model has static output shapes, so classes absent from
-    the data still get a count of 0; otherwise `count_classes` infers it
-    from the labels.
+    What the model implies fills in the counting arguments left at `None`:
+    `num_classes` is the width of the targeted outputs (2 for a one-unit
+    sigmoid head, whose 0/1 labels are the classes {0: negative,
+    1: positive}), `sparse` follows from the labels' rank against the
+    output's (class ids when the labels have one dimension fewer than the
+    output, e.g. per-token ids `[B, T]` for outputs `[B, T, C]`, or a
+    trailing 1), and `ignore_class` is the targeted losses' `ignore_class`.
 
     Several outputs with different label sets need one `ClassCounter` each,
     with `label_fn` selecting the output's labels and `outputs` naming it.
@@ -71,38 +91,38 @@ class ClassCounter(keras.callbacks.Callback):
             `fit`. Must be finite, or `steps` must be given.
         num_classes: Positive int, or `None` (default) to take it from the
             model's output width, else infer it from the labels.
-        label_fn: Optional function mapping a dataset element to the labels
-            to count, called like a `Dataset.map` function (e.g.
-            `lambda x, y: y["class_output"]`). Defaults to `None` (the `y` of
-            `(x, y)` or `(x, y, sample_weight)`, or the labels of a
-            labels-only dataset).
-        steps: Optional positive int, the number of dataset elements
-            (batches) to count; required for an infinite dataset. Defaults
-            to `None` (the whole dataset).
-        recount: `"never"` (default) counts once per `fit`; `"epoch"` counts
-            again at the start of every epoch after the first.
+        label_fn: As for `count_classes`. Defaults to `None`.
+        steps: As for `count_classes`. Defaults to `None`.
+        sample_weighted: As for `count_classes`. Defaults to `False`.
+        sparse: As for `count_classes`, or `None` (default) to take the form
+            from the model's output rank and the labels' rank.
+        ignore_class: As for `count_classes`, or `None` (default) to take
+            the `ignore_class` of the targeted losses.
         verbose: `"auto"` (default), 0, 1 or 2. 0 is silent. Otherwise the
             callback prints the counts and the resulting class weights of
             each loss after counting, and `count_classes` shows its progress
             bar (1), one line (2), or a bar only for long counts (`"auto"`).
             `"auto"` is silent when `fit` runs with `verbose=0`.
+        recount: `"never"` (default) counts once per `fit`; `"epoch"` counts
+            again at the start of every epoch after the first.
         outputs: Optional output name or list of output names whose losses
             get the counts (keys of the model's loss dict, or
             `model.output_names` for a list of losses). Defaults to `None`:
             every output with a class-balanced loss.
 
     Attributes:
-        counts: The last counts, a NumPy array (int64), or `None` before
-            the first count.
+        counts: The last counts, a NumPy array (int64, or float64 when
+            `sample_weighted=True`), or `None` before the first count.
 
     Raises:
         TypeError: If `dataset` is not a `tf.data.Dataset`, or an argument
             has the wrong type.
         ValueError: For invalid argument values; at the start of training,
-            if the model has no class-balanced loss (among `outputs`), if
-            `outputs` names an unknown output, or if `num_classes` differs
-            from the width of the model's output; plus the errors of
-            `count_classes`.
+            if the model has no class-balanced loss or metric (among
+            `outputs`), if `outputs` names an unknown output, if
+            `num_classes` differs from the width of the model's output, or
+            if the targeted losses have different `ignore_class` values;
+            plus the errors of `count_classes`.
 
     Example:
 
@@ -122,6 +142,10 @@ class ClassCounter(keras.callbacks.Callback):
     array([40, 15,  5])
     >>> np.round(loss.class_weights, 3)
     array([0.296, 0.701, 2.002])
+
+    References:
+        Cui et al., Class-Balanced Loss Based on Effective Number of
+        Samples, CVPR 2019 (arXiv:1901.05555).
     """
 
     def __init__(
@@ -131,8 +155,11 @@ class ClassCounter(keras.callbacks.Callback):
         *,
         label_fn=None,
         steps=None,
-        recount="never",
+        sample_weighted=False,
+        sparse=None,
+        ignore_class=None,
         verbose="auto",
+        recount="never",
         outputs=None,
     ):
         super().__init__()
@@ -140,164 +167,73 @@ class ClassCounter(keras.callbacks.Callback):
         self.num_classes = check_num_classes(num_classes)
         self.label_fn = check_label_fn(label_fn)
         self.steps = check_steps(steps)
-        self.recount = check_recount(recount)
+        self.sample_weighted = check_bool(sample_weighted, "sample_weighted")
+        self.sparse = check_sparse(sparse)
+        self.ignore_class = check_ignore_class(ignore_class)
         self.verbose = check_verbose(verbose)
+        self.recount = check_recount(recount)
         self.outputs = check_outputs(outputs)
         self.counts = None
-        self._targets = []
-        self._skip_epoch_count = False
         self._made = (None, None)  # the functions this callback last made
 
     def on_train_begin(self, logs=None):
-        self._targets = self._find_targets()
-        num_classes = self._num_classes()
-        counts = self._count(num_classes)
-        self._apply(counts, force=not self._functions_are_current(counts))
-        self._skip_epoch_count = True
+        self._targets = _find_targets(self.model, self.outputs)
+        self._count_args = self._resolve_count_args()
+        self._epochs_begun = 0
+        self._count_and_apply()
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._skip_epoch_count:  # counted by on_train_begin just now
-            self._skip_epoch_count = False
-            return
-        if self.recount != "epoch":
-            return
-        counts = self._count(self._num_classes())
-        self._apply(counts, force=not self._functions_are_current(counts))
+        self._epochs_begun += 1
+        # The first epoch of this fit uses the count of on_train_begin.
+        if self.recount == "epoch" and self._epochs_begun > 1:
+            self._count_and_apply()
 
-    # Steps of a count.
+    def _resolve_count_args(self):
+        """The counting arguments, with the model's implied values."""
+        from keras_cbloss.counting import _label_spec
 
-    def _count(self, num_classes):
-        return count_classes(
-            self.dataset,
-            num_classes,
-            label_fn=self.label_fn,
-            steps=self.steps,
-            verbose=self._count_verbose(),
+        losses = [t.obj for t in self._targets if t.is_loss]
+        shapes = [
+            shape
+            for name, shape in _output_shapes(self.model).items()
+            if name in {t.name for t in self._targets}
+        ]
+        sparse = self.sparse
+        if sparse is None:
+            spec = _label_spec(self.dataset, self.label_fn,
+                               self.sample_weighted)
+            sparse = _implied_label_form(shapes, spec.shape)
+        return {
+            "num_classes": _implied_num_classes(shapes, self.num_classes),
+            "label_fn": self.label_fn,
+            "steps": self.steps,
+            "sample_weighted": self.sample_weighted,
+            "sparse": sparse,
+            "ignore_class": _implied_ignore_class(losses, self.ignore_class),
+        }
+
+    def _count_and_apply(self):
+        from keras_cbloss.counting import count_classes
+
+        counts = count_classes(
+            self.dataset, verbose=self._count_verbose(), **self._count_args
         )
-
-    def _apply(self, counts, force):
+        current = _functions_are_current(
+            self.model, self._made, self.counts, counts, self._targets
+        )
         had_counts = any(
-            loss.class_counts is not None for _, loss in self._targets
+            getattr(t.obj, "class_counts", None) is not None
+            for t in self._targets
         )
-        for _, loss in self._targets:
-            loss.set_class_counts(counts)
+        for target in self._targets:
+            target.obj.set_class_counts(counts)
         self.counts = counts
-        if force:
+        if not current:
             if had_counts:
                 clear_jax_traces(self.model)
             self._made = rebuild_step_functions(self.model)
         if self._logs_enabled():
-            self._log_counts(counts)
-
-    def _functions_are_current(self, counts):
-        """Whether the model's functions were built by this callback with
-        these very counts (then a rebuild, i.e. a retrace, is not needed)."""
-        if self.counts is None or not np.array_equal(counts, self.counts):
-            return False
-        made_train, made_test = self._made
-        if (
-            self.model.train_function is not made_train
-            or self.model.test_function is not made_test
-            or made_train is None
-        ):
-            return False
-        return all(
-            loss.class_counts is not None
-            and np.array_equal(loss.class_counts, counts)
-            for _, loss in self._targets
-        )
-
-    # Finding the losses.
-
-    def _find_targets(self):
-        """The `(output name, loss)` pairs that get the counts."""
-        model = self.model
-        loss = getattr(model, "loss", None)
-        if loss is None:
-            raise ValueError(
-                "`ClassCounter` needs a compiled model with a class-balanced "
-                "loss. Call `model.compile(loss=CBSoftmaxLoss(), ...)` (or "
-                "`CBSigmoidLoss`, `CBFocalLoss`) before `fit`."
-            )
-        output_names = list(getattr(model, "output_names", None) or [])
-        if isinstance(loss, dict):
-            pairs = list(loss.items())
-        elif isinstance(loss, (list, tuple)):
-            names = (
-                output_names
-                if len(output_names) == len(loss)
-                else [f"output_{i}" for i in range(len(loss))]
-            )
-            pairs = list(zip(names, loss))
-        else:
-            # One loss for every output: the same object serves them all.
-            pairs = [(name, loss) for name in output_names] or [(None, loss)]
-        available = [name for name, _ in pairs]
-        if self.outputs is not None and available == [None]:
-            raise ValueError(
-                "Invalid value for argument `outputs` of `ClassCounter`: "
-                "the model has a single unnamed output (e.g. a "
-                "`keras.Sequential` model), whose loss gets the counts. "
-                f"Leave `outputs=None`. Received: outputs={list(self.outputs)}"
-            )
-        if self.outputs is not None:
-            unknown = [n for n in self.outputs if n not in available]
-            if unknown:
-                raise ValueError(
-                    "Invalid value for argument `outputs` of `ClassCounter`: "
-                    f"the model has no loss for outputs {unknown}. Expected "
-                    f"names among {available}. Received: "
-                    f"outputs={list(self.outputs)}"
-                )
-            pairs = [(n, l) for n, l in pairs if n in self.outputs]
-            plain = [n for n, l in pairs if not _is_class_balanced(l)]
-            if plain:
-                raise ValueError(
-                    f"`ClassCounter(outputs={list(self.outputs)})`: the "
-                    f"losses of outputs {plain} are not class-balanced "
-                    "losses (they have no `set_class_counts`). Name only "
-                    "outputs compiled with CBSoftmaxLoss, CBSigmoidLoss, "
-                    "CBFocalLoss or LogitAdjustedLoss."
-                )
-        pairs = [(n, l) for n, l in pairs if _is_class_balanced(l)]
-        if not pairs:
-            raise ValueError(
-                "`ClassCounter` found no class-balanced loss in the model "
-                f"(losses: {_describe(loss)}). Compile the model with "
-                "CBSoftmaxLoss, CBSigmoidLoss, CBFocalLoss or "
-                "LogitAdjustedLoss, built with "
-                "`class_counts=None` so that they wait for the counts."
-            )
-        return pairs
-
-    def _num_classes(self):
-        """`num_classes`, else the targeted outputs' width, else None."""
-        widths = _output_widths(self.model)
-        known = {
-            name: widths[name]
-            for name, _ in self._targets
-            if widths.get(name) is not None
-        }
-        if self.num_classes is not None:
-            wrong = {n: w for n, w in known.items() if w != self.num_classes}
-            if wrong:
-                raise ValueError(
-                    "Invalid value for argument `num_classes` of "
-                    f"`ClassCounter`: the outputs {wrong} (name: width) "
-                    "have a different number of classes. Received: "
-                    f"num_classes={self.num_classes}"
-                )
-            return self.num_classes
-        if len(set(known.values())) > 1:
-            raise ValueError(
-                "`ClassCounter` would give one count vector to outputs of "
-                f"different widths {known} (name: width). Use one "
-                "`ClassCounter` per output, with `outputs=` naming it and "
-                "`label_fn` selecting its labels."
-            )
-        return next(iter(known.values()), None)
-
-    # Logging.
+            _log(counts, self._targets)
 
     def _fit_verbose(self):
         return (self.params or {}).get("verbose", 1)
@@ -312,62 +248,135 @@ class ClassCounter(keras.callbacks.Callback):
             return 0
         return self.verbose
 
-    def _log_counts(self, counts):
-        total = counts.sum()
-        lines = [
-            f"ClassCounter: {total:g} labels in {counts.size} classes, from "
-            f"{counts.min():g} (class {int(np.argmin(counts))}) to "
-            f"{counts.max():g} (class {int(np.argmax(counts))}); counts: "
-            + _short(counts)
-        ]
-        for name, loss in self._targets:
-            where = f" (output '{name}')" if name is not None else ""
-            lines.append(f"ClassCounter: {_derived(loss)}{where}")
-        for line in lines:
-            if keras.config.is_interactive_logging_enabled():
-                print(line, flush=True)
-            else:
-                _logger.info(line)
+
+# What the callback reads from the model: small pure functions.
 
 
-def _derived(loss):
-    """What a loss made of the counts: class weights, or a log prior."""
-    name = getattr(loss, "name", loss)
-    log_prior = getattr(loss, "log_prior", None)
-    if log_prior is not None:  # LogitAdjustedLoss: no weights
-        return (
-            f"log prior of {name}, tau={getattr(loss, 'tau', '?')}: "
-            + _short(log_prior, precision=4)
-        )
-    return (
-        f"class weights of {name}, beta={getattr(loss, 'beta', '?')}: "
-        + _short(loss.class_weights, precision=4)
-    )
+class _Target(typing.NamedTuple):
+    """An object that takes the counts: a CB loss or a compiled metric."""
+
+    name: typing.Optional[str]  # the output name, None when unknown
+    obj: typing.Any
+    is_loss: bool
 
 
 def _is_class_balanced(loss):
-    """Duck typing: a CB loss has `set_class_counts` and `class_weights`.
-
-    `LogitAdjustedLoss` has both too (its `class_weights` is always None).
-    """
+    """Duck typing: a CB loss has `set_class_counts` and `class_weights`."""
     return callable(getattr(loss, "set_class_counts", None)) and hasattr(
         loss, "class_weights"
     )
 
 
-def _describe(loss):
+def _takes_counts(obj):
+    """A compiled metric (or a CB loss used as one) with `set_class_counts`."""
+    return callable(getattr(obj, "set_class_counts", None))
+
+
+def _named_losses(model):
+    """`[(output name, loss)]` of a compiled model (`name` None if unnamed)."""
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        raise ValueError(
+            "`ClassCounter` needs a compiled model with a class-balanced "
+            "loss. Call `model.compile(loss=CBSoftmaxLoss(), ...)` (or "
+            "`CBSigmoidLoss`, `CBFocalLoss`, `LogitAdjustedLoss`) before "
+            "`fit`."
+        )
+    output_names = list(getattr(model, "output_names", None) or [])
     if isinstance(loss, dict):
-        return {k: _describe(v) for k, v in loss.items()}
+        return list(loss.items())
     if isinstance(loss, (list, tuple)):
-        return [_describe(v) for v in loss]
-    return getattr(loss, "name", None) or repr(loss)
+        names = (
+            output_names
+            if len(output_names) == len(loss)
+            else [f"output_{i}" for i in range(len(loss))]
+        )
+        return list(zip(names, loss))
+    # One loss for every output: the same object serves them all.
+    return [(name, loss) for name in output_names] or [(None, loss)]
 
 
-def _output_widths(model):
-    """`{output name: last dimension}` for models with static outputs.
+def _named_metrics(model):
+    """`[(output name, metric)]` of the compiled metrics, as Keras applies
+    them: a dict by output name, a list with one entry per output, or (one
+    output) all of them on that output."""
+    output_names = list(getattr(model, "output_names", None) or []) or [None]
+    pairs = []
+    for structure in compiled_metric_objects(model):
+        if not structure:
+            continue
+        if isinstance(structure, dict):
+            items = structure.items()
+        elif len(output_names) > 1 and len(structure) == len(output_names):
+            items = zip(output_names, structure)
+        else:
+            name = output_names[0] if len(output_names) == 1 else None
+            items = [(name, structure)]
+        for name, metrics in items:
+            pairs.extend((name, m) for m in keras.tree.flatten(metrics))
+    return pairs
+
+
+def _find_targets(model, outputs=None):
+    """The `_Target`s that get the counts (among `outputs`, if given)."""
+    losses = _named_losses(model)
+    available = [name for name, _ in losses]
+    if outputs is not None:
+        _check_outputs_exist(outputs, available)
+        plain = [
+            n for n, l in losses
+            if n in outputs and not _is_class_balanced(l)
+        ]
+        if plain:
+            raise ValueError(
+                f"`ClassCounter(outputs={list(outputs)})`: the losses of "
+                f"outputs {plain} are not class-balanced losses (they have "
+                "no `set_class_counts`). Name only outputs compiled with "
+                "CBSoftmaxLoss, CBSigmoidLoss, CBFocalLoss or "
+                "LogitAdjustedLoss."
+            )
+    targets = [
+        _Target(name, loss, True) for name, loss in losses
+        if _is_class_balanced(loss)
+    ]
+    targets += [
+        _Target(name, metric, False) for name, metric in _named_metrics(model)
+        if _takes_counts(metric)
+    ]
+    if outputs is not None:
+        targets = [t for t in targets if t.name in outputs]
+    if not targets:
+        raise ValueError(
+            "`ClassCounter` found no class-balanced loss in the model "
+            f"(losses: {_describe(model.loss)}). Compile the model with "
+            "CBSoftmaxLoss, CBSigmoidLoss, CBFocalLoss or LogitAdjustedLoss, "
+            "built with `class_counts=None` so that they wait for the counts."
+        )
+    return targets
+
+
+def _check_outputs_exist(outputs, available):
+    if available == [None]:
+        raise ValueError(
+            "Invalid value for argument `outputs` of `ClassCounter`: "
+            "the model has a single unnamed output (e.g. a "
+            "`keras.Sequential` model), whose loss gets the counts. "
+            f"Leave `outputs=None`. Received: outputs={list(outputs)}"
+        )
+    unknown = [n for n in outputs if n not in available]
+    if unknown:
+        raise ValueError(
+            "Invalid value for argument `outputs` of `ClassCounter`: "
+            f"the model has no loss for outputs {unknown}. Expected "
+            f"names among {available}. Received: outputs={list(outputs)}"
+        )
+
+
+def _output_shapes(model):
+    """`{output name: static shape}` for models with static outputs.
 
     A `keras.Sequential` model has `outputs` but no `output_names`: its one
-    output is keyed `None`, like its loss in `_find_targets`.
+    output is keyed `None`, like its loss in `_named_losses`.
     """
     try:
         outputs = model.outputs
@@ -379,11 +388,150 @@ def _output_widths(model):
         names = [None]
     if len(outputs) != len(names):
         return {}
-    widths = {}
-    for name, tensor in zip(names, outputs):
-        shape = getattr(tensor, "shape", None)
-        widths[name] = shape[-1] if shape else None
-    return widths
+    return {
+        name: tuple(getattr(tensor, "shape", None) or ())
+        for name, tensor in zip(names, outputs)
+    }
+
+
+def _implied_num_classes(shapes, num_classes=None):
+    """`num_classes`, else the outputs' common width, else None.
+
+    A one-unit output (width 1, a sigmoid binary head) has 2 classes.
+    """
+    widths = {shape[-1] for shape in shapes if shape and shape[-1]}
+    classes = {2 if width == 1 else width for width in widths}
+    if num_classes is not None:
+        if classes - {num_classes}:
+            raise ValueError(
+                "Invalid value for argument `num_classes` of "
+                f"`ClassCounter`: the model's outputs of widths "
+                f"{sorted(widths)} have {sorted(classes)} classes (a "
+                "one-unit output has 2). Received: "
+                f"num_classes={num_classes}"
+            )
+        return num_classes
+    if len(classes) > 1:
+        raise ValueError(
+            "`ClassCounter` would give one count vector to outputs of "
+            f"different widths {sorted(widths)}. Use one `ClassCounter` per "
+            "output, with `outputs=` naming it and `label_fn` selecting its "
+            "labels."
+        )
+    return next(iter(classes), None)
+
+
+def _implied_label_form(shapes, label_shape):
+    """`sparse` for `count_classes`: True (ids), False (rows) or None.
+
+    Class ids when the labels (batched, rank >= 2) have one dimension fewer
+    than the output, or the output's rank with a trailing 1; one-hot rows
+    when they have the output's rank and a wider last dimension. Always
+    class ids (0/1) for a one-unit output. None (infer from the labels
+    alone) when the ranks say nothing.
+    """
+    rank = label_shape.rank
+    forms = set()
+    for shape in shapes:
+        if shape and shape[-1] == 1:
+            forms.add(True)
+        elif rank is None or rank < 2 or not shape:
+            forms.add(None)
+        elif rank == len(shape) - 1:
+            forms.add(True)
+        elif rank == len(shape) and label_shape[-1] is not None:
+            forms.add(label_shape[-1] == 1)
+        else:
+            forms.add(None)
+    return forms.pop() if len(forms) == 1 else None
+
+
+def _implied_ignore_class(losses, ignore_class=None):
+    """`ignore_class`, else the losses' common `ignore_class` (or None)."""
+    if ignore_class is not None:
+        return ignore_class
+    values = {getattr(loss, "ignore_class", None) for loss in losses}
+    if len(values) > 1:
+        names = {
+            getattr(loss, "name", repr(loss)): getattr(
+                loss, "ignore_class", None
+            )
+            for loss in losses
+        }
+        raise ValueError(
+            "`ClassCounter` gives one count vector to losses with different "
+            f"`ignore_class` values {names} (loss: ignore_class). Use the "
+            "same `ignore_class` in these losses, or one `ClassCounter` per "
+            "output (`outputs=`), or pass `ignore_class=` to `ClassCounter`."
+        )
+    return values.pop() if values else None
+
+
+def _functions_are_current(model, made, old_counts, counts, targets):
+    """Whether the model's train/test functions were made by the callback
+    (`made`) with these very counts: then no rebuild (retrace) is needed."""
+    if old_counts is None or not np.array_equal(counts, old_counts):
+        return False
+    made_train, made_test = made
+    if (
+        made_train is None
+        or model.train_function is not made_train
+        or model.test_function is not made_test
+    ):
+        return False
+    # Counts set by hand since then (objects that expose their counts).
+    return all(
+        np.array_equal(target.obj.class_counts, counts)
+        for target in targets
+        if hasattr(target.obj, "class_counts")
+    )
+
+
+# Logging.
+
+
+def _log(counts, targets):
+    total = counts.sum()
+    lines = [
+        f"ClassCounter: {total:g} labels in {counts.size} classes, from "
+        f"{counts.min():g} (class {int(np.argmin(counts))}) to "
+        f"{counts.max():g} (class {int(np.argmax(counts))}); counts: "
+        + _short(counts)
+    ]
+    for target in targets:
+        where = f" (output '{target.name}')" if target.name is not None else ""
+        name = getattr(target.obj, "name", target.obj)
+        weights = getattr(target.obj, "class_weights", None)
+        log_prior = getattr(target.obj, "log_prior", None)
+        if log_prior is not None:  # LogitAdjustedLoss: a prior, no weights
+            lines.append(
+                f"ClassCounter: log prior of {name}{where}, "
+                f"tau={getattr(target.obj, 'tau', '?')}: "
+                + _short(log_prior, precision=4)
+            )
+            continue
+        if weights is None:
+            lines.append(f"ClassCounter: counts set on metric {name}{where}")
+            continue
+        kind = "" if target.is_loss else " (metric)"
+        lines.append(
+            f"ClassCounter: class weights of {name}{kind}{where}, "
+            f"beta={getattr(target.obj, 'beta', '?')}: "
+            + _short(weights, precision=4)
+        )
+    for line in lines:
+        if keras.config.is_interactive_logging_enabled():
+            print(line, flush=True)
+        else:
+            _logger.info(line)
+
+
+def _describe(loss):
+    if isinstance(loss, dict):
+        return {k: _describe(v) for k, v in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [_describe(v) for v in loss]
+    return getattr(loss, "name", None) or repr(loss)
 
 
 def _short(array, precision=None):

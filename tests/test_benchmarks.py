@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/bench_losses.py: a --quick run and its JSON.
+"""Smoke tests of benchmarks/bench_losses.py and bench_counting.py: their
+--quick runs print tables (and JSON) with the ratios.
 
 Only that the script runs and reports every ratio the issue asks for:
 timings on a shared machine are not asserted.
@@ -91,3 +92,38 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
         "CBSigmoidLoss (kernels)", "CBFocalLoss (kernels)",
     }
     assert all(_positive(r["ratio"]) for r in fit["ratios"])
+
+
+# benchmarks/bench_counting.py
+
+
+COUNTING_SCRIPT = os.path.join(ROOT, "benchmarks", "bench_counting.py")
+
+
+@pytest.mark.slow
+def test_counting_benchmark_quick_run_reports_ratios(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    path = tmp_path / "counting.json"
+    result = subprocess.run(
+        [sys.executable, COUNTING_SCRIPT, "--quick", "--json", str(path),
+         "--import-repeats", "1"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "count / best of the two (target <= 1.2)" in result.stdout
+    report = json.loads(path.read_text())
+    names = [row["pipeline"] for row in report["label_pipelines"]]
+    for kind in ("`(x, y)` pairs", "sparse ids", "one-hot", "multi-hot"):
+        assert any(name.startswith(kind) for name in names), kind
+    for row in report["label_pipelines"]:
+        seconds = row["seconds"]
+        assert set(seconds) == {"bare", "count", "python"}
+        best = min(seconds["bare"], seconds["python"])
+        assert row["count_over_best"] == pytest.approx(seconds["count"] / best)
+        assert row["rows"] > 0
+    assert len(report["image_pipeline"]["seconds"]) == 4
+    imports = report["import"]
+    assert set(imports["seconds"]) == {"keras", "keras_cbloss"}
+    assert imports["ratio"] == pytest.approx(
+        imports["seconds"]["keras_cbloss"] / imports["seconds"]["keras"]
+    )

@@ -6,6 +6,7 @@ Expected values come from an independent float64 NumPy computation of the
 weights and losses, written from the paper's formulas.
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -17,10 +18,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_cbloss import callbacks as callbacks_module
+
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import ClassCounter
+from keras_cbloss import count_classes
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -350,6 +354,9 @@ def test_losses_that_cannot_take_counts():
         ({"steps": 0}, ValueError, "steps"),
         ({"num_classes": "4"}, TypeError, "num_classes"),
         ({"label_fn": 1}, TypeError, "label_fn"),
+        ({"sample_weighted": "no"}, TypeError, "sample_weighted"),
+        ({"sparse": 0}, TypeError, "sparse"),
+        ({"ignore_class": "255"}, TypeError, "ignore_class"),
     ],
 )
 def test_constructor_validation(kwargs, error, match):
@@ -377,6 +384,401 @@ def test_counting_errors_surface_at_train_begin():
     )
     np.testing.assert_array_equal(model.loss.class_counts, 2 * np.bincount(Y))
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_signature_agrees_with_count_classes():
+    counting = inspect.signature(count_classes).parameters
+    counter = inspect.signature(ClassCounter).parameters
+    for name, parameter in counting.items():
+        assert name in counter, f"ClassCounter lacks `{name}`"
+        assert counter[name].kind == parameter.kind, name
+        assert counter[name].default == parameter.default, name
+    assert set(counter) - set(counting) == {"recount", "outputs"}
+
+
+def test_partial_count_warns_at_train_begin():
+    model = make_model(LOSSES["softmax"](None))
+    y = np.tile(np.arange(C), 4)
+    counter = ClassCounter(dataset(y, batch=4), steps=2, verbose=0)
+    counter.set_model(model)
+    with pytest.warns(UserWarning, match=r"cover only 2 of its 4 elements"):
+        counter.on_train_begin()
+    np.testing.assert_array_equal(counter.counts, [2, 2, 2, 2])
+
+
+def test_sample_weighted_counts_reach_the_loss():
+    w = np.linspace(0.5, 2.0, len(Y))
+    train = tf.data.Dataset.from_tensor_slices((X, Y, w)).batch(8)
+    model = make_model(LOSSES["sigmoid"](None))
+    counter = ClassCounter(train, sample_weighted=True, verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    np.testing.assert_allclose(model.loss.class_counts, np.bincount(Y, w, C))
+    assert counter.counts.dtype == np.float64
+
+
+# Label layouts: one-unit binary heads, per-token and per-pixel ids.
+
+
+def one_unit_model(loss):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), loss=loss)
+    return model
+
+
+@pytest.mark.parametrize("batch", [8, 2])
+@pytest.mark.parametrize("column", [False, True])
+@pytest.mark.parametrize("dtype", ["int64", "float32"])
+def test_one_unit_model_counts_negatives_and_positives(column, dtype, batch):
+    y = (Y == 3).astype(dtype)  # 15 negatives, 1 positive
+    labels = y[:, None] if column else y
+    # Batches of 2 of static size: float labels [2] once looked like rows.
+    train = tf.data.Dataset.from_tensor_slices((X, labels)).batch(
+        batch, drop_remainder=True
+    )
+    model = one_unit_model(LOSSES["focal"](None))
+    counter = ClassCounter(train, verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    np.testing.assert_array_equal(model.loss.class_counts, [15, 1])
+    with pytest.raises(ValueError, match=r"\[2\] classes.*num_classes=1"):
+        bad = ClassCounter(train, num_classes=1, verbose=0)
+        bad.set_model(model)
+        bad.on_train_begin()
+
+
+def _one_unit_heads_supported():
+    loss = CBFocalLoss([15, 1], BETA, GAMMA, from_logits=True)
+    try:
+        loss(np.zeros((2, 1), "float32"), np.zeros((2, 1), "float32"))
+    except ValueError:
+        return False
+    return True
+
+
+def test_one_unit_model_trains_with_the_counter():
+    if not _one_unit_heads_supported():
+        pytest.skip("the losses do not take [n_neg, n_pos] for Dense(1) yet")
+    y = (Y == 3).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((X, y)).batch(8)
+    model = one_unit_model(LOSSES["focal"](None))
+    history = model.fit(
+        train, epochs=2, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    np.testing.assert_array_equal(model.loss.class_counts, [15, 1])
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+T = 6
+
+
+def token_model(loss, jit_compile=False):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(11, 4),
+        keras.layers.Dense(C),
+    ])
+    model.compile(keras.optimizers.SGD(0.1), loss=loss,
+                  jit_compile=jit_compile)
+    return model
+
+
+def test_per_token_ids_count_without_label_fn():
+    # Outputs [B, T, C] and labels [B, T]: the ids are counted, even when T
+    # is not C (once read as one-hot rows of width T).
+    tokens = np.random.default_rng(1).integers(0, 11, (16, T)).astype("int32")
+    tags = np.random.default_rng(2).integers(0, C, (16, T))
+    train = tf.data.Dataset.from_tensor_slices((tokens, tags)).batch(4)
+    model = token_model(LOSSES["softmax"](None))
+    counter = ClassCounter(train, verbose=0)
+    history = model.fit(
+        train, epochs=1, verbose=0, shuffle=False, callbacks=[counter]
+    )
+    np.testing.assert_array_equal(
+        model.loss.class_counts, np.bincount(tags.ravel(), minlength=C)
+    )
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_padded_per_token_ids_with_ignore_class():
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(1, 8, 10)
+    tags = [rng.integers(0, C, n) for n in lengths]
+    train = tf.data.Dataset.from_generator(
+        lambda: iter(tags), output_signature=tf.TensorSpec([None], tf.int64)
+    ).map(lambda y: (tf.zeros_like(y, tf.int32), y)).padded_batch(
+        3, padding_values=(0, tf.constant(-1, tf.int64))
+    )
+    expected = np.bincount(np.concatenate(tags), minlength=C)
+    model = token_model(LOSSES["softmax"](None))
+    counter = ClassCounter(train, ignore_class=-1, verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    np.testing.assert_array_equal(model.loss.class_counts, expected)
+    # Without ignore_class, the padding is an invalid label that names it.
+    counter = ClassCounter(train, verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match=r"label of -1.*`ignore_class`"):
+        counter.on_train_begin()
+    # The loss's own `ignore_class` is used when the counter has none.
+    model.loss.ignore_class = -1
+    counter.on_train_begin()
+    np.testing.assert_array_equal(model.loss.class_counts, expected)
+
+
+@pytest.mark.parametrize("trailing_one", [False, True])
+def test_per_pixel_masks_with_void_pixels(trailing_one):
+    rng = np.random.default_rng(5)
+    masks = rng.integers(0, C, (6, 4, 4))
+    masks[rng.random(masks.shape) < 0.25] = 255
+    labels = masks[..., None] if trailing_one else masks
+    images = rng.normal(size=(6, 4, 4, 3)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Conv2D(C, 1)]
+    )
+    loss = LOSSES["softmax"](None)
+    loss.ignore_class = 255
+    model.compile("sgd", loss=loss)
+    counter = ClassCounter(train, verbose=0)
+    counter.set_model(model)
+    counter.on_train_begin()
+    np.testing.assert_array_equal(
+        loss.class_counts, np.bincount(masks[masks != 255], minlength=C)
+    )
+
+
+def test_segmentation_model_trains_with_void_pixels():
+    try:
+        loss = CBSoftmaxLoss(None, BETA, from_logits=True, ignore_class=255)
+    except TypeError:
+        pytest.skip("the losses do not take `ignore_class` yet")
+    rng = np.random.default_rng(6)
+    masks = rng.integers(0, C, (8, 4, 4))
+    masks[rng.random(masks.shape) < 0.25] = 255
+    images = rng.normal(size=(8, 4, 4, 3)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((images, masks)).batch(8)
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Conv2D(C, 1)]
+    )
+    model.compile(keras.optimizers.SGD(0.0), loss=loss)
+    logits = model.predict(images, verbose=0)
+    history = model.fit(
+        train, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    kept = masks != 255
+    counts = np.bincount(masks[kept], minlength=C)
+    np.testing.assert_array_equal(loss.class_counts, counts)
+    # Mean over the labelled pixels of w[y] * CE (Keras' ignore_class).
+    z = logits[kept].astype(np.float64)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    ce = -log_p[np.arange(len(z)), masks[kept]]
+    expected = np.mean(np_weights(counts)[masks[kept]] * ce)
+    np.testing.assert_allclose(history.history["loss"][0], expected, 1e-5)
+
+
+# Pure helpers.
+
+
+@pytest.mark.parametrize(
+    "shapes, num_classes, expected",
+    [
+        ([(None, 4)], None, 4),
+        ([(None, 1)], None, 2),  # one sigmoid unit: {negative, positive}
+        ([(None, 1)], 2, 2),
+        ([(None, 7, 5)], None, 5),
+        ([(None, 4), (None, 4)], None, 4),
+        ([], None, None),
+        ([(None, None)], None, None),
+        ([], 3, 3),
+    ],
+)
+def test_implied_num_classes(shapes, num_classes, expected):
+    implied = callbacks_module._implied_num_classes(shapes, num_classes)
+    assert implied == expected
+
+
+def test_implied_num_classes_errors():
+    with pytest.raises(
+        ValueError, match=r"widths \[3, 4\].*one `ClassCounter`"
+    ):
+        callbacks_module._implied_num_classes([(None, 4), (None, 3)])
+    with pytest.raises(ValueError, match=r"\[2\] classes.*num_classes=1"):
+        callbacks_module._implied_num_classes([(None, 1)], 1)
+
+
+@pytest.mark.parametrize(
+    "output, labels, expected",
+    [
+        ((None, 5), (None,), None),  # rank 1: left to count_classes
+        ((None, 5), (None, 1), True),
+        ((None, 5), (None, 5), False),
+        ((None, 1), (None, 1), True),
+        ((None, 1), (None,), True),  # one unit: 0/1 ids, whatever the rank
+        ((None, 1), (2,), True),  # even a batch of 2 with drop_remainder
+        ((None, 1), (), True),
+        ((None, 8, 5), (None, 8), True),  # per-token ids, T = 8 != C
+        ((None, None, 5), (None, None), True),  # padded_batch
+        ((None, 8, 5), (None, 8, 5), False),
+        ((None, 4, 4, 5), (None, 4, 4), True),  # per-pixel masks
+        ((None, 4, 4, 5), (None, 4, 4, 1), True),
+        ((None, 4, 4, 5), (4, 4), None),  # unbatched: left to count_classes
+        ((None, 5, 5), (None, None, None), None),
+    ],
+)
+def test_implied_label_form(output, labels, expected):
+    form = callbacks_module._implied_label_form(
+        [output], tf.TensorShape(labels)
+    )
+    assert form is expected
+
+
+def test_implied_label_form_of_outputs_that_disagree():
+    # Rows for a [B, 8] output, ids for a [B, 8, 5] one: left undecided.
+    shapes = [(None, 8), (None, 8, 5)]
+    labels = tf.TensorShape([None, 8])
+    assert callbacks_module._implied_label_form(shapes, labels) is None
+
+
+def test_implied_ignore_class():
+    class Loss:
+        def __init__(self, name, ignore_class):
+            self.name, self.ignore_class = name, ignore_class
+
+    same = [Loss("a", 255), Loss("b", 255)]
+    assert callbacks_module._implied_ignore_class(same) == 255
+    assert callbacks_module._implied_ignore_class(same, -1) == -1
+    assert callbacks_module._implied_ignore_class([object()]) is None
+    assert callbacks_module._implied_ignore_class([]) is None
+    with pytest.raises(ValueError, match=r"\{'a': 255, 'b': None\}"):
+        callbacks_module._implied_ignore_class(
+            [Loss("a", 255), Loss("b", None)]
+        )
+
+
+def test_losses_with_different_ignore_class_name_the_fix():
+    masks = np.array([[0, 1, 255], [2, 255, 3]])
+    labels = tf.data.Dataset.from_tensor_slices(
+        {"cls": masks, "aux": masks}
+    ).batch(2)
+    model = make_model(
+        {"cls": LOSSES["softmax"](None), "aux": LOSSES["sigmoid"](None)},
+        outputs=2,
+    )
+    model.loss["cls"].ignore_class = 255
+    counter = ClassCounter(labels, label_fn=lambda y: y["cls"], verbose=0)
+    counter.set_model(model)
+    with pytest.raises(ValueError, match=r"different `ignore_class`.*"
+                       r"pass `ignore_class=` to `ClassCounter`"):
+        counter.on_train_begin()
+    # The fixes, followed: one value for both, or one counter per output.
+    for kwargs in [{"ignore_class": 255}, {"outputs": "cls"}]:
+        counter = ClassCounter(
+            labels, label_fn=lambda y: y["cls"], sparse=True, verbose=0,
+            **kwargs,
+        )
+        counter.set_model(model)
+        counter.on_train_begin()
+        np.testing.assert_array_equal(
+            model.loss["cls"].class_counts, [1, 1, 1, 1]
+        )
+
+
+def test_output_shapes_and_named_losses():
+    sequential = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    sequential.compile("sgd", loss=LOSSES["softmax"](None))
+    assert callbacks_module._output_shapes(sequential) == {None: (None, C)}
+    assert callbacks_module._named_losses(sequential) == [
+        (None, sequential.loss)
+    ]
+    two = make_model([LOSSES["softmax"](None), PLAIN], outputs=2)
+    shapes = callbacks_module._output_shapes(two)
+    assert shapes == {"cls": (None, C), "aux": (None, C)}
+    names = [name for name, _ in callbacks_module._named_losses(two)]
+    assert names == list(two.output_names)
+
+
+def test_functions_are_current_only_for_the_same_counts_and_functions():
+    model = make_model(LOSSES["softmax"](None))
+    targets = callbacks_module._find_targets(model)
+    counts = np.array([9, 4, 2, 1])
+    model.loss.set_class_counts(counts)
+    model.make_train_function(force=True)
+    model.make_test_function(force=True)
+    made = (model.train_function, model.test_function)
+    current = callbacks_module._functions_are_current
+    assert current(model, made, counts, counts, targets)
+    assert not current(model, made, None, counts, targets)
+    assert not current(model, made, counts + 1, counts, targets)
+    assert not current(model, (None, None), counts, counts, targets)
+    model.loss.set_class_counts([1, 1, 1, 1])  # changed by hand
+    assert not current(model, made, counts, counts, targets)
+    model.loss.set_class_counts(counts)
+    model.make_train_function(force=True)  # rebuilt by someone else
+    assert not current(model, made, counts, counts, targets)
+
+
+class CountsProbe(keras.metrics.SparseCategoricalAccuracy):
+    """A metric that takes class counts (like the long-tail metrics)."""
+
+    def __init__(self, name="probe"):
+        super().__init__(name=name)
+        self.received = None
+
+    def set_class_counts(self, counts):
+        self.received = np.asarray(counts)
+
+
+def test_find_targets_losses_and_compiled_metrics():
+    probe, cb_metric = CountsProbe(), LOSSES["focal"](None)
+    model = make_model(
+        {"cls": LOSSES["softmax"](None), "aux": PLAIN}, outputs=2
+    )
+    model.compile(
+        "sgd", loss=model.loss,
+        metrics={"cls": [probe], "aux": [cb_metric, "accuracy"]},
+    )
+    targets = callbacks_module._find_targets(model)
+    found = {(t.name, id(t.obj), t.is_loss) for t in targets}
+    assert found == {
+        ("cls", id(model.loss["cls"]), True),
+        ("cls", id(probe), False),
+        ("aux", id(cb_metric), False),
+    }
+    named = callbacks_module._find_targets(model, ("cls",))
+    assert {id(t.obj) for t in named} == {id(model.loss["cls"]), id(probe)}
+
+
+def test_cb_loss_used_as_a_metric_gets_the_counts():
+    # A plain loss, and a CB loss without counts as a metric: the counter
+    # reaches the metric, whose value is then the CB loss of the counts.
+    metric = LOSSES["softmax"](None)
+    probe = CountsProbe()
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[metric, probe],
+    )
+    logits = model.predict(X, verbose=0)
+    history = model.fit(
+        dataset(), verbose=0, shuffle=False,
+        callbacks=[ClassCounter(dataset(), verbose=0)],
+    )
+    counts = np.bincount(Y, minlength=C)
+    np.testing.assert_array_equal(metric.class_counts, counts)
+    np.testing.assert_array_equal(probe.received, counts)
+    expected = np_loss("softmax", logits, Y, np_weights(counts))
+    np.testing.assert_allclose(
+        history.history["cb_softmax_loss"][0], expected, 1e-5
+    )
 
 
 # Logging and saving.

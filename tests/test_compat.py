@@ -123,3 +123,25 @@ def test_keras_mask_reaches_loss_reduction():
         "keras.losses.Loss.__call__ no longer reduces over the mask set by "
         "keras_cbloss._compat.set_keras_mask (expected the mean of the "
         f"unmasked values, 1.5; got {float(mean)})")
+
+
+def test_compiled_metric_objects_are_the_objects_given_to_compile():
+    class Probe(keras.metrics.Mean):
+        pass
+
+    first, second, weighted = Probe(), Probe(), Probe()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    model.compile("sgd", "mse", metrics=[first, [second]],
+                  weighted_metrics={"dense": weighted})
+    metrics, weighted_metrics = _compat.compiled_metric_objects(model)
+    message = (
+        "Keras no longer keeps the metrics passed to `compile` as "
+        "`model._compile_metrics._user_metrics` / `._user_weighted_metrics`; "
+        "update keras_cbloss._compat.compiled_metric_objects"
+    )
+    assert metrics is not None and weighted_metrics is not None, message
+    assert metrics[0] is first and metrics[1][0] is second, message
+    assert weighted_metrics["dense"] is weighted, message
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    plain.compile("sgd", "mse")
+    assert _compat.compiled_metric_objects(plain) == (None, None)
