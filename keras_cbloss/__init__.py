@@ -1,6 +1,7 @@
 """keras-cbloss: class-balanced losses (Cui et al., CVPR 2019) for Keras 3."""
 
 from keras_cbloss.callbacks import ClassCounter
+from keras_cbloss.callbacks import DeferredReweighting
 from keras_cbloss.counting import count_classes
 from keras_cbloss.initializers import prior_bias_initializer
 from keras_cbloss.logit_adjustment import LogitAdjustedLoss
@@ -30,6 +31,7 @@ __all__ = [
     "CBSigmoidLoss",
     "CBSoftmaxLoss",
     "ClassCounter",
+    "DeferredReweighting",
     "LogitAdjustedLoss",
     "PerClassRecall",
     "ShotAccuracy",
