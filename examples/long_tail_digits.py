@@ -37,7 +37,7 @@ few-shot digits 4 to 9.
 
 Usage:
 
-    python examples/long_tail_digits.py     # 85 s on 2 CPU cores (README)
+    python examples/long_tail_digits.py     # ~2.3 min on 2 busy CPU cores
     python examples/long_tail_digits.py --seeds 1 --epochs 5   # smoke run
 
 Writes to `--output-dir` (default `outputs/long_tail_digits/`):
