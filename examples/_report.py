@@ -2,7 +2,7 @@
 
 The experiment script trains and scores the runs; this module turns the
 run records into what a reader looks at: mean ± std per loss with paired
-gains over the baselines, the Markdown table, `results.json`,
+gains over the baselines, the Markdown tables, `results.json`,
 `results.csv` (rounded) and two plots. Like `_long_tail.py`, it is the
 examples' bookkeeping, not part of the `keras_cbloss` package.
 """
@@ -12,10 +12,13 @@ import numpy as np
 import _long_tail as lt
 from keras_cbloss import class_balanced_weights
 from keras_cbloss import effective_number
+from keras_cbloss import shot_groups
 
 BASELINE = "ce"  # plain cross-entropy
 REWEIGHTED = "ce_class_weight"  # fit(class_weight=...) at 1/n
-METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy")
+METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy",
+           "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy")
+SHOT_METRICS = METRICS[-3:]
 # Plain accuracy equals balanced accuracy on the balanced test split, so the
 # table shows it once and adds the accuracy at training frequencies.
 TABLE_METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy")
@@ -25,20 +28,25 @@ CSV_DECIMALS = {"train_seconds": 2}
 CSV_DEFAULT_DECIMALS = 4
 
 
-def summarize(records, labels, cb_losses):
+def summarize(records, labels, cb_losses, deferred=None):
     """Mean/std of every metric per loss, and paired gains.
 
     Args:
-        records: List of run dicts (`loss`, `seed`, the `METRICS`,
-            `per_class_recall`), paired by seed across losses.
+        records: List of run dicts (`loss`, `seed`, the `METRICS` they
+            have, `per_class_recall`), paired by seed across losses.
         labels: Dict loss name -> display label, in table order; must hold
             `BASELINE` and `REWEIGHTED`.
-        cb_losses: The names of the class-balanced losses, which are also
-            compared with `REWEIGHTED`.
+        cb_losses: The names of the package's losses, which are also
+            compared with `REWEIGHTED` (`gain_over_class_weight`).
+        deferred: Optional dict, deferred re-weighting run -> the run
+            weighted from the start with the same loss
+            (`gain_over_from_start`).
 
     Returns:
         Dict loss name -> summary entry (JSON-ready).
     """
+    deferred = deferred or {}
+    metrics = [m for m in METRICS if m in records[0]]
     by_loss = {name: [r for r in records if r["loss"] == name]
                for name in labels}
 
@@ -48,7 +56,7 @@ def summarize(records, labels, cb_losses):
     summary = {}
     for name, runs in by_loss.items():
         entry = {"label": labels[name], "seeds": [r["seed"] for r in runs]}
-        for metric in METRICS:
+        for metric in metrics:
             values = scores(name, metric)
             mean, std = lt.mean_std(values)
             entry[metric] = {"mean": mean, "std": std,
@@ -59,6 +67,9 @@ def summarize(records, labels, cb_losses):
             if name in cb_losses:
                 entry[metric]["gain_over_class_weight"] = lt.paired_gains(
                     values, scores(REWEIGHTED, metric))
+            if name in deferred:
+                entry[metric]["gain_over_from_start"] = lt.paired_gains(
+                    values, scores(deferred[name], metric))
         recalls = np.array([r["per_class_recall"] for r in runs])
         entry["per_class_recall_mean"] = recalls.mean(axis=0).tolist()
         entry["per_class_recall_std"] = (
@@ -81,8 +92,17 @@ def _gain_cell(gain):
     return text
 
 
-def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k):
-    """Markdown table (percent): mean ± std over seeds, paired gains."""
+def _gain_row(label, entry, key):
+    """A table row: a loss's paired gains (`key`) on `TABLE_METRICS`."""
+    cells = [label] + [_gain_cell(entry[m][key]) for m in TABLE_METRICS]
+    return "| " + " | ".join(cells) + " |"
+
+
+def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
+                  deferred=None):
+    """Markdown tables (percent): mean ± std over seeds, paired gains over
+    CE, over `REWEIGHTED` and (for `deferred`) over weighting from the
+    start."""
     lines = [
         "| loss | balanced acc. (= accuracy) | tail recall | "
         "acc. at train freq. | gain: bal. acc. | gain: tail recall | "
@@ -99,17 +119,23 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k):
             cells += [_gain_cell(entry[m]["gain_over_ce"])
                       for m in TABLE_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
+    gain_header = "gain: bal. acc. | gain: tail recall | gain: acc. at " \
+        "train freq. |"
     lines += [
         "",
-        f"| CB loss vs {summary[REWEIGHTED]['label']} | gain: bal. acc. | "
-        "gain: tail recall | gain: acc. at train freq. |",
+        f"| vs {summary[REWEIGHTED]['label']} | {gain_header}",
         "|---|---|---|---|",
     ]
-    for name in cb_losses:
-        cells = [summary[name]["label"]]
-        cells += [_gain_cell(summary[name][m]["gain_over_class_weight"])
-                  for m in TABLE_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += [_gain_row(summary[n]["label"], summary[n],
+                        "gain_over_class_weight") for n in cb_losses]
+    if deferred:
+        lines += ["", f"| deferred vs from the start | {gain_header}",
+                  "|---|---|---|---|"]
+        lines += [
+            _gain_row(f"{summary[n]['label']} vs {summary[start]['label']}",
+                      summary[n], "gain_over_from_start")
+            for n, start in deferred.items()
+        ]
     lines.append("")
     lines.append(
         f"Percent, mean ± std over {num_seeds} seed(s), on the balanced test "
@@ -121,6 +147,48 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k):
         "std of the per-seed difference, and the two-sided paired t-test p."
     )
     return "\n".join(lines)
+
+
+def shot_table(summary, counts):
+    """Markdown table (percent) of many/medium/few-shot accuracy, with the
+    paired gain over CE; the header says which classes form each group."""
+    groups = shot_groups(counts)
+    headers = []
+    for metric in SHOT_METRICS:
+        shot = metric.split("_")[0]
+        classes = np.flatnonzero(groups[shot]).tolist()
+        noun = "class" if len(classes) == 1 else "classes"
+        headers.append(f"{shot}-shot ({noun} {_span(classes)})")
+    lines = [
+        "| loss | " + " | ".join(headers) + " | "
+        + " | ".join(f"gain: {h.split(' ')[0]}" for h in headers) + " |",
+        "|---|" + "---|" * (2 * len(headers)),
+    ]
+    for name, entry in summary.items():
+        cells = [entry["label"]]
+        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
+                  for m in SHOT_METRICS]
+        if name == BASELINE:
+            cells += ["(baseline)"] * len(SHOT_METRICS)
+        else:
+            cells += [_gain_cell(entry[m]["gain_over_ce"])
+                      for m in SHOT_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Percent, mean ± std over seeds, gains paired by seed as "
+              "above. Shot groups after Liu et al. (2019), by training "
+              "images: many-shot more than 100, medium-shot 20 to 100, "
+              "few-shot fewer than 20 (`ShotAccuracy`); each is the mean "
+              "recall of its classes."]
+    return "\n".join(lines)
+
+
+def _span(classes):
+    """`'0'`, `'1-3'` or `'1, 4'`: the class ids of a group, short."""
+    if not classes:
+        return "none"
+    if classes == list(range(classes[0], classes[-1] + 1)) and len(classes) > 1:
+        return f"{classes[0]}-{classes[-1]}"
+    return ", ".join(map(str, classes))
 
 
 def csv_rows(records):

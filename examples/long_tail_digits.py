@@ -2,7 +2,7 @@
 
 Builds a long-tailed training set from scikit-learn's bundled 8x8 digit
 images (no download) with the paper's exponential profile, and trains the
-same small network with five losses, paired by seed:
+same small network with eight losses, paired by seed:
 
 - `ce`: softmax cross-entropy, the baseline;
 - `ce_class_weight`: cross-entropy with `fit(class_weight=...)` at inverse
@@ -11,7 +11,15 @@ same small network with five losses, paired by seed:
 - `cb_softmax`, `cb_sigmoid`, `cb_focal`: the class-balanced losses of
   keras_cbloss, built without counts; `ClassCounter` counts the training
   labels (a labels-only `tf.data` view) when `fit` starts. Sigmoid and
-  focal heads start from the prior bias (`prior_bias_initializer`).
+  focal heads start from the prior bias (`prior_bias_initializer`);
+- `ce_drw`, `cb_focal_drw`: deferred re-weighting (Cao et al., 2019) with
+  `DeferredReweighting`: CB softmax and CB focal with beta = 0 (the plain
+  loss) until 80% of the epochs (`--drw-fraction`, Cao et al.'s 160 of
+  200), then the same `--beta` as the CB losses. Before the switch `ce_drw`
+  is plain cross-entropy, and with the same seed it follows the `ce` run;
+- `logit_adjusted`: `LogitAdjustedLoss` with tau = 1 (Menon et al., 2021;
+  Ren et al.'s balanced softmax), counts from `ClassCounter`; predictions
+  are the argmax of the model's own logits, as the paper prescribes.
 
 Runs with the same seed share the training subsample, the initial weights
 and the batch order, so the per-seed difference to `ce` (the "paired gain")
@@ -20,11 +28,16 @@ test split (50 images per class, fixed): balanced accuracy (the mean of
 per-class recall; on this balanced split it equals plain accuracy), the
 mean recall of the 3 rarest training classes, and the accuracy at training
 frequencies (per-class recall weighted by the training class sizes: what a
-test set as long-tailed as the training set would give).
+test set as long-tailed as the training set would give). Balanced accuracy
+and the many/medium/few-shot accuracies (Liu et al., 2019: more than 100,
+20 to 100, fewer than 20 training images) come from the package's metrics
+`BalancedAccuracy` and `ShotAccuracy`; with at most 124 images per class
+the many-shot group is digit 0 alone, medium-shot digits 1 to 3 and
+few-shot digits 4 to 9.
 
 Usage:
 
-    python examples/long_tail_digits.py     # 85 s on 2 CPU cores (README)
+    python examples/long_tail_digits.py     # ~2.3 min on 2 busy CPU cores
     python examples/long_tail_digits.py --seeds 1 --epochs 5   # smoke run
 
 Writes to `--output-dir` (default `outputs/long_tail_digits/`):
@@ -45,6 +58,12 @@ class's new images increasingly overlap the ones it has) can act.
 References:
     Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
     CVPR 2019, arXiv:1901.05555.
+    Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware
+    Margin Loss", NeurIPS 2019, arXiv:1906.07413 (deferred re-weighting).
+    Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
+    arXiv:2007.07314.
+    Liu et al., "Large-Scale Long-Tailed Recognition in an Open World",
+    CVPR 2019, arXiv:1904.05160 (many/medium/few-shot accuracy).
 """
 
 import argparse
@@ -59,10 +78,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_cbloss import BalancedAccuracy  # noqa: E402
 from keras_cbloss import CBFocalLoss  # noqa: E402
 from keras_cbloss import CBSigmoidLoss  # noqa: E402
 from keras_cbloss import CBSoftmaxLoss  # noqa: E402
 from keras_cbloss import ClassCounter  # noqa: E402
+from keras_cbloss import DeferredReweighting  # noqa: E402
+from keras_cbloss import LogitAdjustedLoss  # noqa: E402
+from keras_cbloss import ShotAccuracy  # noqa: E402
 from keras_cbloss import count_classes  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
 
@@ -79,8 +102,17 @@ LOSSES = {
     "cb_softmax": "CB softmax",
     "cb_sigmoid": "CB sigmoid",
     "cb_focal": "CB focal",
+    "ce_drw": "CE + DRW",
+    "cb_focal_drw": "CB focal + DRW",
+    "logit_adjusted": "logit-adjusted (tau=1)",
 }
 CB_LOSSES = ("cb_softmax", "cb_sigmoid", "cb_focal")
+# Deferred re-weighting runs and the run weighted from the first epoch with
+# the same loss and beta: the pair isolates the deferral.
+DEFERRED = {"ce_drw": "cb_softmax", "cb_focal_drw": "cb_focal"}
+# The losses of keras_cbloss: ClassCounter gives them their counts.
+PACKAGE_LOSSES = CB_LOSSES + tuple(DEFERRED) + ("logit_adjusted",)
+SHOTS = ("many", "medium", "few")
 
 
 def parse_args(argv=None):
@@ -97,6 +129,11 @@ def parse_args(argv=None):
                         help="beta of the CB losses")
     parser.add_argument("--gamma", type=float, default=1.0,
                         help="gamma of the CB focal loss")
+    parser.add_argument("--tau", type=float, default=1.0,
+                        help="tau of the logit-adjusted loss")
+    parser.add_argument("--drw-fraction", type=float, default=0.8,
+                        help="deferred re-weighting starts after this "
+                        "fraction of the epochs (Cao et al.: 160 of 200)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -105,8 +142,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1:
         parser.error("--seeds, --epochs and --batch-size must be >= 1")
+    if not 0.0 <= args.drw_fraction < 1.0:
+        parser.error("--drw-fraction must be in [0, 1)")
     try:  # the losses' own checks, before any training starts
         CBFocalLoss(None, args.beta, args.gamma)
+        LogitAdjustedLoss(None, args.tau)
     except (TypeError, ValueError) as e:
         parser.error(str(e))
     return args
@@ -167,7 +207,7 @@ def build_model(loss_name):
     sigmoid and focal heads start every class at p = 1/C instead of 0.5, so
     that the C - 1 negative terms per image do not dominate the first steps.
     """
-    if loss_name in ("cb_sigmoid", "cb_focal"):
+    if loss_name in ("cb_sigmoid", "cb_focal", "cb_focal_drw"):
         bias_initializer = prior_bias_initializer(NUM_CLASSES)
     else:
         bias_initializer = "zeros"
@@ -180,17 +220,37 @@ def build_model(loss_name):
     return keras.Model(inputs, logits, name=f"digits_{loss_name}")
 
 
-def make_loss(loss_name, beta, gamma):
-    """The loss of a run; CB losses get their counts from `ClassCounter`."""
+def make_loss(loss_name, args):
+    """The loss of a run; the package's losses get their counts from
+    `ClassCounter`, and the DRW runs their beta from `DeferredReweighting`."""
     if loss_name in ("ce", "ce_class_weight"):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if loss_name == "cb_softmax":
-        return CBSoftmaxLoss(None, beta, from_logits=True)
+    if loss_name in ("cb_softmax", "ce_drw"):
+        return CBSoftmaxLoss(None, args.beta, from_logits=True)
     if loss_name == "cb_sigmoid":
-        return CBSigmoidLoss(None, beta, from_logits=True)
-    if loss_name == "cb_focal":
-        return CBFocalLoss(None, beta, gamma, from_logits=True)
+        return CBSigmoidLoss(None, args.beta, from_logits=True)
+    if loss_name in ("cb_focal", "cb_focal_drw"):
+        return CBFocalLoss(None, args.beta, args.gamma, from_logits=True)
+    if loss_name == "logit_adjusted":
+        return LogitAdjustedLoss(None, args.tau, from_logits=True)
     raise ValueError(f"Unknown loss {loss_name!r}")
+
+
+def drw_start_epoch(epochs, fraction):
+    """The 0-based epoch where deferred re-weighting starts: the first one
+    after `fraction` of the budget (80 of 100 for 0.8, as 160 of 200)."""
+    return int(fraction * epochs)
+
+
+def training_callbacks(loss_name, args, labels_ds):
+    """`ClassCounter` for the package's losses, plus DRW for the DRW runs."""
+    callbacks = []
+    if loss_name in PACKAGE_LOSSES:
+        callbacks.append(ClassCounter(labels_ds, NUM_CLASSES, verbose=0))
+    if loss_name in DEFERRED:
+        callbacks.append(DeferredReweighting(
+            drw_start_epoch(args.epochs, args.drw_fraction), args.beta))
+    return callbacks
 
 
 def inverse_frequency_class_weight(counts):
@@ -223,18 +283,17 @@ def train_and_score(loss_name, args, seed, train, test):
     # would no longer see the baseline's batch order.
     labels_ds = tf.data.Dataset.from_tensor_slices(y_train).batch(1024)
     model = build_model(loss_name)
-    loss = make_loss(loss_name, args.beta, args.gamma)
+    loss = make_loss(loss_name, args)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss
     )
-    callbacks, class_weight = [], None
+    callbacks = training_callbacks(loss_name, args, labels_ds)
+    class_weight = None
     if loss_name == "ce_class_weight":
         # fit() needs the weights up front, so count the pipeline first.
         class_weight = inverse_frequency_class_weight(
             count_classes(labels_ds, NUM_CLASSES, verbose=0)
         )
-    elif loss_name in CB_LOSSES:
-        callbacks.append(ClassCounter(labels_ds, NUM_CLASSES, verbose=0))
 
     start = time.perf_counter()
     # shuffle=False: the pipeline shuffles (fit cannot shuffle a Dataset).
@@ -242,24 +301,41 @@ def train_and_score(loss_name, args, seed, train, test):
               class_weight=class_weight, shuffle=False)
     seconds = time.perf_counter() - start
 
-    if loss_name in CB_LOSSES:
+    if loss_name in PACKAGE_LOSSES:
         # The callback must have counted exactly the subsample's profile.
         np.testing.assert_array_equal(loss.class_counts, counts)
-    y_pred = np.argmax(model.predict(x_test, verbose=0), axis=-1)
+    if loss_name in DEFERRED:  # trained to the end: the final beta
+        assert loss.beta == args.beta
+    record = {"loss": loss_name, "seed": seed}
+    record.update(score(model.predict(x_test, verbose=0), y_test, counts))
+    record.update({"train_counts": counts.tolist(), "train_seconds": seconds})
+    return model, record
+
+
+def score(logits, y_test, counts):
+    """The scores of one run on the balanced test split.
+
+    Balanced and shot accuracy come from the package's metrics; the
+    per-class recall (for the tail, the plots and a cross-check) from NumPy.
+    """
+    y_pred = np.argmax(logits, axis=-1)
     recall = lt.per_class_recall(y_test, y_pred, NUM_CLASSES)
-    tail = lt.tail_classes(counts, TAIL_K)
-    record = {
-        "loss": loss_name,
-        "seed": seed,
-        "balanced_accuracy": float(np.mean(recall)),
-        "tail_recall": float(np.mean(recall[tail])),
+    metrics = [BalancedAccuracy(NUM_CLASSES)] + [
+        ShotAccuracy(shot, counts) for shot in SHOTS]
+    results = {}
+    for metric in metrics:
+        metric.update_state(y_test, logits)
+        results[metric.name] = float(metric.result())
+    # The metric and the NumPy recall must agree (float32 accumulation).
+    np.testing.assert_allclose(
+        results["balanced_accuracy"], np.mean(recall), atol=1e-6)
+    results.update({
+        "tail_recall": float(np.mean(recall[lt.tail_classes(counts, TAIL_K)])),
         "accuracy": float(np.mean(y_pred == y_test)),
         "prior_accuracy": lt.prior_weighted_accuracy(recall, counts),
         "per_class_recall": recall.tolist(),
-        "train_counts": counts.tolist(),
-        "train_seconds": seconds,
-    }
-    return model, record
+    })
+    return results
 
 
 # --------------------------------------------------------------------------
@@ -303,8 +379,8 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
     """Trains every loss on every seed's subsample, paired by seed.
 
     Returns:
-        `(records, best_models)`: one record per run, and for each CB loss
-        `(balanced accuracy, seed, model)` of its best run.
+        `(records, best_models)`: one record per run, and for each of the
+        package's losses `(balanced accuracy, seed, model)` of its best run.
     """
     total = args.seeds * len(LOSSES)
     records, best_models = [], {}
@@ -323,24 +399,27 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
                   f"tail {record['tail_recall']:6.1%}  "
                   f"acc@train-freq {record['prior_accuracy']:6.1%}  "
                   f"({record['train_seconds']:.1f} s)", flush=True)
-            # Keep each CB loss's best run for the deployment round trip.
-            score = record["balanced_accuracy"]
-            if name in CB_LOSSES and score > best_models.get(name, (-1,))[0]:
-                best_models[name] = (score, seed, model)
+            # Keep each package loss's best run for the round trip.
+            bal_acc = record["balanced_accuracy"]
+            if (name in PACKAGE_LOSSES
+                    and bal_acc > best_models.get(name, (-1,))[0]):
+                best_models[name] = (bal_acc, seed, model)
     return records, best_models
 
 
 def report(args, records):
-    """Prints the table and writes the results and plots (`_report.py`).
+    """Prints the tables and writes the results and plots (`_report.py`).
 
     Returns:
-        `(summary, best)`: the per-loss summary and the best CB loss.
+        `(summary, best)`: the per-loss summary and the best of the
+        package's losses.
     """
-    summary = _report.summarize(records, LOSSES, CB_LOSSES)
-    best = _report.best_loss(summary, CB_LOSSES)
+    summary = _report.summarize(records, LOSSES, PACKAGE_LOSSES, DEFERRED)
+    best = _report.best_loss(summary, PACKAGE_LOSSES)
     counts = records[0]["train_counts"]
-    table = _report.results_table(summary, CB_LOSSES, args.seeds,
-                                  TEST_PER_CLASS, TAIL_K)
+    table = _report.results_table(summary, PACKAGE_LOSSES, args.seeds,
+                                  TEST_PER_CLASS, TAIL_K, DEFERRED)
+    table += "\n\n" + _report.shot_table(summary, counts)
     print()
     print(table)
     out = args.output_dir
@@ -349,7 +428,8 @@ def report(args, records):
                      for k, v in vars(args).items()},
         "test_per_class": TEST_PER_CLASS,
         "tail_classes": lt.tail_classes(counts, TAIL_K).tolist(),
-        "best_cb_loss": best,
+        "best_package_loss": best,
+        "drw_start_epoch": drw_start_epoch(args.epochs, args.drw_fraction),
         "summary": summary,
         "runs": records,
     }, records)
@@ -365,17 +445,18 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     x_test, y_test, x_pool, y_pool = load_digits_split()
     print(f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
-          f"gamma={args.gamma}, {args.epochs} epochs, {args.seeds} seed(s); "
-          f"test split {TEST_PER_CLASS} per class")
+          f"gamma={args.gamma}, tau={args.tau}, {args.epochs} epochs (DRW "
+          f"from epoch {drw_start_epoch(args.epochs, args.drw_fraction)}), "
+          f"{args.seeds} seed(s); test split {TEST_PER_CLASS} per class")
     records, best_models = run_all(args, x_test, y_test, x_pool, y_pool)
     summary, best = report(args, records)
 
-    score, seed, model = best_models[best]
+    bal_acc, seed, model = best_models[best]
     keras_path, export_dir = deployment_round_trip(
         model, x_test, args.output_dir)
-    print(f"\nbest CB loss: {LOSSES[best]} (seed {seed}, balanced accuracy "
-          f"{score:.1%}); saved to {keras_path}, reloaded with identical "
-          f"test predictions; SavedModel exported to {export_dir}")
+    print(f"\nbest keras_cbloss loss: {LOSSES[best]} (seed {seed}, balanced "
+          f"accuracy {bal_acc:.1%}); saved to {keras_path}, reloaded with "
+          f"identical test predictions; SavedModel exported to {export_dir}")
     print(f"outputs in {args.output_dir}/; "
           f"total time {time.perf_counter() - start:.0f} s")
     return summary

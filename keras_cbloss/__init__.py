@@ -7,6 +7,7 @@ passes the counts by hand never pays for TensorFlow.
 """
 
 from keras_cbloss.callbacks import ClassCounter
+from keras_cbloss.callbacks import DeferredReweighting
 from keras_cbloss.initializers import prior_bias_initializer
 from keras_cbloss.logit_adjustment import LogitAdjustedLoss
 from keras_cbloss.logit_adjustment import logit_adjust
@@ -53,6 +54,7 @@ __all__ = [
     "CBSigmoidLoss",
     "CBSoftmaxLoss",
     "ClassCounter",
+    "DeferredReweighting",
     "LogitAdjustedLoss",
     "PerClassRecall",
     "ShotAccuracy",

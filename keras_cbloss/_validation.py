@@ -206,6 +206,24 @@ def check_steps(steps):
     return int(steps)
 
 
+def check_start_epoch(start_epoch):
+    """Returns `start_epoch` as an int >= 0, or raises."""
+    if not _is_int(start_epoch):
+        raise TypeError(
+            "Invalid type for argument `start_epoch`. Expected a "
+            "non-negative integer (the 0-based epoch from which the "
+            "class-balanced weights apply). Received: "
+            f"start_epoch={start_epoch!r} of type {type(start_epoch).__name__}"
+        )
+    if start_epoch < 0:
+        raise ValueError(
+            "Invalid value for argument `start_epoch`. Expected an integer "
+            f">= 0 (0-based, as Keras counts epochs). Received: "
+            f"start_epoch={start_epoch}"
+        )
+    return int(start_epoch)
+
+
 def check_verbose(verbose):
     """Returns `verbose` if it is "auto", 0, 1 or 2, or raises."""
     if isinstance(verbose, str):

@@ -22,6 +22,7 @@ runs.
 
 import logging
 import typing
+import warnings
 
 import keras
 import numpy as np
@@ -35,8 +36,10 @@ from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
 from keras_cbloss._validation import check_num_classes
 from keras_cbloss._validation import check_outputs
+from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_recount
 from keras_cbloss._validation import check_sparse
+from keras_cbloss._validation import check_start_epoch
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
 
@@ -543,3 +546,162 @@ def _short(array, precision=None):
         max_line_width=1000,
         suppress_small=True,
     )
+
+
+class DeferredReweighting(keras.callbacks.Callback):
+    """Deferred re-weighting (DRW): plain loss first, class-balanced later.
+
+    The schedule of Cao et al. (2019): train with the unweighted loss, so
+    that the features are learned from the natural class frequencies, and
+    switch the class-balanced weights on for the last part of training
+    (their CIFAR recipe: beta = 0.9999 from epoch 160 of 200).
+
+    Formula:
+
+    ```
+    beta_e = 0      for epochs e < start_epoch   (w_c = 1: the plain loss)
+    beta_e = beta   for epochs e >= start_epoch
+    w_c    = (1 - beta_e) / (1 - beta_e ** n_c), scaled to sum to C
+    ```
+
+    At the start of every epoch the callback sets `beta_e` on every
+    class-balanced loss of the model (a single loss, each loss of a list,
+    or each loss of a dict; objects with a `set_beta` method; plain Keras
+    losses on other outputs are left alone). When that changes the class
+    weights, it rebuilds the model's train and test functions, so the
+    epoch's train steps, its validation and later `evaluate` calls use the
+    new weights on TensorFlow, JAX and PyTorch, with or without
+    `jit_compile`; otherwise the traced functions are kept. This happens at
+    the first epoch of `fit` if the losses' beta differs from the
+    schedule's, and at `start_epoch`.
+
+    Epochs are 0-based, as Keras' callbacks count them, and the schedule
+    follows the epoch number: `fit(initial_epoch=k)` resumes with the beta
+    of epoch `k`. Beta is kept in the losses' configs, so a model saved
+    after the switch loads with `beta` (and one saved before it, with 0).
+
+    Works with `ClassCounter` in the same `fit`, in either order: the
+    losses' counts and beta are independent settings, and the weights
+    derive from both (`set_beta` before the counts exist only stores beta).
+
+    Args:
+        start_epoch: Non-negative int, the first (0-based) epoch trained
+            with the class-balanced weights. E.g. 80% of the epoch budget,
+            as in Cao et al. (160 of 200).
+        beta: Float in [0, 1), the losses' beta from `start_epoch` on.
+            Defaults to `0.9999` (Cao et al.).
+
+    Attributes:
+        losses: The losses whose beta the callback sets, found at the start
+            of each `fit` (an empty list before).
+
+    Raises:
+        TypeError: If `start_epoch` is not an integer or `beta` not a
+            float.
+        ValueError: If `start_epoch < 0` or `beta` is outside [0, 1); at
+            the start of training, if the model has no loss with a
+            `set_beta` method (`CBSoftmaxLoss`, `CBSigmoidLoss`,
+            `CBFocalLoss`).
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_cbloss import CBSoftmaxLoss, DeferredReweighting
+    >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+    >>> y = np.repeat([0, 1, 2], [40, 15, 5])
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> loss = CBSoftmaxLoss([40, 15, 5], from_logits=True)
+    >>> model.compile("sgd", loss=loss)
+    >>> drw = DeferredReweighting(start_epoch=2, beta=0.99)
+    >>> betas = []  # the loss's beta in each epoch
+    >>> log = keras.callbacks.LambdaCallback(
+    ...     on_epoch_end=lambda epoch, logs: betas.append(loss.beta))
+    >>> _ = model.fit(x, y, epochs=3, callbacks=[drw, log], verbose=0)
+    >>> betas
+    [0.0, 0.0, 0.99]
+    >>> np.round(loss.class_weights, 3)
+    array([0.296, 0.701, 2.002])
+
+    References:
+        Cao et al., "Learning Imbalanced Datasets with Label-Distribution-
+        Aware Margin Loss", NeurIPS 2019, arXiv:1906.07413 (the DRW
+        schedule, Section 3.3).
+        Cui et al., "Class-Balanced Loss Based on Effective Number of
+        Samples", CVPR 2019, arXiv:1901.05555.
+    """
+
+    def __init__(self, start_epoch, beta=0.9999):
+        super().__init__()
+        self.start_epoch = check_start_epoch(start_epoch)
+        self.beta = check_beta(beta)
+        self.losses = []
+
+    def on_train_begin(self, logs=None):
+        self.losses = _losses_with_beta(getattr(self.model, "loss", None))
+        epochs = (self.params or {}).get("epochs")
+        if epochs is not None and self.start_epoch >= epochs:
+            warnings.warn(
+                f"`DeferredReweighting(start_epoch={self.start_epoch})` "
+                "will not re-weight in this `fit`, which ends after epoch "
+                f"{epochs - 1} (epochs are 0-based). Expected if a later "
+                "`fit(initial_epoch=...)` resumes the schedule; otherwise "
+                f"pass a `start_epoch` below `epochs={epochs}`, e.g. "
+                f"{int(0.8 * epochs)} (80% of the epochs, as Cao et al. do).",
+                stacklevel=2,
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        beta = _beta_for_epoch(epoch, self.start_epoch, self.beta)
+        if _set_betas(self.losses, beta):
+            # Old traces hold the old weights as constants (see ClassCounter).
+            clear_jax_traces(self.model)
+            rebuild_step_functions(self.model)
+
+
+def _beta_for_epoch(epoch, start_epoch, beta):
+    """The DRW schedule: 0 before `start_epoch`, `beta` from it on."""
+    return beta if epoch >= start_epoch else 0.0
+
+
+def _losses_with_beta(loss):
+    """The distinct losses with a `set_beta` method, from a model's `loss`.
+
+    Raises:
+        ValueError: If there is none.
+    """
+    if isinstance(loss, dict):
+        candidates = list(loss.values())
+    elif isinstance(loss, (list, tuple)):
+        candidates = list(loss)
+    else:
+        candidates = [loss]
+    found = []
+    for candidate in candidates:
+        settable = callable(getattr(candidate, "set_beta", None))
+        if settable and not any(candidate is f for f in found):
+            found.append(candidate)
+    if not found:
+        raise ValueError(
+            "`DeferredReweighting` found no class-balanced loss in the model "
+            f"(losses: {_describe(loss)}). Compile the model with "
+            "CBSoftmaxLoss, CBSigmoidLoss or CBFocalLoss (losses with "
+            "`set_beta`)."
+        )
+    return found
+
+
+def _set_betas(losses, beta):
+    """Sets `beta` on every loss; returns whether any class weights changed.
+
+    Losses without counts yet only store beta: nothing was traced with
+    weights they do not have.
+    """
+    changed = False
+    for loss in losses:
+        before = loss.class_weights
+        loss.set_beta(beta)
+        after = loss.class_weights
+        if before is not None and not np.array_equal(before, after):
+            changed = True
+    return changed

@@ -239,9 +239,17 @@ def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
     long_tail_digits.main(["--seeds", "2", "--epochs", "2",
                            "--output-dir", str(out)])
     stdout = capsys.readouterr().out
-    # A progress line per run, the table, and the round trip.
-    assert stdout.count("] seed ") == 10
-    assert "| CB focal |" in stdout
+    # A progress line per run, the tables, and the round trip.
+    assert stdout.count("] seed ") == 16
+    assert "2 epochs (DRW from epoch 1)" in stdout
+    for row in ("| CB focal |", "| CE + DRW |", "| CB focal + DRW |",
+                "| logit-adjusted (tau=1) |",
+                "| CE + DRW vs CB softmax |",
+                "| CB focal + DRW vs CB focal |"):
+        assert row in stdout, row
+    # With at most 124 images per class, digit 0 alone is many-shot.
+    assert ("many-shot (class 0) | medium-shot (classes 1-3) | few-shot "
+            "(classes 4-9)") in stdout
     assert "identical test predictions" in stdout
     for name in ("results.md", "results.json", "results.csv",
                  "per_class_recall.png", "class_weights.png",
@@ -251,21 +259,39 @@ def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
 
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
-    assert [(r["seed"], r["loss"]) for r in runs[:5]] == [
+    assert [(r["seed"], r["loss"]) for r in runs[:8]] == [
         (0, "ce"), (0, "ce_class_weight"), (0, "cb_softmax"),
-        (0, "cb_sigmoid"), (0, "cb_focal"),
+        (0, "cb_sigmoid"), (0, "cb_focal"), (0, "ce_drw"),
+        (0, "cb_focal_drw"), (0, "logit_adjusted"),
     ]
-    assert len(runs) == 10
+    assert len(runs) == 16
+    assert results["drw_start_epoch"] == 1
     profile = lt.long_tail_counts(124, 10, 100).tolist()
     assert all(r["train_counts"] == profile for r in runs)
     for r in runs:
         assert 0 <= r["balanced_accuracy"] <= 1
         assert r["balanced_accuracy"] == pytest.approx(r["accuracy"])
-    gain = results["summary"]["cb_focal"]["tail_recall"]["gain_over_ce"]
+        # ShotAccuracy: the mean recall over each group (scikit-learn free
+        # check from the run's own per-class recall).
+        recall = np.array(r["per_class_recall"])
+        assert r["many_shot_accuracy"] == pytest.approx(recall[0], abs=1e-6)
+        assert r["medium_shot_accuracy"] == pytest.approx(
+            recall[1:4].mean(), abs=1e-6)
+        assert r["few_shot_accuracy"] == pytest.approx(
+            recall[4:].mean(), abs=1e-6)
+    summary = results["summary"]
+    gain = summary["cb_focal"]["tail_recall"]["gain_over_ce"]
     assert gain["n"] == 2 and gain["std"] is not None
-    assert results["best_cb_loss"] in ("cb_softmax", "cb_sigmoid", "cb_focal")
+    deferred = summary["cb_focal_drw"]["balanced_accuracy"]
+    drw_values = np.array(deferred["values"])
+    focal_values = np.array(summary["cb_focal"]["balanced_accuracy"]["values"])
+    assert deferred["gain_over_from_start"]["mean"] == pytest.approx(
+        np.mean(drw_values - focal_values))
+    assert "gain_over_class_weight" in summary["logit_adjusted"]["tail_recall"]
+    assert results["best_package_loss"] in long_tail_digits.PACKAGE_LOSSES
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
-    assert len(csv_lines) == 11 and "recall_9" in csv_lines[0]
+    assert len(csv_lines) == 17 and "recall_9" in csv_lines[0]
+    assert "few_shot_accuracy" in csv_lines[0]
     _check_csv_is_the_json_rounded(csv_lines, runs)
 
 
@@ -336,6 +362,43 @@ def test_summary_pairs_runs_by_seed():
         summary["ce"]["per_class_recall_mean"],
         np.mean([r["per_class_recall"] for r in ce], axis=0),
     )
+
+
+def test_summary_compares_deferred_runs_with_weighting_from_the_start():
+    labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB",
+              "cb_focal_drw": "CB + DRW"}
+    records = _records()
+    for record in [r for r in records if r["loss"] == "cb_focal"]:
+        record = dict(record, loss="cb_focal_drw",
+                      balanced_accuracy=record["balanced_accuracy"] - 0.01)
+        records.append(record)
+    summary = _report.summarize(records, labels, ["cb_focal", "cb_focal_drw"],
+                                {"cb_focal_drw": "cb_focal"})
+    gain = summary["cb_focal_drw"]["balanced_accuracy"]["gain_over_from_start"]
+    assert gain["mean"] == pytest.approx(-0.01)
+    assert "gain_over_from_start" not in summary["cb_focal"]["tail_recall"]
+    table = _report.results_table(summary, ["cb_focal", "cb_focal_drw"], 3,
+                                  50, 2, {"cb_focal_drw": "cb_focal"})
+    assert "| CB + DRW vs CB | -1.0 ± 0.0 |" in table
+
+
+def test_shot_table_names_the_groups_and_reports_gains():
+    records = _records()
+    for record in records:
+        recall = np.array(record["per_class_recall"])
+        record.update(many_shot_accuracy=float(recall[0]),
+                      medium_shot_accuracy=float(recall[1:3].mean()),
+                      few_shot_accuracy=float(recall[3]))
+    labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB"}
+    summary = _report.summarize(records, labels, ["cb_focal"])
+    # 150 > 100 many; 60 and 20 medium; 5 few (Liu et al.'s thresholds).
+    table = _report.shot_table(summary, [150, 60, 20, 5])
+    assert ("many-shot (class 0) | medium-shot (classes 1-2) | few-shot "
+            "(class 3)") in table
+    few = [r["few_shot_accuracy"] for r in records if r["loss"] == "cb_focal"]
+    ce = [r["few_shot_accuracy"] for r in records if r["loss"] == "ce"]
+    row = next(line for line in table.splitlines() if line.startswith("| CB |"))
+    assert f"{100 * np.mean(np.subtract(few, ce)):+.1f} ±" in row
 
 
 def test_recall_plot_shows_both_baselines(tmp_path):
