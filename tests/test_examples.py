@@ -322,6 +322,31 @@ def test_quick_start_runs_as_shipped(tmp_path, monkeypatch, capsys):
     assert "loaded back with CBFocalLoss" in stdout
 
 
+@pytest.mark.slow
+@needs_tensorflow
+def test_binary_example_counts_both_classes_and_scores_like_sklearn(
+    tmp_path,
+):
+    import binary_breast_cancer
+    from sklearn.datasets import load_breast_cancer
+
+    records = binary_breast_cancer.main(
+        ["--seeds", "1", "--epochs", "2", "--output-dir", str(tmp_path)]
+    )
+    assert [r["loss"] for r in records] == ["bce", "cb_sigmoid", "cb_focal"]
+    # ClassCounter counted the Dense(1) model's 0/1 labels as two classes:
+    # the benign tumours left after the 50-per-class test split, and one
+    # malignant tumour per 20 of them.
+    _, benign = load_breast_cancer(return_X_y=True)
+    n_neg = int(benign.sum()) - 50
+    expected = [n_neg, round(n_neg / 20)]
+    for record in records[1:]:
+        assert list(record["counts"]) == expected
+    for record in records:
+        assert 0.0 <= record["balanced_accuracy"] <= 1.0
+    assert (tmp_path / "results.md").is_file()
+
+
 # --------------------------------------------------------------------------
 # The digits example's report.
 # --------------------------------------------------------------------------
