@@ -119,3 +119,21 @@ def get_keras_mask(x):
     from keras.src.backend import get_keras_mask as keras_get_mask
 
     return keras_get_mask(x)
+
+
+def torch_records_gradient():
+    """Whether PyTorch is recording operations for autograd (torch only).
+
+    True inside a backward pass run with `create_graph=True` (and in any
+    code outside `torch.no_grad()`), where the fused kernel's gradient must
+    be built from recorded ops to be differentiable again. Autograd's
+    backward runs its functions with recording off otherwise; that it
+    switches recording on exactly for `create_graph=True` is PyTorch
+    behaviour, not a promise of Keras' `custom_gradient`. False on other
+    backends.
+    """
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.is_grad_enabled()

@@ -123,3 +123,37 @@ def test_keras_mask_reaches_loss_reduction():
         "keras.losses.Loss.__call__ no longer reduces over the mask set by "
         "keras_cbloss._compat.set_keras_mask (expected the mean of the "
         f"unmasked values, 1.5; got {float(mean)})")
+
+
+def test_torch_records_gradient_follows_autograd_recording():
+    if BACKEND != "torch":
+        assert _compat.torch_records_gradient() is False
+        return
+    import torch
+
+    assert _compat.torch_records_gradient() is True
+    with torch.no_grad():
+        assert _compat.torch_records_gradient() is False, (
+            "torch.is_grad_enabled no longer reports torch.no_grad()"
+        )
+    # Inside a backward pass: recording only with create_graph=True.
+    seen = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen.append(_compat.torch_records_gradient())
+            return grad
+
+    x = torch.ones(2, requires_grad=True)
+    torch.autograd.grad(Probe.apply(x).sum(), x)
+    torch.autograd.grad(Probe.apply(x).sum(), x, create_graph=True)
+    assert seen == [False, True], (
+        "PyTorch's backward no longer records exactly under "
+        f"create_graph=True (seen {seen}); update "
+        "keras_cbloss._compat.torch_records_gradient"
+    )
