@@ -49,7 +49,7 @@ JAX (`jax.hessian`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
 (tests/test_kernels.py).
 
 On JAX the sum is left to autodiff: XLA fuses that graph as well as the
-analytic one, and measured it as fast or faster (benchmarks/results/).
+analytic one, and measured it as fast or faster (paired runs on CPU).
 Probabilities (`from_logits=False`) also use autodiff, on every backend.
 """
 
