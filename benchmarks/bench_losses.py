@@ -21,9 +21,7 @@ as JSON for scripts and tests):
    `tf.function` with and without `jit_compile=True`, JAX `jax.jit`, PyTorch
    eager (what Keras' PyTorch trainer runs). Keras' sigmoid and focal losses
    take dense labels only: with sparse labels their input is `one_hot(y)`,
-   built inside the compiled function. `--impl` picks the CB side: the
-   package as it is (`current`), the fused analytic-gradient kernels of
-   `keras_cbloss._kernels` behind the same front end (`kernels`), or both.
+   built inside the compiled function.
 
 2. A whole training step: a small MLP trained with `fit` for a fixed number
    of steps with plain cross-entropy, with each CB loss and with its Keras
@@ -56,7 +54,6 @@ import numpy as np
 from keras import ops
 
 import keras_cbloss
-from keras_cbloss import _kernels
 
 BACKENDS = ("tensorflow", "jax", "torch")
 SHAPES = ((256, 10), (1024, 1000), (256, 8142), (8, 128, 128, 19))
@@ -64,7 +61,6 @@ QUICK_SHAPES = ((8, 10), (2, 4, 4, 3))
 DTYPES = ("float32", "mixed_bfloat16")
 LABELS = ("sparse", "onehot")
 KINDS = ("softmax", "sigmoid", "focal")
-IMPLS = ("current", "kernels")
 BETA = 0.999
 FIT_GAMMA = 2.0  # Keras' default for its focal losses
 CB_NAMES = {
@@ -72,7 +68,7 @@ CB_NAMES = {
     "sigmoid": "CBSigmoidLoss",
     "focal": "CBFocalLoss",
 }
-IMPL_KEYS = {"current": "CB", "kernels": "CB kernels"}
+CB_KEY = "CB"
 
 
 def parse_args(argv=None):
@@ -113,11 +109,6 @@ def parse_args(argv=None):
         help="comma-separated focal gammas (default 0.5,1,2)",
     )
     parser.add_argument(
-        "--impl", choices=IMPLS + ("both",), default="both",
-        help="CB side: the package (current), the fused kernels, or both "
-        "(default both)",
-    )
-    parser.add_argument(
         "--extra", action="store_true",
         help="also time the unweighted Keras losses and "
         "CategoricalFocalCrossentropy",
@@ -138,7 +129,6 @@ def parse_args(argv=None):
     if args.fit_steps is None:
         args.fit_steps = 3 if args.quick else 40
     args.gammas = [float(g) for g in args.gammas.split(",") if g]
-    args.impls = IMPLS if args.impl == "both" else (args.impl,)
     return args
 
 
@@ -356,61 +346,10 @@ def make_labels(shape, num_classes, rng, mixed):
     return ids.astype("int32")
 
 
-def kernel_focal_crossentropy(y_true, y_pred, class_weights, gamma):
-    """CB sigmoid/focal loss per position through `_kernels` (logits).
-
-    The front end the package's losses run (cast to float32, sparse ids
-    checked and turned into a boolean class mask, `w[y]` per position,
-    NaN for invalid ids), with the fused kernel in place of the
-    elementwise terms.
-    """
-    y_pred = ops.convert_to_tensor(y_pred)
-    out_dtype = y_pred.dtype
-    z = ops.cast(y_pred, "float32")
-    weights = ops.convert_to_tensor(class_weights, "float32")
-    num_classes = z.shape[-1]
-    y_true = ops.convert_to_tensor(y_true)
-    if len(y_true.shape) == len(z.shape):
-        target = ops.cast(y_true, "float32")
-        loss = ops.matmul(target, weights) * _kernels.binary_focal_sum(
-            z, target, gamma
-        )
-        return ops.cast(loss, out_dtype)
-    labels = ops.cast(y_true, "int32")
-    valid = ops.logical_and(labels >= 0, labels < num_classes)
-    safe = ops.where(valid, labels, 0)
-    ids = ops.expand_dims(ops.cast(safe, "float32"), -1)
-    mask = ops.equal(ids, ops.arange(num_classes, dtype="float32"))
-    loss = ops.take(weights, safe) * _kernels.binary_focal_sum(
-        z, mask, gamma
-    )
-    loss = ops.where(valid, loss, np.nan)
-    return ops.cast(loss, out_dtype)
-
-
-class KernelFocalLoss(keras.losses.Loss):
-    """`kernel_focal_crossentropy` as a Keras loss (mean over positions)."""
-
-    def __init__(self, class_weights, gamma, dtype=None):
-        super().__init__(name="cb_kernel_focal_loss", dtype=dtype)
-        self.class_weights = np.asarray(class_weights, "float32")
-        self.gamma = gamma
-
-    def call(self, y_true, y_pred):
-        return kernel_focal_crossentropy(
-            y_true, y_pred, self.class_weights, self.gamma
-        )
-
-
-def cb_loss(kind, impl, counts, gamma, loss_dtype):
-    """The CB loss object timed for `kind` with implementation `impl`."""
+def cb_loss(kind, counts, gamma, loss_dtype):
+    """The public CB loss object timed for `kind`."""
     common = {"from_logits": True, "dtype": loss_dtype}
-    if impl == "kernels" and kind != "softmax":
-        weights = keras_cbloss.class_balanced_weights(counts, BETA)
-        return KernelFocalLoss(
-            weights, gamma if kind == "focal" else 0.0, dtype=loss_dtype
-        )
-    if kind == "softmax":  # no separate kernel: TF's fused softmax CE
+    if kind == "softmax":
         return keras_cbloss.CBSoftmaxLoss(counts, BETA, **common)
     if kind == "sigmoid":
         return keras_cbloss.CBSigmoidLoss(counts, BETA, **common)
@@ -467,11 +406,7 @@ def timed_functions(case, args, weights):
         case["kind"], case["labels"], case["dtype"], case["shape"],
         case["gamma"],
     )
-    functions = {}
-    impls = ("current",) if kind == "softmax" else args.impls
-    for impl in impls:  # softmax has no kernel: TF's fused softmax CE
-        loss = cb_loss(kind, impl, weights["counts"], gamma, dtype)
-        functions[IMPL_KEYS[impl]] = loss
+    functions = {CB_KEY: cb_loss(kind, weights["counts"], gamma, dtype)}
     w = ops.convert_to_tensor(weights["w"].astype("float32"))
     for name, loss, dense_only in keras_counterparts(
         kind, labels, gamma, dtype, args.extra
@@ -578,43 +513,36 @@ def bench_losses(args, backend):
 
 
 def ratio_rows(rows):
-    """One entry per (case, CB implementation, Keras counterpart)."""
+    """One entry per (case, Keras counterpart): the CB / Keras+sw ratio."""
     out = []
     for row in rows:
-        times = row["ms"]
-        cb_keys = [key for key in IMPL_KEYS.values() if key in times]
+        times, samples = row["ms"], row["samples"]
         for name in times:
             if not name.endswith("+sw"):
                 continue
             counterpart = name[: -len("+sw")]
-            for cb_key in cb_keys:
-                entry = {
-                    key: row[key]
-                    for key in ("mode", "kind", "labels", "dtype", "shape",
-                                "gamma")
-                }
-                entry.update({
-                    "cb_loss": CB_NAMES[row["kind"]],
-                    "impl": cb_key,
-                    "counterpart": counterpart,
-                    "cb_ms": times[cb_key],
-                    "keras_sw_ms": times[name],
-                    "ratio": paired_ratio(
-                        row["samples"][cb_key], row["samples"][name],
-                        row["stat"],
-                    ),
-                    "turn_ratios": [
-                        a / b for a, b in zip(
-                            row["samples"][cb_key], row["samples"][name]
-                        )
-                    ],
-                })
-                if counterpart in times:
-                    entry["ratio_unweighted"] = paired_ratio(
-                        row["samples"][cb_key], row["samples"][counterpart],
-                        row["stat"],
-                    )
-                out.append(entry)
+            entry = {
+                key: row[key]
+                for key in ("mode", "kind", "labels", "dtype", "shape",
+                            "gamma")
+            }
+            entry.update({
+                "cb_loss": CB_NAMES[row["kind"]],
+                "counterpart": counterpart,
+                "cb_ms": times[CB_KEY],
+                "keras_sw_ms": times[name],
+                "ratio": paired_ratio(
+                    samples[CB_KEY], samples[name], row["stat"]
+                ),
+                "turn_ratios": [
+                    a / b for a, b in zip(samples[CB_KEY], samples[name])
+                ],
+            })
+            if counterpart in times:
+                entry["ratio_unweighted"] = paired_ratio(
+                    samples[CB_KEY], samples[counterpart], row["stat"]
+                )
+            out.append(entry)
     return out
 
 
@@ -626,15 +554,14 @@ def target_limit(entry):
 
 
 def worst_ratios(entries):
-    """Worst ratio per (mode, CB loss, implementation, counterpart)."""
+    """Worst ratio per (mode, CB loss, counterpart)."""
     worst = {}
     for entry in entries:
-        key = (entry["mode"], entry["cb_loss"], entry["impl"],
-               entry["counterpart"])
+        key = (entry["mode"], entry["cb_loss"], entry["counterpart"])
         if key not in worst or entry["ratio"] > worst[key]["ratio"]:
             worst[key] = {
                 "mode": entry["mode"], "cb_loss": entry["cb_loss"],
-                "impl": entry["impl"], "counterpart": entry["counterpart"],
+                "counterpart": entry["counterpart"],
                 "ratio": entry["ratio"], "limit": target_limit(entry),
                 "case": _case_name(entry),
             }
@@ -651,14 +578,14 @@ def _case_name(entry):
 
 def loss_markdown(entries, worst):
     lines = [
-        "| mode | CB loss | impl | Keras counterpart | labels | dtype "
+        "| mode | CB loss | Keras counterpart | labels | dtype "
         "| shape | gamma | CB ms | Keras+sw ms | CB / Keras+sw |",
-        "|---|---|---|---|---|---|---|---:|---:|---:|---:|",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|",
     ]
     for e in entries:
         gamma = "" if e["gamma"] is None else f"{e['gamma']:g}"
         lines.append(
-            f"| {e['mode']} | {e['cb_loss']} | {e['impl']} "
+            f"| {e['mode']} | {e['cb_loss']} "
             f"| {e['counterpart']} | {e['labels']} | {e['dtype']} "
             f"| {'x'.join(map(str, e['shape']))} | {gamma} "
             f"| {e['cb_ms']:.3f} | {e['keras_sw_ms']:.3f} "
@@ -668,13 +595,13 @@ def loss_markdown(entries, worst):
         "",
         "Worst CB / Keras+sw ratio per pair, against the target:",
         "",
-        "| mode | CB loss | impl | Keras counterpart | worst ratio "
+        "| mode | CB loss | Keras counterpart | worst ratio "
         "| at | target | met |",
-        "|---|---|---|---|---:|---|---:|---|",
+        "|---|---|---|---:|---|---:|---|",
     ]
     for w in worst:
         lines.append(
-            f"| {w['mode']} | {w['cb_loss']} | {w['impl']} "
+            f"| {w['mode']} | {w['cb_loss']} "
             f"| {w['counterpart']} | {w['ratio']:.2f} | {w['case']} "
             f"| {w['limit']:.2f} | {'yes' if w['met'] else 'NO'} |"
         )
@@ -689,9 +616,7 @@ over turns of the ratio of the two samples timed back to back in that turn
 sigmoid and focal losses need dense labels: with sparse labels they get
 `one_hot(y)` built in the function. mixed_bfloat16: bfloat16 logits and
 `dtype="mixed_bfloat16"` losses, so Keras computes in bfloat16 while the
-CB losses compute in float32 by design. impl "CB": the package's losses as
-they are; "CB kernels": `keras_cbloss._kernels.binary_focal_sum` (fused
-analytic gradient) behind the same front end."""
+CB losses compute in float32 by design."""
 
 
 def memory_entries(rows):
@@ -769,7 +694,7 @@ def fit_setups(args, counts):
         ("SparseCategoricalCrossentropy, sample_weight=w[y]",
          losses.SparseCategoricalCrossentropy(from_logits=True),
          "sparse", True),
-        ("CBSoftmaxLoss", cb_loss("softmax", "current", counts, None, None),
+        ("CBSoftmaxLoss", cb_loss("softmax", counts, None, None),
          "sparse", False),
         ("BinaryCrossentropy (one-hot labels)",
          losses.BinaryCrossentropy(from_logits=True), "onehot", False),
@@ -777,11 +702,9 @@ def fit_setups(args, counts):
          losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
          "onehot", False),
     ]
-    for impl in args.impls:
-        suffix = "" if impl == "current" else " (kernels)"
-        for kind in ("sigmoid", "focal"):
-            loss = cb_loss(kind, impl, counts, FIT_GAMMA, None)
-            setups.append((CB_NAMES[kind] + suffix, loss, "sparse", False))
+    for kind in ("sigmoid", "focal"):
+        loss = cb_loss(kind, counts, FIT_GAMMA, None)
+        setups.append((CB_NAMES[kind], loss, "sparse", False))
     return setups
 
 
@@ -938,7 +861,6 @@ def main(argv=None):
         "quick": args.quick,
         "machine": machine_note(args, backend),
         "gammas": args.gammas,
-        "impls": list(args.impls),
         "beta": BETA,
     }
     print(f"# bench_losses.py, KERAS_BACKEND={backend.name}"

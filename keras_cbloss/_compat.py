@@ -139,3 +139,19 @@ def compiled_metric_objects(model):
         getattr(compiled, "_user_metrics", None),
         getattr(compiled, "_user_weighted_metrics", None),
     )
+def torch_records_gradient():
+    """Whether PyTorch is recording operations for autograd (torch only).
+
+    True inside a backward pass run with `create_graph=True` (and in any
+    code outside `torch.no_grad()`), where the fused kernel's gradient must
+    be built from recorded ops to be differentiable again. Autograd's
+    backward runs its functions with recording off otherwise; that it
+    switches recording on exactly for `create_graph=True` is PyTorch
+    behaviour, not a promise of Keras' `custom_gradient`. False on other
+    backends.
+    """
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.is_grad_enabled()

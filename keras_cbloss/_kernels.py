@@ -49,12 +49,14 @@ JAX (`jax.hessian`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
 (tests/test_kernels.py).
 
 On JAX the sum is left to autodiff: XLA fuses that graph as well as the
-analytic one, and measured it as fast or faster (benchmarks/results/).
+analytic one, and measured it as fast or faster (paired runs on CPU).
 Probabilities (`from_logits=False`) also use autodiff, on every backend.
 """
 
 import keras
 from keras import ops
+
+from keras_cbloss._compat import torch_records_gradient
 
 INTEGER_GAMMAS = (0.0, 1.0, 2.0, 3.0)
 
@@ -109,9 +111,13 @@ def binary_focal_sum(
         return _autodiff_focal_sum(
             neg_log_p, neg_log_1mp, None, target, gamma, class_weights
         )
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax" or isinstance(
+        y_pred, keras.KerasTensor
+    ):
         # XLA fuses the autodiff graph as well as the analytic one (and a
         # custom gradient only constrains it): measured as fast or faster.
+        # Symbolic inputs (Keras' shape inference) only need the shape,
+        # which `custom_gradient` cannot trace on TensorFlow.
         neg_log_p, neg_log_1mp, shared = _logit_logs(y_pred)
         return _autodiff_focal_sum(
             neg_log_p, neg_log_1mp, shared, target, gamma, class_weights
@@ -148,7 +154,7 @@ def _fused(terms, gamma, weighted):
             local = saved
             if upstream is None:
                 (upstream,) = args
-            elif _torch_records_gradient():
+            elif torch_records_gradient():
                 # PyTorch runs the forward without recording it; to make
                 # the gradient differentiable (create_graph=True) its terms
                 # are recomputed from the recorded input.
@@ -279,11 +285,3 @@ def _autodiff_focal_sum(
         loss = loss * class_weights
     return ops.sum(loss, axis=-1)
 
-
-def _torch_records_gradient():
-    """Whether PyTorch is recording the backward pass (create_graph=True)."""
-    if keras.backend.backend() != "torch":
-        return False
-    import torch
-
-    return torch.is_grad_enabled()

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cbloss import _kernels
 from keras_cbloss._compat import executing_eagerly
 from keras_cbloss._compat import in_symbolic_scope
 from keras_cbloss._compat import set_keras_mask
@@ -301,89 +302,20 @@ def _class_mask(labels, num_classes):
     return ops.equal(ids, ops.arange(num_classes, dtype=compare))
 
 
-def _binary_terms(y_pred, target, from_logits, focal):
-    """-log(p_t) and, if `focal`, -log(1 - p_t) of each sigmoid output.
+def _sample_weights(target, labels, weights, binary_head):
+    """Each position's weight under `weighting="sample"`, `[...]`.
 
-    p_t is p where the target is 1 and 1 - p where it is 0: the first term
-    is the binary cross-entropy, the second the exponent of the focal
-    modulator (1 - p_t) ** gamma. `target` is a boolean class mask (sparse
-    labels) or float targets in [0, 1], which interpolate linearly.
+    `w[y]` for sparse ids, `t @ w` for dense rows (a multi-hot row sums
+    the weights of its classes). A one-unit head weights its single term
+    by (1 - t) * w_0 + t * w_1: its two classes are the two sides of the
+    one unit, so both `weighting` modes give this.
     """
-    # -log(p) = part_p + shared and -log(1 - p) = part_1mp + shared.
-    if from_logits:
-        # softplus(-z) = relu(-z) + log1p(exp(-|z|)) and softplus(z) =
-        # relu(z) + log1p(exp(-|z|)): one exp and one log1p per element,
-        # shared, and no overflow. z = 0 takes the z < 0 side in every
-        # branch (relu's gradient is 0 there, relu(-z)'s is -1 here), so
-        # the gradient at 0 is exactly sigmoid(0) - t. Each element reaches
-        # z through one of the two branches only: no terms of size 1 cancel
-        # where the true gradient is tiny, as they would in relu(z) - z.
-        # (A product rather than `where`, whose gradient costs TensorFlow
-        # three full-size kernels.)
-        z = y_pred
-        part_1mp = ops.relu(z)
-        part_p = -z * ops.cast(z <= 0, z.dtype)
-        shared = ops.log1p(ops.exp(-(part_1mp + part_p)))
-    else:
-        epsilon = keras.config.epsilon()
-        p = ops.clip(y_pred, epsilon, 1.0 - epsilon)
-        part_p, part_1mp, shared = -ops.log(p), -ops.log(1.0 - p), None
-    if keras.backend.standardize_dtype(target.dtype) == "bool":
-        # Selecting keeps XLA from materialising the one-hot rows (half the
-        # temporary memory of the products below, on JAX).
-        bce = ops.where(target, part_p, part_1mp)
-        exponent = ops.where(target, part_1mp, part_p) if focal else None
-    else:
-        # Two products rather than part_1mp + t * (part_p - part_1mp): that
-        # form cancels to 0 where the true value is tiny but not 0.
-        not_target = 1.0 - target
-        bce = target * part_p + not_target * part_1mp
-        exponent = None
-        if focal:
-            exponent = target * part_1mp + not_target * part_p
-    if shared is not None:
-        bce = bce + shared
-        exponent = None if exponent is None else exponent + shared
-    return bce, exponent
-
-
-def _focal_terms(y_pred, target, from_logits, gamma):
-    """(1 - p_t) ** gamma * BCE of each sigmoid output, `[..., C]`.
-
-    The one place that evaluates the binary (focal) terms; the losses only
-    weight and sum them.
-    """
-    focal = gamma > 0.0
-    bce, neg_log_one_minus_pt = _binary_terms(
-        y_pred, target, from_logits, focal
-    )
-    if not focal:
-        return bce
-    # (1 - p_t) ** gamma = exp(-gamma * -log(1 - p_t)): finite gradients
-    # at p_t = 1 for every gamma >= 0.
-    return ops.exp(-gamma * neg_log_one_minus_pt) * bce
-
-
-def _per_class_weighted_sum(elementwise, target, labels, weights, weighting):
-    """Sums binary terms over classes and applies the class weights."""
-    if weighting == "class":
-        return ops.matmul(elementwise, weights)
+    if binary_head:
+        target = ops.squeeze(target, axis=-1)
+        return (1.0 - target) * weights[0] + target * weights[1]
     if labels is not None:
-        sample_weight = ops.take(weights, labels)
-    else:
-        sample_weight = ops.matmul(target, weights)
-    return sample_weight * ops.sum(elementwise, axis=-1)
-
-
-def _binary_head_weighted(elementwise, target, weights):
-    """A one-unit head: the single term times (1 - t) * w_0 + t * w_1.
-
-    Both `weighting` modes give this: the two classes are the two sides
-    of the one unit, so weighting "the term of each class by its weight"
-    and "each sample by its label's weight" are the same thing.
-    """
-    sample_weight = (1.0 - target) * weights[0] + target * weights[1]
-    return ops.squeeze(sample_weight * elementwise, axis=-1)
+        return ops.take(weights, labels)
+    return ops.matmul(target, weights)
 
 
 # --------------------------------------------------------------------------
@@ -574,9 +506,11 @@ def cb_focal_crossentropy(
     one-unit head (C = 1, two weights): loss = ((1 - t) * w_0 + t * w_1) * FL
     ```
 
-    The modulator is evaluated in log space (never `pow(1 - p_t, gamma)`,
-    whose gradient is NaN at p_t = 1 for gamma < 1, nor
-    `log1p(exp(-z))`, which overflows for z below about -88 in float32).
+    The modulator is never `pow(1 - p_t, gamma)`, whose gradient is NaN at
+    p_t = 1 for gamma < 1, nor built on `log1p(exp(-z))`, which overflows
+    for z below about -88 in float32: it is a product of `sigmoid(-u)`
+    terms for gamma in {0, 1, 2, 3} (u = z where t = 1, -z where t = 0)
+    and the exponential above otherwise, both from one `exp(-|z|)`.
     For soft targets the exponent interpolates linearly between the two
     binary cases, as in the official implementation. `gamma = 0` gives the
     CB sigmoid loss. A one-unit head is the two-class problem {0: negative,
@@ -635,12 +569,19 @@ def cb_focal_crossentropy(
     target = inputs.target
     if inputs.labels is not None:
         target = _class_mask(inputs.labels, inputs.weights.shape[0])
-    elementwise = _focal_terms(inputs.y_pred, target, from_logits, gamma)
-    if inputs.binary_head:
-        loss = _binary_head_weighted(elementwise, target, inputs.weights)
-    else:
-        loss = _per_class_weighted_sum(
-            elementwise, target, inputs.labels, inputs.weights, weighting
+    per_class = weighting == "class" and not inputs.binary_head
+    # The binary (focal) terms, their sum over classes and its gradient
+    # live in one place, `_kernels.binary_focal_sum`.
+    loss = _kernels.binary_focal_sum(
+        inputs.y_pred,
+        target,
+        gamma=gamma,
+        from_logits=from_logits,
+        class_weights=inputs.weights if per_class else None,
+    )
+    if not per_class:
+        loss = loss * _sample_weights(
+            target, inputs.labels, inputs.weights, inputs.binary_head
         )
     return _finish(loss, inputs)
 

@@ -57,7 +57,6 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     assert {(e["cb_loss"], e["counterpart"]) for e in loss} == PAIRS
     assert {e["dtype"] for e in loss} == {"float32", "mixed_bfloat16"}
     assert {e["labels"] for e in loss} == {"sparse", "onehot"}
-    assert {e["impl"] for e in loss} == {"CB", "CB kernels"}
     focal = [e for e in loss if e["cb_loss"] == "CBFocalLoss"]
     assert {e["gamma"] for e in focal} == {0.5}
     for e in loss:
@@ -70,8 +69,8 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     for w in report["worst"]:
         same = [
             e["ratio"] for e in loss
-            if (e["mode"], e["cb_loss"], e["impl"], e["counterpart"])
-            == (w["mode"], w["cb_loss"], w["impl"], w["counterpart"])
+            if (e["mode"], e["cb_loss"], e["counterpart"])
+            == (w["mode"], w["cb_loss"], w["counterpart"])
         ]
         assert w["ratio"] == max(same)
         tight = w["mode"] == "tf.function" and w["cb_loss"] != "CBSoftmaxLoss"
@@ -79,7 +78,7 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
         assert w["met"] == (w["ratio"] <= w["limit"])
 
     memory = report["memory"]
-    assert {m["loss"] for m in memory} >= {"CB", "CB kernels"}
+    assert "CB" in {m["loss"] for m in memory}
     if backend == "jax":
         assert all(m["temp_bytes"] is not None for m in memory)
 
@@ -87,10 +86,7 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     assert _positive(fit["ms_per_step"]["SparseCategoricalCrossentropy "
                                         "(plain CE)"])
     losses = {r["loss"] for r in fit["ratios"]}
-    assert losses == {
-        "CBSoftmaxLoss", "CBSigmoidLoss", "CBFocalLoss",
-        "CBSigmoidLoss (kernels)", "CBFocalLoss (kernels)",
-    }
+    assert losses == {"CBSoftmaxLoss", "CBSigmoidLoss", "CBFocalLoss"}
     assert all(_positive(r["ratio"]) for r in fit["ratios"])
 
 

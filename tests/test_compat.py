@@ -70,6 +70,8 @@ def test_rebuild_step_functions_makes_new_functions():
 @pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="JAX is not installed"
 )
+
+
 def test_jax_clear_caches_exists():
     import jax
 
@@ -145,3 +147,35 @@ def test_compiled_metric_objects_are_the_objects_given_to_compile():
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     plain.compile("sgd", "mse")
     assert _compat.compiled_metric_objects(plain) == (None, None)
+def test_torch_records_gradient_follows_autograd_recording():
+    if BACKEND != "torch":
+        assert _compat.torch_records_gradient() is False
+        return
+    import torch
+
+    assert _compat.torch_records_gradient() is True
+    with torch.no_grad():
+        assert _compat.torch_records_gradient() is False, (
+            "torch.is_grad_enabled no longer reports torch.no_grad()"
+        )
+    # Inside a backward pass: recording only with create_graph=True.
+    seen = []
+
+    class Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen.append(_compat.torch_records_gradient())
+            return grad
+
+    x = torch.ones(2, requires_grad=True)
+    torch.autograd.grad(Probe.apply(x).sum(), x)
+    torch.autograd.grad(Probe.apply(x).sum(), x, create_graph=True)
+    assert seen == [False, True], (
+        "PyTorch's backward no longer records exactly under "
+        f"create_graph=True (seen {seen}); update "
+        "keras_cbloss._compat.torch_records_gradient"
+    )

@@ -323,6 +323,80 @@ def test_extreme_logits_give_finite_values_and_gradients(kind, gamma, magnitude)
     assert np.isfinite(total) and np.all(np.isfinite(grad))
 
 
+def _label_form(form, rng, rows, classes):
+    """Labels of one form and their dense float64 targets."""
+    ids = rng.integers(0, classes, rows)
+    dense = np.eye(classes)[ids]
+    if form == "sparse":
+        return ids, dense
+    if form == "sparse_trailing_1":
+        return ids[:, None], dense
+    if form == "onehot":
+        return dense.astype("f4"), dense
+    if form == "multihot":
+        multi = (rng.uniform(size=(rows, classes)) < 0.3).astype("f4")
+        return multi, multi.astype("f8")
+    soft = rng.uniform(size=(rows, classes)).astype("f4")
+    return soft, soft.astype("f8")
+
+
+@pytest.mark.parametrize(
+    "form", ["sparse", "sparse_trailing_1", "onehot", "multihot", "soft"]
+)
+@pytest.mark.parametrize("weighting", ["sample", "class"])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_gradients_match_the_analytic_float64_gradient(form, weighting, gamma):
+    # Moderate and confident logits (|z| up to 1e4), every label form: the
+    # losses' value and gradient against the float64 formula, not against
+    # finite differences (which cannot resolve the tiny gradients there).
+    rng = np.random.default_rng(40)
+    rows, classes = 6, 8
+    magnitude = np.where(rng.uniform(size=(rows, classes)) < 0.5,
+                         rng.uniform(0, 5, (rows, classes)),
+                         10.0 ** rng.uniform(1, 4, (rows, classes)))
+    logits = (magnitude * rng.choice([-1.0, 1.0], (rows, classes)))
+    logits = logits.astype("f4").astype("f8")
+    y, dense = _label_form(form, rng, rows, classes)
+    weights = class_balanced_weights(np.arange(1, classes + 1) * 10, 0.99)
+
+    def total(z):
+        return ops.sum(cb_focal_crossentropy(
+            y, z, weights, gamma=gamma, from_logits=True,
+            weighting=weighting))
+
+    value, grad = value_and_grad(total, logits.astype("f4"))
+    want_value = reference.focal_loss(dense, logits, weights, True, gamma,
+                                      weighting).sum()
+    want = reference.focal_gradient(dense, logits, weights, gamma, weighting)
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    # Soft targets: p - t cancels where p is near t, in any float32 formula.
+    atol = 1e-6 if form == "soft" else 1e-35
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=atol)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_binary_head_gradient_matches_the_analytic_float64_gradient(gamma):
+    t = np.array([0.0, 1.0, 1.0, 0.0, 0.3, 1.0])
+    z = np.array([[3.0], [-1.0], [1e4], [-1e4], [20.0], [0.0]])
+    weights = class_balanced_weights([60, 4], 0.999)
+
+    def total(x):
+        return ops.sum(cb_focal_crossentropy(
+            t, x, weights, gamma=gamma, from_logits=True))
+
+    value, grad = value_and_grad(total, z.astype("f4"))
+    per_position = ((1 - t) * weights[0] + t * weights[1])[:, None]
+    want = reference.focal_gradient(t[:, None], z, per_position, gamma,
+                                    "class")
+    target = t[:, None]
+    log_p, log_1mp = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
+    bce = -(target * log_p + (1 - target) * log_1mp)
+    modulator = np.exp(gamma * (target * log_1mp + (1 - target) * log_p))
+    want_value = (per_position * modulator * bce).sum()
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-35)
+
+
 @pytest.mark.parametrize("kind", ["sigmoid", "focal"])
 def test_probabilities_of_exactly_zero_and_one_are_clipped(kind):
     y = np.array([0, 1])
