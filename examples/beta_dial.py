@@ -101,7 +101,7 @@ def parse_args(argv=None):
         parser.error(f"--n-max must be >= {N_PROTOTYPES_MAX}")
     try:  # the loss's own check, before any training starts
         for beta in args.betas:
-            CBSoftmaxLoss([1], beta)
+            CBSoftmaxLoss(None, beta)
     except (TypeError, ValueError) as e:
         parser.error(str(e))
     args.betas = sorted(set(args.betas))

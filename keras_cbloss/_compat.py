@@ -139,6 +139,8 @@ def compiled_metric_objects(model):
         getattr(compiled, "_user_metrics", None),
         getattr(compiled, "_user_weighted_metrics", None),
     )
+
+
 def torch_records_gradient():
     """Whether PyTorch is recording operations for autograd (torch only).
 

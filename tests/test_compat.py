@@ -147,6 +147,8 @@ def test_compiled_metric_objects_are_the_objects_given_to_compile():
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     plain.compile("sgd", "mse")
     assert _compat.compiled_metric_objects(plain) == (None, None)
+
+
 def test_torch_records_gradient_follows_autograd_recording():
     if BACKEND != "torch":
         assert _compat.torch_records_gradient() is False
