@@ -85,16 +85,9 @@ def best_loss(summary, names):
     return max(names, key=lambda n: summary[n]["balanced_accuracy"]["mean"])
 
 
-def _gain_cell(gain):
-    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
-    if not np.isnan(gain["p"]):
-        text += f" (p={gain['p']:.2g})"
-    return text
-
-
 def _gain_row(label, entry, key):
     """A table row: a loss's paired gains (`key`) on `TABLE_METRICS`."""
-    cells = [label] + [_gain_cell(entry[m][key]) for m in TABLE_METRICS]
+    cells = [label] + [lt.format_gain(entry[m][key]) for m in TABLE_METRICS]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -116,7 +109,7 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
         if name == BASELINE:
             cells += ["(baseline)"] * len(TABLE_METRICS)
         else:
-            cells += [_gain_cell(entry[m]["gain_over_ce"])
+            cells += [lt.format_gain(entry[m]["gain_over_ce"])
                       for m in TABLE_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     gain_header = "gain: bal. acc. | gain: tail recall | gain: acc. at " \
@@ -171,7 +164,7 @@ def shot_table(summary, counts):
         if name == BASELINE:
             cells += ["(baseline)"] * len(SHOT_METRICS)
         else:
-            cells += [_gain_cell(entry[m]["gain_over_ce"])
+            cells += [lt.format_gain(entry[m]["gain_over_ce"])
                       for m in SHOT_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Percent, mean ± std over seeds, gains paired by seed as "

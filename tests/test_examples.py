@@ -523,7 +523,8 @@ def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
 
 
 def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
-    dial = _import_example("beta_dial")
+    import beta_dial as dial
+
     counts, prototypes = dial.class_profile(2000)
     assert counts.tolist() == [2000, 928, 430, 200, 92, 43, 20, 9, 4, 2]
     assert prototypes.tolist() == [40, 28, 20, 14, 10, 7, 5, 3, 2, 2]
@@ -554,10 +555,12 @@ def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
 
 
 @pytest.mark.slow
-def test_beta_dial_example_runs_quick(tmp_path):
+def test_beta_dial_example_runs_quick(tmp_path, capsys):
+    import beta_dial
+
     out = tmp_path / "dial"
-    stdout = _run([str(EXAMPLES / "beta_dial.py"), "--quick",
-                   "--output-dir", str(out)], tmp_path)
+    beta_dial.main(["--quick", "--output-dir", str(out)])
+    stdout = capsys.readouterr().out
     assert stdout.count("] seed ") == 2 * 4  # 2 seeds x (CE, 2 betas, 1/n)
     assert "| 1/n (beta -> 1) |" in stdout
     assert "Chosen on the validation split" in stdout
