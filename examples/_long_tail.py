@@ -9,6 +9,7 @@ from their own directory, and `tests/test_examples.py` tests it.
 import csv
 import json
 import math
+import pathlib
 
 import numpy as np
 
@@ -227,6 +228,33 @@ def format_pm(mean, std, scale=100.0, digits=1, signed=False):
     if not math.isnan(std):
         text += f" ± {std * scale:.{digits}f}"
     return text
+
+
+def format_gain(gain):
+    """A paired gain `{"mean", "std", "p"}` as `'+1.2 ± 0.3 (p=0.04)'`."""
+    text = format_pm(gain["mean"], gain["std"], signed=True)
+    if not np.isnan(gain["p"]):
+        text += f" (p={gain['p']:.2g})"
+    return text
+
+
+def add_run_arguments(parser, epochs, batch_size, output_dir):
+    """The seeded-run options the digits examples share: `--seeds`,
+    `--epochs`, `--batch-size`, `--learning-rate` (Adam) and `--output-dir`
+    (a `pathlib.Path`, default `output_dir`)."""
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="number of seeds; runs are paired by seed")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--output-dir", type=pathlib.Path,
+                        default=pathlib.Path(output_dir))
+
+
+def check_run_arguments(parser, args):
+    """Exits with argparse's usage error unless the run counts are >= 1."""
+    if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1:
+        parser.error("--seeds, --epochs and --batch-size must be >= 1")
 
 
 def to_jsonable(value):

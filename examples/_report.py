@@ -85,16 +85,26 @@ def best_loss(summary, names):
     return max(names, key=lambda n: summary[n]["balanced_accuracy"]["mean"])
 
 
-def _gain_cell(gain):
-    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
-    if not np.isnan(gain["p"]):
-        text += f" (p={gain['p']:.2g})"
-    return text
+def _rows_with_gain_over_ce(summary, metrics):
+    """A table row per loss: mean ± std of each of `metrics`, then its
+    paired gain over CE (`(baseline)` on CE's own row)."""
+    rows = []
+    for name, entry in summary.items():
+        cells = [entry["label"]]
+        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
+                  for m in metrics]
+        if name == BASELINE:
+            cells += ["(baseline)"] * len(metrics)
+        else:
+            cells += [lt.format_gain(entry[m]["gain_over_ce"])
+                      for m in metrics]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def _gain_row(label, entry, key):
     """A table row: a loss's paired gains (`key`) on `TABLE_METRICS`."""
-    cells = [label] + [_gain_cell(entry[m][key]) for m in TABLE_METRICS]
+    cells = [label] + [lt.format_gain(entry[m][key]) for m in TABLE_METRICS]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -109,16 +119,7 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
         "gain: acc. at train freq. |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, entry in summary.items():
-        cells = [entry["label"]]
-        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
-                  for m in TABLE_METRICS]
-        if name == BASELINE:
-            cells += ["(baseline)"] * len(TABLE_METRICS)
-        else:
-            cells += [_gain_cell(entry[m]["gain_over_ce"])
-                      for m in TABLE_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += _rows_with_gain_over_ce(summary, TABLE_METRICS)
     gain_header = "gain: bal. acc. | gain: tail recall | gain: acc. at " \
         "train freq. |"
     lines += [
@@ -164,16 +165,7 @@ def shot_table(summary, counts):
         + " | ".join(f"gain: {h.split(' ')[0]}" for h in headers) + " |",
         "|---|" + "---|" * (2 * len(headers)),
     ]
-    for name, entry in summary.items():
-        cells = [entry["label"]]
-        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
-                  for m in SHOT_METRICS]
-        if name == BASELINE:
-            cells += ["(baseline)"] * len(SHOT_METRICS)
-        else:
-            cells += [_gain_cell(entry[m]["gain_over_ce"])
-                      for m in SHOT_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += _rows_with_gain_over_ce(summary, SHOT_METRICS)
     lines += ["", "Percent, mean ± std over seeds, gains paired by seed as "
               "above. Shot groups after Liu et al. (2019), by training "
               "images: many-shot more than 100, medium-shot 20 to 100, "

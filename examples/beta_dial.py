@@ -76,27 +76,21 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=5,
-                        help="number of seeds; runs are paired by seed")
     parser.add_argument("--betas", type=float, nargs="+",
                         default=list(DEFAULT_BETAS))
     parser.add_argument("--n-max", type=int, default=2000,
                         help="training images of the head class (the tail "
                         "has 2)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    lt.add_run_arguments(parser, epochs=20, batch_size=64,
+                         output_dir="outputs/beta_dial")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 seeds, 1 epoch, n_max 100, "
                         "betas 0.9 0.99")
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path("outputs/beta_dial"))
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.n_max = 2, 1, 100
         args.betas = [0.9, 0.99]
-    if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1:
-        parser.error("--seeds, --epochs and --batch-size must be >= 1")
+    lt.check_run_arguments(parser, args)
     if args.n_max < N_PROTOTYPES_MAX:
         parser.error(f"--n-max must be >= {N_PROTOTYPES_MAX}")
     try:  # the loss's own check, before any training starts
@@ -297,13 +291,6 @@ def select_on_validation(records, names):
                                        "values": test}}
 
 
-def _gain_cell(gain):
-    text = lt.format_pm(gain["mean"], gain["std"], signed=True)
-    if not np.isnan(gain["p"]):
-        text += f" (p={gain['p']:.2g})"
-    return text
-
-
 def _label(name, beta, head_prototypes):
     if name == "ce":
         return "CE (beta = 0)"
@@ -331,7 +318,8 @@ def results_table(summary, selection, counts, prototypes, num_seeds):
                   for m in ("balanced_accuracy", "tail_recall")]
         for base in ("ce", "inv_freq"):
             gain = entry["balanced_accuracy"].get(f"gain_over_{base}")
-            cells.append("(baseline)" if gain is None else _gain_cell(gain))
+            cells.append("(baseline)" if gain is None
+                         else lt.format_gain(gain))
         cells.append(lt.format_pm(entry["val_balanced_accuracy"]["mean"],
                                   entry["val_balanced_accuracy"]["std"]))
         lines.append("| " + " | ".join(cells) + " |")

@@ -120,9 +120,8 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=5,
-                        help="number of seeds (subsamples); runs are paired "
-                        "by seed")
+    lt.add_run_arguments(parser, epochs=100, batch_size=32,
+                         output_dir="outputs/long_tail_digits")
     parser.add_argument("--rho", type=float, default=100.0,
                         help="imbalance n_max / n_min of the training set")
     parser.add_argument("--beta", type=float, default=0.99,
@@ -134,14 +133,8 @@ def parse_args(argv=None):
     parser.add_argument("--drw-fraction", type=float, default=0.8,
                         help="deferred re-weighting starts after this "
                         "fraction of the epochs (Cao et al.: 160 of 200)")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path("outputs/long_tail_digits"))
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1:
-        parser.error("--seeds, --epochs and --batch-size must be >= 1")
+    lt.check_run_arguments(parser, args)
     if not 0.0 <= args.drw_fraction < 1.0:
         parser.error("--drw-fraction must be in [0, 1)")
     try:  # the losses' own checks, before any training starts

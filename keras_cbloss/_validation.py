@@ -103,27 +103,28 @@ def check_beta(beta):
     return beta
 
 
+def _check_finite_non_negative(value, name, meaning):
+    """Returns `value` as a finite float >= 0, or raises; `meaning` says
+    what its values do, in the message."""
+    value = _check_real(value, name)
+    if not 0.0 <= value < np.inf:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a finite float "
+            f">= 0 ({meaning}). Received: {name}={value}"
+        )
+    return value
+
+
 def check_gamma(gamma):
     """Returns `gamma` as a finite float >= 0, or raises."""
-    gamma = _check_real(gamma, "gamma")
-    if not 0.0 <= gamma < np.inf:
-        raise ValueError(
-            "Invalid value for argument `gamma`. Expected a finite float "
-            f">= 0 (0 gives the plain sigmoid loss). Received: gamma={gamma}"
-        )
-    return gamma
+    return _check_finite_non_negative(
+        gamma, "gamma", "0 gives the plain sigmoid loss")
 
 
 def check_tau(tau):
     """Returns `tau` as a finite float >= 0, or raises."""
-    tau = _check_real(tau, "tau")
-    if not 0.0 <= tau < np.inf:
-        raise ValueError(
-            "Invalid value for argument `tau`. Expected a finite float >= 0 "
-            "(0 gives plain cross-entropy, 1 the balanced softmax). "
-            f"Received: tau={tau}"
-        )
-    return tau
+    return _check_finite_non_negative(
+        tau, "tau", "0 gives plain cross-entropy, 1 the balanced softmax")
 
 
 def check_weighting(weighting):
@@ -169,59 +170,53 @@ def check_dataset(dataset, name="dataset"):
     return dataset
 
 
+def _check_int(value, name, minimum, type_expected, value_expected):
+    """Returns `value` as an int >= `minimum`, or raises; the messages say
+    "Expected `type_expected`" (TypeError) or "`value_expected`"."""
+    if not _is_int(value):
+        raise TypeError(
+            f"Invalid type for argument `{name}`. Expected {type_expected}. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected {value_expected}. "
+            f"Received: {name}={value}"
+        )
+    return int(value)
+
+
 def check_num_classes(num_classes):
     """Returns `num_classes` as an int >= 1 or None, or raises."""
     if num_classes is None:
         return None
-    if not _is_int(num_classes):
-        raise TypeError(
-            "Invalid type for argument `num_classes`. Expected a positive "
-            "integer or None (inferred from the labels). Received: "
-            f"num_classes={num_classes!r} of type "
-            f"{type(num_classes).__name__}"
-        )
-    if num_classes < 1:
-        raise ValueError(
-            "Invalid value for argument `num_classes`. Expected a positive "
-            f"integer or None. Received: num_classes={num_classes}"
-        )
-    return int(num_classes)
+    return _check_int(
+        num_classes, "num_classes", 1,
+        "a positive integer or None (inferred from the labels)",
+        "a positive integer or None",
+    )
 
 
 def check_steps(steps):
     """Returns `steps` as an int >= 1 or None, or raises."""
     if steps is None:
         return None
-    if not _is_int(steps):
-        raise TypeError(
-            "Invalid type for argument `steps`. Expected a positive integer "
-            "(the number of dataset elements, i.e. batches, to read) or "
-            f"None. Received: steps={steps!r} of type {type(steps).__name__}"
-        )
-    if steps < 1:
-        raise ValueError(
-            "Invalid value for argument `steps`. Expected a positive integer "
-            f"or None. Received: steps={steps}"
-        )
-    return int(steps)
+    return _check_int(
+        steps, "steps", 1,
+        "a positive integer (the number of dataset elements, i.e. batches, "
+        "to read) or None",
+        "a positive integer or None",
+    )
 
 
 def check_start_epoch(start_epoch):
     """Returns `start_epoch` as an int >= 0, or raises."""
-    if not _is_int(start_epoch):
-        raise TypeError(
-            "Invalid type for argument `start_epoch`. Expected a "
-            "non-negative integer (the 0-based epoch from which the "
-            "class-balanced weights apply). Received: "
-            f"start_epoch={start_epoch!r} of type {type(start_epoch).__name__}"
-        )
-    if start_epoch < 0:
-        raise ValueError(
-            "Invalid value for argument `start_epoch`. Expected an integer "
-            f">= 0 (0-based, as Keras counts epochs). Received: "
-            f"start_epoch={start_epoch}"
-        )
-    return int(start_epoch)
+    return _check_int(
+        start_epoch, "start_epoch", 0,
+        "a non-negative integer (the 0-based epoch from which the "
+        "class-balanced weights apply)",
+        "an integer >= 0 (0-based, as Keras counts epochs)",
+    )
 
 
 def check_verbose(verbose):

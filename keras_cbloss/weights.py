@@ -109,21 +109,10 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
     """
     counts = check_counts(counts)
     normalize = check_bool(normalize, "normalize")
-    present = counts > 0
-    if not present.any():
-        raise ValueError(
-            "Invalid value for argument `class_counts`. Expected at least "
-            "one class with a non-zero count. Received all zeros: check "
-            "that the labels were counted from the training data."
-        )
-    if not present.all():
-        warnings.warn(
-            f"Classes {np.flatnonzero(~present).tolist()} have a count of "
-            "zero: they get class weight 0 and the other weights are "
-            "normalized over the classes that occur.",
-            UserWarning,
-            stacklevel=2,
-        )
+    present = _present_classes(
+        counts, "they get class weight 0 and the other weights are "
+        "normalized over the classes that occur."
+    )
     effective = effective_number(counts, beta)
     with np.errstate(divide="ignore", over="ignore"):
         inverse = 1.0 / effective[present]
@@ -193,6 +182,25 @@ def class_log_prior(class_counts):
         arXiv:2007.07314, Eq. 10.
     """
     counts = check_counts(class_counts)
+    present = _present_classes(
+        counts, "their log prior would be -inf. They are given the count "
+        "of the rarest class that occurs, {rarest:g}, instead."
+    )
+    floored = np.where(present, counts, counts[present].min())
+    # In log space, relative to the largest count: the sum stays finite for
+    # counts near the float64 maximum, and a ratio of counts that would
+    # underflow (5e-324 / 1e308) keeps its finite log.
+    log_counts = np.log(floored) - np.log(floored.max())
+    return log_counts - np.log(np.exp(log_counts).sum())
+
+
+def _present_classes(counts, consequence):
+    """The mask `counts > 0`, after the checks both public functions share.
+
+    Raises a ValueError when no class occurs and warns (at the caller of
+    the public function) that the absent classes get `consequence`, a
+    format string that may name `{rarest}`, the smallest non-zero count.
+    """
     present = counts > 0
     if not present.any():
         raise ValueError(
@@ -203,15 +211,8 @@ def class_log_prior(class_counts):
     if not present.all():
         warnings.warn(
             f"Classes {np.flatnonzero(~present).tolist()} have a count of "
-            "zero: their log prior would be -inf. They are given the count "
-            "of the rarest class that occurs, "
-            f"{counts[present].min():g}, instead.",
+            "zero: " + consequence.format(rarest=counts[present].min()),
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    floored = np.where(present, counts, counts[present].min())
-    # In log space, relative to the largest count: the sum stays finite for
-    # counts near the float64 maximum, and a ratio of counts that would
-    # underflow (5e-324 / 1e308) keeps its finite log.
-    log_counts = np.log(floored) - np.log(floored.max())
-    return log_counts - np.log(np.exp(log_counts).sum())
+    return present

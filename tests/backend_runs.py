@@ -31,7 +31,6 @@ AGNOSTIC = [
     "test_kernels.py",
     "test_metrics.py",
     "test_logit_adjustment.py",
-    "test_deferred_reweighting.py",
 ]
 MODULES = {
     # test_distributed.py: keras.distribution.DataParallel over the two CPU

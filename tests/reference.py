@@ -4,6 +4,8 @@ Deliberately naive (explicit one-hot, explicit sigmoid and pow where they are
 representable) so that it shares no code path with the package.
 """
 
+import decimal
+
 import numpy as np
 
 EPSILON = 1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
@@ -178,3 +180,63 @@ def logit_adjusted_loss(y_true, y_pred, counts, tau, from_logits):
     adjusted = adjusted - adjusted.max(-1, keepdims=True)
     log_softmax = adjusted - np.log(np.exp(adjusted).sum(-1, keepdims=True))
     return -(t * log_softmax).sum(-1)
+
+
+def loss_gradient(kind, y, z, weights, gamma):
+    """d(mean loss)/dz for sparse labels, written from the formulas.
+
+    softmax: w_y * (softmax(z) - t) / N
+    sigmoid: w_y * (p - t) / N                      (p = sigmoid(z))
+    focal, t = 1: w_y * (1 - p)**g * (g * p * log(p) - (1 - p)) / N
+    focal, t = 0: the t = 1 case at -z, negated (FL(z; 0) = FL(-z; 1)).
+    All in float64 log space, so +-65504 is exact.
+    """
+    z = np.asarray(z, np.float64)
+    t = np.eye(z.shape[-1])[y]
+    scale = (np.asarray(weights)[y] / len(y))[:, None]
+    if kind == "softmax":
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return scale * (e / e.sum(-1, keepdims=True) - t)
+    if kind == "sigmoid":
+        gamma = 0.0
+
+    def positive(v):  # derivative of FL(v; t=1)
+        log_p = -np.logaddexp(0.0, -v)
+        log_1mp = -np.logaddexp(0.0, v)
+        p, one_minus_p = np.exp(log_p), np.exp(log_1mp)
+        return np.exp(gamma * log_1mp) * (gamma * p * log_p - one_minus_p)
+
+    return scale * np.where(t == 1, positive(z), -positive(-z))
+
+
+def shot_accuracy(y, p, train_counts, shot, many=100, few=20):
+    """Liu et al.'s `shot_acc`, written from their rule: per test class,
+    correct / count; mean within the group of its training count."""
+    values = {"many": [], "medium": [], "few": []}
+    for c in np.unique(y):
+        n = train_counts[c]
+        group = "many" if n > many else "few" if n < few else "medium"
+        values[group].append(np.mean(p[y == c] == c))
+    return float(np.mean(values[shot])) if values[shot] else 0.0
+
+
+def cb_weights_in_decimal(counts, beta):
+    """The normalized CB weights at 60 significant digits.
+
+    `reference.cb_weights` computes 1 - beta**n in float64, which loses
+    every digit for beta within 1e-16 of 1 (and most for small fractional
+    counts); this one does not. Floats convert to Decimal exactly.
+    """
+    context = decimal.Context(prec=60)
+    one, beta = decimal.Decimal(1), decimal.Decimal(beta)
+    inverse = []
+    for n in counts:
+        if n == 0:
+            inverse.append(decimal.Decimal(0))
+            continue
+        power = context.power(beta, decimal.Decimal(n)) if beta else 0
+        inverse.append(context.divide(one - beta, one - power))
+    total = sum(inverse, decimal.Decimal(0))
+    present = sum(1 for n in counts if n > 0)
+    return np.array([float(context.divide(w * present, total))
+                     for w in inverse])

@@ -1,9 +1,12 @@
-"""Tests of `ClassCounter` with the real class-balanced losses.
+"""Tests of the callbacks: `ClassCounter` and `DeferredReweighting`, with
+the real class-balanced losses.
 
 Backend-agnostic (keras only, plus `tf.data`, which feeds `fit` on every
-backend): `tests/test_backends.py` reruns this module under JAX and PyTorch.
-Expected values come from an independent float64 NumPy computation of the
-weights and losses, written from the paper's formulas.
+backend): `tests/backend_runs.py` reruns this module under JAX and PyTorch.
+Expected values come from the float64 reference in `tests/reference.py`.
+The `DeferredReweighting` tests train with a learning rate of 0, so the
+model stays fixed and each epoch's training loss shows the weights its train
+step was traced with.
 """
 
 import inspect
@@ -18,12 +21,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import reference
+from backend_utils import make_loss
+from catalogues import BAD_BETAS
+
 from keras_cbloss import callbacks as callbacks_module
 
 from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import ClassCounter
+from keras_cbloss import DeferredReweighting
 from keras_cbloss import count_classes
 
 BACKEND = keras.backend.backend()
@@ -35,44 +42,32 @@ Y = np.array([0] * 9 + [1] * 4 + [2] * 2 + [3] * 1)
 # Another sampling of the same data, with the imbalance reversed.
 Y_RESAMPLED = np.array([3] * 9 + [2] * 4 + [1] * 2 + [0] * 1)
 X = np.random.default_rng(0).normal(size=(len(Y), 5)).astype("float32")
-LOSSES = {
-    "softmax": lambda counts: CBSoftmaxLoss(counts, BETA, from_logits=True),
-    "sigmoid": lambda counts: CBSigmoidLoss(counts, BETA, from_logits=True),
-    "focal": lambda counts: CBFocalLoss(
-        counts, BETA, GAMMA, from_logits=True
-    ),
-}
+COUNTS = np.bincount(Y, minlength=C)
+KINDS = ["focal", "sigmoid", "softmax"]
+# DeferredReweighting switches to this beta.
+DRW_BETA = 0.99
 PLAIN = "sparse_categorical_crossentropy"
 # torch.compile takes tens of seconds per model on CPU: one loss covers it.
 TORCH_COMPILE_CASES = ("softmax",)
 
 
-# Independent NumPy reference (float64).
-
-
-def np_weights(counts, beta=BETA):
-    counts = np.asarray(counts, np.float64)
-    w = (1.0 - beta) / (1.0 - beta**counts)
-    return w * len(counts) / w.sum()
-
-
-def np_loss(kind, logits, y, weights):
-    z = np.asarray(logits, np.float64)
-    t = np.eye(z.shape[-1])[y]
-    if kind == "softmax":
-        log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
-        per_sample = -(t * log_p).sum(-1)
-    else:
-        p = 1.0 / (1.0 + np.exp(-z))
-        bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
-        if kind == "focal":
-            p_t = t * p + (1 - t) * (1 - p)
-            bce = (1 - p_t) ** GAMMA * bce
-        per_sample = bce.sum(-1)
-    return float(np.mean(weights[y] * per_sample))
-
-
 # Helpers.
+
+
+def cb_loss(kind, counts=None, beta=BETA):
+    """The module's CB loss of `kind`, on logits (`None`: counts wait)."""
+    return make_loss(kind, counts, beta, GAMMA, from_logits=True)
+
+
+def expected_loss(kind, logits, y, weights):
+    """Mean float64 reference loss of fixed `logits` with `weights`."""
+    per_sample = reference.loss_by_kind(kind, y, logits, weights, True, GAMMA)
+    return float(np.mean(per_sample))
+
+
+def loss_at_beta(kind, logits, beta):
+    """`expected_loss` on `Y` with the weights of `COUNTS` at `beta`."""
+    return expected_loss(kind, logits, Y, reference.cb_weights(COUNTS, beta))
 
 
 def dataset(y=Y, batch=len(Y)):
@@ -103,16 +98,40 @@ def skip_slow_torch_compile(jit_compile, kind="softmax"):
 
 
 class Recorder(keras.callbacks.Callback):
-    """Records the model's train/test function objects at each epoch end."""
+    """Records the model's train/test function objects at each epoch end,
+    and the beta of `loss` when one is given."""
 
-    def __init__(self):
+    def __init__(self, loss=None):
         super().__init__()
+        self.loss = loss
         self.functions = []
+        self.betas = []
 
     def on_epoch_end(self, epoch, logs=None):
         self.functions.append(
             (self.model.train_function, self.model.test_function)
         )
+        if self.loss is not None:
+            self.betas.append(self.loss.beta)
+
+
+class RebuildCounter:
+    """Counts the forced rebuilds of a model's train function."""
+
+    def __init__(self, model):
+        self.forced = 0
+        make = model.make_train_function
+
+        def counting(force=False):
+            self.forced += bool(force)
+            return make(force=force)
+
+        model.make_train_function = counting
+
+
+def fixed_model(loss, jit_compile=False):
+    """`make_model` with a learning rate of 0: the weights never change."""
+    return make_model(loss, lr=0.0, jit_compile=jit_compile)
 
 
 def changing_labels(label_sets):
@@ -133,12 +152,12 @@ def changing_labels(label_sets):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-@pytest.mark.parametrize("kind", sorted(LOSSES))
+@pytest.mark.parametrize("kind", KINDS)
 def test_counted_loss_trains_like_a_loss_built_with_counts(kind, jit_compile):
     skip_slow_torch_compile(jit_compile, kind)
     counts = np.bincount(Y, minlength=C)
-    waiting = make_model(LOSSES[kind](None), jit_compile=jit_compile)
-    given = make_model(LOSSES[kind](counts), jit_compile=jit_compile)
+    waiting = make_model(cb_loss(kind), jit_compile=jit_compile)
+    given = make_model(cb_loss(kind, counts), jit_compile=jit_compile)
     logits = waiting.predict(X, verbose=0)
     counter = ClassCounter(dataset(), verbose=0)
 
@@ -150,8 +169,9 @@ def test_counted_loss_trains_like_a_loss_built_with_counts(kind, jit_compile):
     loss = waiting.loss
     np.testing.assert_array_equal(counter.counts, counts)
     np.testing.assert_array_equal(loss.class_counts, counts)
-    np.testing.assert_allclose(loss.class_weights, np_weights(counts), 1e-12)
-    expected = np_loss(kind, logits, Y, np_weights(counts))
+    weights = reference.cb_weights(counts, BETA)
+    np.testing.assert_allclose(loss.class_weights, weights, 1e-12)
+    expected = expected_loss(kind, logits, Y, weights)
     np.testing.assert_allclose(history_w.history["loss"][0], expected, 1e-5)
     np.testing.assert_allclose(
         history_w.history["loss"], history_g.history["loss"], 1e-6
@@ -166,7 +186,7 @@ def test_recount_each_epoch_reaches_train_step_validation_and_evaluate(
 ):
     # lr = 0 keeps the model fixed, so each epoch's loss shows its weights.
     labels, _ = changing_labels([Y, Y_RESAMPLED])
-    model = make_model(LOSSES["softmax"](None), lr=0.0, jit_compile=jit_compile)
+    model = make_model(cb_loss("softmax"), lr=0.0, jit_compile=jit_compile)
     logits = model.predict(X, verbose=0)
     counter = ClassCounter(labels, C, recount="epoch", verbose=0)
     recorder = Recorder()
@@ -174,8 +194,10 @@ def test_recount_each_epoch_reaches_train_step_validation_and_evaluate(
         dataset(), epochs=3, validation_data=dataset(), verbose=0,
         callbacks=[counter, recorder], shuffle=False,
     )
-    first = np_loss("softmax", logits, Y, np_weights(np.bincount(Y)))
-    second = np_loss("softmax", logits, Y, np_weights(np.bincount(Y_RESAMPLED)))
+    first = expected_loss(
+        "softmax", logits, Y, reference.cb_weights(np.bincount(Y), BETA))
+    second = expected_loss("softmax", logits, Y, reference.cb_weights(
+        np.bincount(Y_RESAMPLED), BETA))
     assert abs(first - second) > 0.5  # the weights really differ
     np.testing.assert_allclose(
         history.history["loss"], [first, second, second], 1e-5
@@ -194,7 +216,7 @@ def test_recount_each_epoch_reaches_train_step_validation_and_evaluate(
 
 
 def test_a_second_fit_with_other_counts_uses_them():
-    model = make_model(LOSSES["focal"](None), lr=0.0)
+    model = make_model(cb_loss("focal"), lr=0.0)
     logits = model.predict(X, verbose=0)
     counter = ClassCounter(dataset(), verbose=0)
     model.fit(dataset(), callbacks=[counter], verbose=0, shuffle=False)
@@ -207,18 +229,20 @@ def test_a_second_fit_with_other_counts_uses_them():
     history = model.fit(
         dataset(), callbacks=[counter], verbose=0, shuffle=False
     )
-    expected = np_loss("focal", logits, Y, np_weights(np.bincount(Y)))
+    expected = expected_loss(
+        "focal", logits, Y, reference.cb_weights(np.bincount(Y), BETA))
     np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
     # Another dataset: new counts, new weights in the step.
     other = ClassCounter(dataset(Y_RESAMPLED), verbose=0)
     history = model.fit(dataset(), callbacks=[other], verbose=0, shuffle=False)
-    expected = np_loss("focal", logits, Y, np_weights(np.bincount(Y_RESAMPLED)))
+    expected = expected_loss("focal", logits, Y, reference.cb_weights(
+        np.bincount(Y_RESAMPLED), BETA))
     np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
 
 
 def test_a_loss_waiting_for_counts_fails_clearly_without_the_counter():
     # JAX's symbolic build passes (uniform weights); the real step raises.
-    model = make_model(LOSSES["softmax"](None))
+    model = make_model(cb_loss("softmax"))
     with pytest.raises(ValueError, match="no class counts yet.*ClassCounter"):
         model.fit(dataset(), epochs=1, verbose=0, shuffle=False)
 
@@ -230,8 +254,8 @@ def test_dict_losses_all_outputs_or_the_named_ones():
     def compiled():
         return make_model(
             {
-                "cls": LOSSES["softmax"](None),
-                "aux": LOSSES["sigmoid"](None),
+                "cls": cb_loss("softmax"),
+                "aux": cb_loss("sigmoid"),
             },
             outputs=2,
         )
@@ -257,7 +281,7 @@ def test_dict_losses_all_outputs_or_the_named_ones():
 
 def test_one_counter_per_output_with_label_fn_trains():
     model = make_model(
-        {"cls": LOSSES["softmax"](None), "aux": PLAIN},
+        {"cls": cb_loss("softmax"), "aux": PLAIN},
         outputs=2,
     )
     train = tf.data.Dataset.from_tensor_slices(
@@ -277,7 +301,7 @@ def test_one_counter_per_output_with_label_fn_trains():
 
 def test_list_losses_and_num_classes_from_the_model_output():
     model = make_model(
-        [LOSSES["softmax"](None), LOSSES["focal"](None)], outputs=2
+        [cb_loss("softmax"), cb_loss("focal")], outputs=2
     )
     # Class 3 never occurs: the output width still gives 4 counts.
     labels = tf.data.Dataset.from_tensor_slices(np.array([0, 0, 1, 2]))
@@ -297,7 +321,7 @@ def test_list_losses_and_num_classes_from_the_model_output():
 def test_sequential_model_output_width_gives_num_classes():
     # Sequential models have `outputs` but no `output_names`.
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
-    model.compile("sgd", loss=LOSSES["softmax"](None))
+    model.compile("sgd", loss=cb_loss("softmax"))
     labels = tf.data.Dataset.from_tensor_slices(np.array([0, 1, 2, 1]))
     counter = ClassCounter(labels, verbose=0)
     counter.set_model(model)
@@ -323,7 +347,7 @@ def test_losses_that_cannot_take_counts():
         counter.on_train_begin()
 
     mixed = make_model(
-        {"cls": LOSSES["softmax"](None), "aux": PLAIN},
+        {"cls": cb_loss("softmax"), "aux": PLAIN},
         outputs=2,
     )
     for outputs, match in [
@@ -366,7 +390,7 @@ def test_constructor_validation(kwargs, error, match):
 
 
 def test_counting_errors_surface_at_train_begin():
-    model = make_model(LOSSES["softmax"](None))
+    model = make_model(cb_loss("softmax"))
     bad = dataset(np.where(Y == 3, 7, Y))
     with pytest.raises(ValueError, match=r"\[0, 4\).*label of 7"):
         model.fit(
@@ -397,7 +421,7 @@ def test_signature_agrees_with_count_classes():
 
 
 def test_partial_count_warns_at_train_begin():
-    model = make_model(LOSSES["softmax"](None))
+    model = make_model(cb_loss("softmax"))
     y = np.tile(np.arange(C), 4)
     counter = ClassCounter(dataset(y, batch=4), steps=2, verbose=0)
     counter.set_model(model)
@@ -409,7 +433,7 @@ def test_partial_count_warns_at_train_begin():
 def test_sample_weighted_counts_reach_the_loss():
     w = np.linspace(0.5, 2.0, len(Y))
     train = tf.data.Dataset.from_tensor_slices((X, Y, w)).batch(8)
-    model = make_model(LOSSES["sigmoid"](None))
+    model = make_model(cb_loss("sigmoid"))
     counter = ClassCounter(train, sample_weighted=True, verbose=0)
     counter.set_model(model)
     counter.on_train_begin()
@@ -437,7 +461,7 @@ def test_one_unit_model_counts_negatives_and_positives(column, dtype, batch):
     train = tf.data.Dataset.from_tensor_slices((X, labels)).batch(
         batch, drop_remainder=True
     )
-    model = one_unit_model(LOSSES["focal"](None))
+    model = one_unit_model(cb_loss("focal"))
     counter = ClassCounter(train, verbose=0)
     counter.set_model(model)
     counter.on_train_begin()
@@ -462,7 +486,7 @@ def test_one_unit_model_trains_with_the_counter():
         pytest.skip("the losses do not take [n_neg, n_pos] for Dense(1) yet")
     y = (Y == 3).astype("float32")
     train = tf.data.Dataset.from_tensor_slices((X, y)).batch(8)
-    model = one_unit_model(LOSSES["focal"](None))
+    model = one_unit_model(cb_loss("focal"))
     history = model.fit(
         train, epochs=2, verbose=0, shuffle=False,
         callbacks=[ClassCounter(train, verbose=0)],
@@ -492,7 +516,7 @@ def test_per_token_ids_count_without_label_fn():
     tokens = np.random.default_rng(1).integers(0, 11, (16, T)).astype("int32")
     tags = np.random.default_rng(2).integers(0, C, (16, T))
     train = tf.data.Dataset.from_tensor_slices((tokens, tags)).batch(4)
-    model = token_model(LOSSES["softmax"](None))
+    model = token_model(cb_loss("softmax"))
     counter = ClassCounter(train, verbose=0)
     history = model.fit(
         train, epochs=1, verbose=0, shuffle=False, callbacks=[counter]
@@ -513,7 +537,7 @@ def test_padded_per_token_ids_with_ignore_class():
         3, padding_values=(0, tf.constant(-1, tf.int64))
     )
     expected = np.bincount(np.concatenate(tags), minlength=C)
-    model = token_model(LOSSES["softmax"](None))
+    model = token_model(cb_loss("softmax"))
     counter = ClassCounter(train, ignore_class=-1, verbose=0)
     counter.set_model(model)
     counter.on_train_begin()
@@ -541,7 +565,7 @@ def test_per_pixel_masks_with_void_pixels(trailing_one):
     model = keras.Sequential(
         [keras.Input((4, 4, 3)), keras.layers.Conv2D(C, 1)]
     )
-    loss = LOSSES["softmax"](None)
+    loss = cb_loss("softmax")
     loss.ignore_class = 255
     model.compile("sgd", loss=loss)
     counter = ClassCounter(train, verbose=0)
@@ -579,7 +603,7 @@ def test_segmentation_model_trains_with_void_pixels():
     z = logits[kept].astype(np.float64)
     log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
     ce = -log_p[np.arange(len(z)), masks[kept]]
-    expected = np.mean(np_weights(counts)[masks[kept]] * ce)
+    expected = np.mean(reference.cb_weights(counts, BETA)[masks[kept]] * ce)
     np.testing.assert_allclose(history.history["loss"][0], expected, 1e-5)
 
 
@@ -668,7 +692,7 @@ def test_losses_with_different_ignore_class_name_the_fix():
         {"cls": masks, "aux": masks}
     ).batch(2)
     model = make_model(
-        {"cls": LOSSES["softmax"](None), "aux": LOSSES["sigmoid"](None)},
+        {"cls": cb_loss("softmax"), "aux": cb_loss("sigmoid")},
         outputs=2,
     )
     model.loss["cls"].ignore_class = 255
@@ -692,12 +716,12 @@ def test_losses_with_different_ignore_class_name_the_fix():
 
 def test_output_shapes_and_named_losses():
     sequential = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
-    sequential.compile("sgd", loss=LOSSES["softmax"](None))
+    sequential.compile("sgd", loss=cb_loss("softmax"))
     assert callbacks_module._output_shapes(sequential) == {None: (None, C)}
     assert callbacks_module._named_losses(sequential) == [
         (None, sequential.loss)
     ]
-    two = make_model([LOSSES["softmax"](None), PLAIN], outputs=2)
+    two = make_model([cb_loss("softmax"), PLAIN], outputs=2)
     shapes = callbacks_module._output_shapes(two)
     assert shapes == {"cls": (None, C), "aux": (None, C)}
     names = [name for name, _ in callbacks_module._named_losses(two)]
@@ -705,7 +729,7 @@ def test_output_shapes_and_named_losses():
 
 
 def test_functions_are_current_only_for_the_same_counts_and_functions():
-    model = make_model(LOSSES["softmax"](None))
+    model = make_model(cb_loss("softmax"))
     targets = callbacks_module._find_targets(model)
     counts = np.array([9, 4, 2, 1])
     model.loss.set_class_counts(counts)
@@ -736,9 +760,9 @@ class CountsProbe(keras.metrics.SparseCategoricalAccuracy):
 
 
 def test_find_targets_losses_and_compiled_metrics():
-    probe, cb_metric = CountsProbe(), LOSSES["focal"](None)
+    probe, cb_metric = CountsProbe(), cb_loss("focal")
     model = make_model(
-        {"cls": LOSSES["softmax"](None), "aux": PLAIN}, outputs=2
+        {"cls": cb_loss("softmax"), "aux": PLAIN}, outputs=2
     )
     model.compile(
         "sgd", loss=model.loss,
@@ -758,7 +782,7 @@ def test_find_targets_losses_and_compiled_metrics():
 def test_cb_loss_used_as_a_metric_gets_the_counts():
     # A plain loss, and a CB loss without counts as a metric: the counter
     # reaches the metric, whose value is then the CB loss of the counts.
-    metric = LOSSES["softmax"](None)
+    metric = cb_loss("softmax")
     probe = CountsProbe()
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
@@ -775,7 +799,8 @@ def test_cb_loss_used_as_a_metric_gets_the_counts():
     counts = np.bincount(Y, minlength=C)
     np.testing.assert_array_equal(metric.class_counts, counts)
     np.testing.assert_array_equal(probe.received, counts)
-    expected = np_loss("softmax", logits, Y, np_weights(counts))
+    expected = expected_loss(
+        "softmax", logits, Y, reference.cb_weights(counts, BETA))
     np.testing.assert_allclose(
         history.history["cb_softmax_loss"][0], expected, 1e-5
     )
@@ -785,7 +810,7 @@ def test_cb_loss_used_as_a_metric_gets_the_counts():
 
 
 def test_logs_counts_and_weights(capsys):
-    model = make_model(LOSSES["softmax"](None))
+    model = make_model(cb_loss("softmax"))
     model.fit(
         dataset(), verbose=0, shuffle=False,
         callbacks=[ClassCounter(dataset(), verbose=1)],
@@ -801,7 +826,7 @@ def test_logs_counts_and_weights(capsys):
 
 
 def test_saved_model_keeps_the_counted_counts(tmp_path):
-    model = make_model(LOSSES["focal"](None))
+    model = make_model(cb_loss("focal"))
     model.fit(
         dataset(), epochs=2, verbose=0, shuffle=False,
         callbacks=[ClassCounter(dataset(), verbose=0)],
@@ -880,3 +905,243 @@ def test_mirrored_strategy_on_two_logical_cpus():
     np.testing.assert_allclose(
         out["kernel"][0], out["kernel"][1], rtol=1e-5, atol=1e-7
     )
+
+
+# ---------------------------------------------------------------------------
+# DeferredReweighting.
+# ---------------------------------------------------------------------------
+
+# The schedule reaches the train step, validation and evaluate.
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("kind", ["focal", "softmax"])
+def test_plain_loss_before_start_epoch_class_balanced_after(kind, jit_compile):
+    skip_slow_torch_compile(jit_compile, kind)
+    # neither 0 nor DRW_BETA: both changes show
+    loss = cb_loss(kind, COUNTS, 0.5)
+    model = fixed_model(loss, jit_compile=jit_compile)
+    logits = model.predict(X, verbose=0)
+    recorder = Recorder(loss)
+    history = model.fit(
+        dataset(), epochs=4, validation_data=dataset(), verbose=0,
+        callbacks=[DeferredReweighting(2, beta=DRW_BETA), recorder],
+        shuffle=False,
+    )
+    plain = loss_at_beta(kind, logits, 0.0)
+    balanced = loss_at_beta(kind, logits, DRW_BETA)
+    assert abs(plain - balanced) > 0.1  # the weights really differ
+    expected = [plain, plain, balanced, balanced]
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        history.history["val_loss"], expected, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.evaluate(dataset(), verbose=0), balanced, rtol=1e-6
+    )
+    assert recorder.betas == [0.0, 0.0, DRW_BETA, DRW_BETA]
+    np.testing.assert_allclose(
+        loss.class_weights, reference.cb_weights(COUNTS, DRW_BETA), rtol=1e-12
+    )
+    # Rebuilt at the switch only; the epochs in between keep their step.
+    functions = recorder.functions
+    assert functions[1][0] is functions[0][0]
+    assert functions[1][1] is functions[0][1]
+    assert functions[2][0] is not functions[1][0]
+    assert functions[2][1] is not functions[1][1]
+    assert functions[3][0] is functions[2][0]
+
+
+@pytest.mark.parametrize("counter_first", [True, False])
+def test_with_class_counter_in_either_order(counter_first):
+    # None: waits for ClassCounter's counts
+    loss = cb_loss("softmax", None, DRW_BETA)
+    model = fixed_model(loss)
+    logits = model.predict(X, verbose=0)
+    counter = ClassCounter(dataset(), verbose=0)
+    drw = DeferredReweighting(1, beta=DRW_BETA)
+    callbacks = [counter, drw] if counter_first else [drw, counter]
+    history = model.fit(
+        dataset(), epochs=3, callbacks=callbacks, verbose=0, shuffle=False
+    )
+    plain = loss_at_beta("softmax", logits, 0.0)
+    balanced = loss_at_beta("softmax", logits, DRW_BETA)
+    np.testing.assert_array_equal(loss.class_counts, COUNTS)
+    np.testing.assert_allclose(
+        history.history["loss"], [plain, balanced, balanced], rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_resume_with_initial_epoch_past_the_switch(jit_compile):
+    if BACKEND == "torch" and jit_compile:
+        pytest.skip("torch.compile takes minutes on CPU; the softmax "
+                    "schedule test covers it")
+    loss = cb_loss("softmax", COUNTS, DRW_BETA)
+    model = fixed_model(loss, jit_compile=jit_compile)
+    logits = model.predict(X, verbose=0)
+    drw = DeferredReweighting(2, beta=DRW_BETA)
+    with pytest.warns(UserWarning, match="will not re-weight in this"):
+        first = model.fit(
+            dataset(), epochs=2, callbacks=[drw], verbose=0, shuffle=False
+        )
+    assert loss.beta == 0.0
+    resumed = model.fit(
+        dataset(), initial_epoch=3, epochs=5, callbacks=[drw], verbose=0,
+        shuffle=False,
+    )
+    plain = loss_at_beta("softmax", logits, 0.0)
+    balanced = loss_at_beta("softmax", logits, DRW_BETA)
+    np.testing.assert_allclose(first.history["loss"], [plain] * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        resumed.history["loss"], [balanced] * 2, rtol=1e-6
+    )
+
+
+def test_resume_before_the_switch_trains_plain_then_switches():
+    loss = cb_loss("softmax", COUNTS, DRW_BETA)  # e.g. loaded after a switch
+    model = fixed_model(loss)
+    logits = model.predict(X, verbose=0)
+    history = model.fit(
+        dataset(), initial_epoch=1, epochs=4, verbose=0, shuffle=False,
+        callbacks=[DeferredReweighting(3, beta=DRW_BETA)],
+    )
+    plain = loss_at_beta("softmax", logits, 0.0)
+    balanced = loss_at_beta("softmax", logits, DRW_BETA)
+    np.testing.assert_allclose(
+        history.history["loss"], [plain, plain, balanced], rtol=1e-6
+    )
+
+
+# Rebuilds only when the weights change.
+
+
+def test_no_rebuild_when_the_weights_already_follow_the_schedule():
+    loss = cb_loss("softmax", COUNTS, DRW_BETA)
+    model = fixed_model(loss)
+    rebuilds = RebuildCounter(model)
+    recorder = Recorder(loss)
+    model.fit(
+        dataset(), epochs=3, verbose=0, shuffle=False,
+        callbacks=[DeferredReweighting(0, beta=DRW_BETA), recorder],
+    )
+    assert rebuilds.forced == 0
+    assert len({id(train) for train, _ in recorder.functions}) == 1
+    assert len({id(test) for _, test in recorder.functions}) == 1
+
+
+def test_rebuilds_once_at_train_start_and_once_at_the_switch():
+    loss = cb_loss("softmax", COUNTS, 0.9)
+    model = fixed_model(loss)
+    rebuilds = RebuildCounter(model)
+    drw = DeferredReweighting(2, beta=DRW_BETA)
+    model.fit(dataset(), epochs=4, verbose=0, shuffle=False, callbacks=[drw])
+    assert rebuilds.forced == 2  # 0.9 -> 0 at epoch 0, 0 -> DRW_BETA at 2
+    # A resumed fit past the switch: the weights are current already.
+    model.fit(
+        dataset(), initial_epoch=4, epochs=6, verbose=0, shuffle=False,
+        callbacks=[drw],
+    )
+    assert rebuilds.forced == 2
+
+
+def test_uniform_counts_change_beta_but_not_the_weights():
+    # Equal counts give weights of 1 for every beta: nothing to retrace.
+    loss = CBSoftmaxLoss([4, 4, 4, 4], 0.9, from_logits=True)
+    model = fixed_model(loss)
+    rebuilds = RebuildCounter(model)
+    drw = DeferredReweighting(1, beta=DRW_BETA)
+    model.fit(dataset(), epochs=2, verbose=0, shuffle=False, callbacks=[drw])
+    assert loss.beta == DRW_BETA
+    assert rebuilds.forced == 0
+
+
+# Hooks called directly: which losses get beta.
+
+
+def test_dict_and_list_losses_set_every_class_balanced_loss():
+    shared = CBSoftmaxLoss(COUNTS, 0.9)
+    other = CBFocalLoss(COUNTS, 0.9)
+    plain = keras.losses.SparseCategoricalCrossentropy()
+    for compiled_loss in ({"a": shared, "b": other, "c": plain},
+                          [shared, other, shared, plain]):
+        model = keras.Model()  # the hooks read only `model.loss`
+        model.loss = compiled_loss
+        drw = DeferredReweighting(3, beta=DRW_BETA)
+        drw.set_model(model)
+        drw.on_train_begin()
+        assert drw.losses == [shared, other]
+        drw.on_epoch_begin(2)
+        assert (shared.beta, other.beta) == (0.0, 0.0)
+        drw.on_epoch_begin(3)
+        assert (shared.beta, other.beta) == (DRW_BETA, DRW_BETA)
+
+
+def test_losses_without_set_beta_fail_clearly():
+    model = fixed_model(keras.losses.SparseCategoricalCrossentropy())
+    with pytest.raises(ValueError, match="no class-balanced loss"):
+        model.fit(
+            dataset(), epochs=1, verbose=0, shuffle=False,
+            callbacks=[DeferredReweighting(0)],
+        )
+
+
+def test_warns_when_fit_ends_before_start_epoch():
+    model = fixed_model(cb_loss("softmax", COUNTS, DRW_BETA))
+    with pytest.warns(UserWarning, match="will not re-weight"):
+        model.fit(
+            dataset(), epochs=2, verbose=0, shuffle=False,
+            callbacks=[DeferredReweighting(2)],
+        )
+
+
+# Saving.
+
+
+@pytest.mark.filterwarnings("ignore:.*will not re-weight:UserWarning")
+@pytest.mark.parametrize("epochs, saved_beta", [(3, DRW_BETA), (1, 0.0)])
+def test_saved_model_has_the_beta_of_its_last_epoch(tmp_path, epochs,
+                                                    saved_beta):
+    loss = cb_loss("focal", COUNTS, 0.5)
+    model = fixed_model(loss)
+    model.fit(
+        dataset(), epochs=epochs, verbose=0, shuffle=False,
+        callbacks=[DeferredReweighting(1, beta=DRW_BETA)],
+    )
+    path = tmp_path / "drw.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.loss.beta == saved_beta
+    np.testing.assert_allclose(
+        loaded.loss.class_weights, reference.cb_weights(COUNTS, saved_beta),
+        rtol=1e-12,
+    )
+
+
+# Arguments.
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"start_epoch": -1}, ValueError, "Invalid value for argument "
+         "`start_epoch`.*Received: start_epoch=-1"),
+        ({"start_epoch": 1.5}, TypeError, "Invalid type for argument "
+         "`start_epoch`.*Received: start_epoch=1.5"),
+        ({"start_epoch": True}, TypeError, "start_epoch=True"),
+        ({"start_epoch": "160"}, TypeError, "start_epoch='160'"),
+        ({"start_epoch": None}, TypeError, "start_epoch=None"),
+        *[({"start_epoch": 1, "beta": beta}, error,
+           r"Invalid (value|type) for argument `beta`.*" + match)
+          for beta, error, match in BAD_BETAS],
+    ],
+)
+def test_deferred_reweighting_constructor_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        DeferredReweighting(**kwargs)
+
+
+def test_numpy_integer_start_epoch_is_accepted():
+    drw = DeferredReweighting(np.int64(160), beta=np.float32(0.5))
+    assert (drw.start_epoch, drw.beta) == (160, 0.5)
+    assert type(drw.start_epoch) is int

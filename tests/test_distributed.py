@@ -42,23 +42,23 @@ FEATURES = 6
 GLOBAL_BATCH = 16
 LEARNING_RATE = 0.5
 
-# name: (loss class, constructor kwargs, label form, final activation,
-# with sample weights)
+# name: (loss kind for `backend_utils.make_loss`, its keyword arguments,
+# label form, final activation, with sample weights)
 CONFIGS = {
-    "softmax_sparse": ("CBSoftmaxLoss", {"beta": 0.99, "from_logits": True},
+    "softmax_sparse": ("softmax", {"beta": 0.99, "from_logits": True},
                        "sparse", None, False),
-    "softmax_probs_sample_weight": ("CBSoftmaxLoss", {"beta": 0.9999},
+    "softmax_probs_sample_weight": ("softmax", {"beta": 0.9999},
                                     "onehot", "softmax", True),
-    "sigmoid_onehot": ("CBSigmoidLoss", {"beta": 0.999, "from_logits": True},
+    "sigmoid_onehot": ("sigmoid", {"beta": 0.999, "from_logits": True},
                        "onehot", None, False),
-    "focal_sparse": ("CBFocalLoss",
+    "focal_sparse": ("focal",
                      {"beta": 0.999, "gamma": 2.0, "from_logits": True},
                      "sparse", None, False),
-    "focal_class_multihot": ("CBFocalLoss",
+    "focal_class_multihot": ("focal",
                              {"beta": 0.99, "gamma": 0.5, "from_logits": True,
                               "weighting": "class"},
                              "multihot", None, False),
-    "focal_probs_segmentation": ("CBFocalLoss", {"beta": 0.999, "gamma": 1.0},
+    "focal_probs_segmentation": ("focal", {"beta": 0.999, "gamma": 1.0},
                                  "sparse_map", "sigmoid", False),
 }
 
@@ -97,9 +97,9 @@ def _one_step(name, scope):
     """
     import keras
 
-    import keras_cbloss
+    from backend_utils import make_loss
 
-    loss_class, kwargs, form, activation, weighted = CONFIGS[name]
+    kind, kwargs, form, activation, weighted = CONFIGS[name]
     x, y, sample_weight = _data(form)
     with scope():
         model = keras.Sequential([
@@ -107,7 +107,7 @@ def _one_step(name, scope):
             keras.layers.Dense(C, activation=activation),
         ])
         model.set_weights(_initial_weights())
-        loss = getattr(keras_cbloss, loss_class)(COUNTS, **kwargs)
+        loss = make_loss(kind, COUNTS, **kwargs)
         model.compile(keras.optimizers.SGD(LEARNING_RATE), loss=loss)
     history = model.fit(
         x, y, sample_weight=sample_weight if weighted else None,
@@ -226,7 +226,7 @@ def _run_child(function, **env):
 
 
 def _reference_loss(name):
-    loss_class, kwargs, form, activation, weighted = CONFIGS[name]
+    kind, kwargs, form, activation, weighted = CONFIGS[name]
     x, y, sample_weight = _data(form)
     kernel, bias = _initial_weights()
     z = x.astype("f8") @ kernel + bias
@@ -237,13 +237,10 @@ def _reference_loss(name):
         z = 1 / (1 + np.exp(-z))
     weights = reference.cb_weights(COUNTS, kwargs["beta"])
     from_logits = kwargs.get("from_logits", False)
-    if loss_class == "CBSoftmaxLoss":
-        per_sample = reference.softmax_loss(y, z, weights, from_logits)
-    else:
-        gamma = kwargs.get("gamma", 0.0)
-        per_sample = reference.focal_loss(
-            y, z, weights, from_logits, gamma, kwargs.get("weighting", "sample")
-        )
+    per_sample = reference.loss_by_kind(
+        kind, y, z, weights, from_logits, kwargs.get("gamma", 0.0),
+        kwargs.get("weighting", "sample"),
+    )
     if weighted:
         per_sample = per_sample * sample_weight
     return per_sample.mean()  # sum over the batch / batch size

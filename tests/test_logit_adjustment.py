@@ -15,9 +15,15 @@ import pytest
 from keras import ops
 
 import reference
+from catalogues import BAD_COUNTS
+from catalogues import BAD_TAUS
 from backend_utils import BACKEND
+from backend_utils import assert_short_fit_learns
 from backend_utils import compiled
 from backend_utils import fit_kwargs
+from backend_utils import np_softmax
+from backend_utils import random_labels
+from backend_utils import random_logits
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
 from keras_cbloss import ClassCounter
@@ -34,32 +40,9 @@ RTOL = 1e-6
 ATOL = 1e-6
 
 
-def _logits(shape, seed=0, scale=3.0):
-    return np.random.default_rng(seed).normal(0, scale, shape).astype("f4")
-
-
-def _softmax(logits):
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return (e / e.sum(-1, keepdims=True)).astype("f4")
-
-
-def _labels(form, shape, seed=1):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, C, shape)
-    if form == "sparse":
-        return ids
-    if form == "sparse_1":
-        return ids[..., None]
-    if form == "onehot":
-        return np.eye(C, dtype="f4")[ids]
-    if form == "soft":  # label smoothing 0.1 on top of one-hot
-        return (np.eye(C)[ids] * 0.9 + 0.1 / C).astype("f4")
-    raise ValueError(form)
-
-
 def _pred(from_logits, shape=(16, C), seed=0):
-    logits = _logits(shape, seed)
-    return logits if from_logits else _softmax(logits)
+    logits = random_logits(shape, seed)
+    return logits if from_logits else np_softmax(logits)
 
 
 # ---------------------------------------------------------------------------
@@ -71,7 +54,7 @@ def _pred(from_logits, shape=(16, C), seed=0):
 @pytest.mark.parametrize("from_logits", [True, False])
 @pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
 def test_per_sample_values_match_reference(form, from_logits, tau):
-    y, pred = _labels(form, (16,)), _pred(from_logits)
+    y, pred = random_labels(form, (16,), C), _pred(from_logits)
     got = logit_adjusted_crossentropy(
         y, pred, class_log_prior(COUNTS), tau=tau, from_logits=from_logits
     )
@@ -82,7 +65,7 @@ def test_per_sample_values_match_reference(form, from_logits, tau):
 
 @pytest.mark.parametrize("form", ["sparse", "onehot"])
 def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(form):
-    y, logits = _labels(form, (16,)), _logits((16, C))
+    y, logits = random_labels(form, (16,), C), random_logits((16, C))
     sample_weight = np.random.default_rng(5).random(16).astype("f4")
     loss = LogitAdjustedLoss(COUNTS, 1.5, from_logits=True)
     per_sample = reference.logit_adjusted_loss(y, logits, COUNTS, 1.5, True)
@@ -95,7 +78,7 @@ def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(form):
 
 @pytest.mark.parametrize("form", ["sparse", "sparse_1", "onehot"])
 def test_segmentation_maps(form):
-    y, logits = _labels(form, (2, 3, 4)), _logits((2, 3, 4, C))
+    y, logits = random_labels(form, (2, 3, 4), C), random_logits((2, 3, 4, C))
     loss = LogitAdjustedLoss(COUNTS, from_logits=True, reduction="none")
     got = to_numpy(loss(y, logits))
     want = reference.logit_adjusted_loss(y, logits, COUNTS, 1.0, True)
@@ -106,7 +89,7 @@ def test_segmentation_maps(form):
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_tau_zero_equals_keras_crossentropy(from_logits):
     pred = _pred(from_logits)
-    ids = _labels("sparse", (16,))
+    ids = random_labels("sparse", (16,), C)
     loss = LogitAdjustedLoss(COUNTS, 0.0, from_logits=from_logits)
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     dense = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
@@ -120,7 +103,7 @@ def test_tau_zero_equals_keras_crossentropy(from_logits):
 
 @pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
 def test_equals_keras_crossentropy_of_logits_shifted_in_numpy(tau):
-    logits, ids = _logits((16, C)), _labels("sparse", (16,))
+    logits, ids = random_logits((16, C)), random_labels("sparse", (16,), C)
     shifted = (logits + tau * LOG_PRIOR).astype("f4")
     want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
         ids, shifted)
@@ -131,7 +114,8 @@ def test_equals_keras_crossentropy_of_logits_shifted_in_numpy(tau):
 def test_tau_one_is_the_balanced_softmax_of_ren_et_al():
     # Ren et al. (2020), Eq. 4: phi_y = n_y exp(z_y) / sum_k n_k exp(z_k),
     # written with the raw counts (no prior, no logs of them).
-    logits, ids = _logits((16, C)).astype("f8"), _labels("sparse", (16,))
+    logits = random_logits((16, C)).astype("f8")
+    ids = random_labels("sparse", (16,), C)
     scores = COUNTS * np.exp(logits - logits.max(-1, keepdims=True))
     balanced = scores / scores.sum(-1, keepdims=True)
     want = -np.log(balanced[np.arange(16), ids])
@@ -142,7 +126,7 @@ def test_tau_one_is_the_balanced_softmax_of_ren_et_al():
 
 def test_tau_one_on_probabilities_is_keras_ce_of_prior_reweighted_rows():
     # With probabilities, softmax(log p + log prior) = p * prior / sum(...).
-    probs, ids = _pred(False), _labels("sparse", (16,))
+    probs, ids = _pred(False), random_labels("sparse", (16,), C)
     reweighted = probs.astype("f8") * COUNTS
     reweighted = (reweighted / reweighted.sum(-1, keepdims=True)).astype("f4")
     onehot = np.eye(C, dtype="f4")[ids]
@@ -152,7 +136,7 @@ def test_tau_one_on_probabilities_is_keras_ce_of_prior_reweighted_rows():
 
 
 def test_only_count_ratios_matter():
-    logits, ids = _logits((8, C)), _labels("sparse", (8,))
+    logits, ids = random_logits((8, C)), random_labels("sparse", (8,), C)
     base = LogitAdjustedLoss(COUNTS, from_logits=True)(ids, logits)
     scaled = LogitAdjustedLoss(COUNTS * 0.001, from_logits=True)(ids, logits)
     np.testing.assert_allclose(to_numpy(scaled), to_numpy(base), rtol=RTOL)
@@ -185,7 +169,7 @@ def test_zero_count_classes_get_the_rarest_count_and_never_nan():
     floored = np.array([500, 9, 40, 9, 9])
     np.testing.assert_allclose(
         loss.log_prior, np.log(floored / floored.sum()), rtol=1e-15)
-    logits = _logits((16, C), scale=30.0)
+    logits = random_logits((16, C), scale=30.0)
     ids = np.array([0, 2, 3] * 5 + [0])  # training labels: observed classes
     want = reference.logit_adjusted_loss(ids, logits, counts, 1.0, True)
     np.testing.assert_allclose(to_numpy(loss(ids, logits)), want,
@@ -208,7 +192,7 @@ def test_all_zero_counts_raise():
 def test_extreme_logits_give_finite_values_and_gradients(magnitude, tau):
     rng = np.random.default_rng(3)
     logits = (np.sign(rng.normal(size=(8, C))) * magnitude).astype("f4")
-    ids = _labels("sparse", (8,))
+    ids = random_labels("sparse", (8,), C)
     loss = LogitAdjustedLoss(COUNTS, tau, from_logits=True)
     value, grad = value_and_grad(lambda z: loss(ids, z), logits)
     assert np.isfinite(value) and np.isfinite(grad).all()
@@ -219,7 +203,7 @@ def test_extreme_logits_give_finite_values_and_gradients(magnitude, tau):
 def test_gradient_is_adjusted_softmax_minus_onehot():
     # d CE(y, softmax(z + b)) / dz = softmax(z + b) - onehot(y), per sample;
     # the mean over 8 samples divides it by 8.
-    logits, ids = _logits((8, C)), _labels("sparse", (8,))
+    logits, ids = random_logits((8, C)), random_labels("sparse", (8,), C)
     loss = LogitAdjustedLoss(COUNTS, 2.0, from_logits=True)
     _, grad = value_and_grad(lambda z: loss(ids, z), logits)
     adjusted = logits.astype("f8") + 2.0 * LOG_PRIOR
@@ -239,7 +223,7 @@ def test_probabilities_of_exactly_zero_and_one_are_clipped():
 
 @pytest.mark.parametrize("form", ["sparse", "onehot"])
 def test_compiled_equals_eager(form):
-    y, logits = _labels(form, (16,)), _logits((16, C))
+    y, logits = random_labels(form, (16,), C), random_logits((16, C))
     loss = LogitAdjustedLoss(COUNTS, 1.0, from_logits=True)
     eager = to_numpy(loss(y, logits))
     jitted = to_numpy(compiled(lambda a, b: loss(a, b))(y, logits))
@@ -249,7 +233,7 @@ def test_compiled_equals_eager(form):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_sixteen_bit_inputs_match_reference(dtype, from_logits):
-    y, pred = _labels("sparse", (16,)), _pred(from_logits)
+    y, pred = random_labels("sparse", (16,), C), _pred(from_logits)
     pred16 = ops.cast(pred, dtype)
     got = logit_adjusted_crossentropy(
         y, pred16, LOG_PRIOR, tau=1.0, from_logits=from_logits)
@@ -261,7 +245,7 @@ def test_sixteen_bit_inputs_match_reference(dtype, from_logits):
 
 def test_sixteen_bit_loss_dtype_keeps_large_class_ids():
     counts = np.arange(1, 301)
-    logits = _logits((2, 300))
+    logits = random_logits((2, 300))
     ids = np.array([257, 299])
     loss = LogitAdjustedLoss(counts, from_logits=True, dtype="bfloat16",
                              reduction="none")
@@ -276,7 +260,7 @@ def test_sixteen_bit_loss_dtype_keeps_large_class_ids():
 
 def test_ignore_class_value_eager_and_compiled():
     labels = np.array([[0, 1, 255], [2, 0, 255]])
-    logits = _logits((2, 3, C))
+    logits = random_logits((2, 3, C))
     keep = labels != 255
     per_position = reference.logit_adjusted_loss(
         np.where(keep, labels, 0), logits, COUNTS, 1.0, True)
@@ -299,7 +283,7 @@ def test_ignore_class_value_eager_and_compiled():
 
 def test_ignored_positions_get_zero_gradient_and_no_nan():
     labels = np.array([0, -1, 3, -1])
-    logits = _logits((4, C))
+    logits = random_logits((4, C))
     logits[1] = np.nan
     loss = LogitAdjustedLoss(COUNTS, from_logits=True, ignore_class=-1)
     value, grad = value_and_grad(lambda z: loss(labels, z), logits)
@@ -332,12 +316,7 @@ def test_short_fit_reduces_the_loss():
     keras.utils.set_random_seed(0)
     model = _model()
     loss = LogitAdjustedLoss(counts, 1.0, from_logits=True)
-    model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
-    before = model.evaluate(x, y, verbose=0)
-    history = model.fit(x, y, epochs=5, batch_size=64, verbose=0)
-    after = model.evaluate(x, y, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert after < 0.7 * before
+    after = assert_short_fit_learns(model, loss, x, y)
     want = reference.logit_adjusted_loss(
         y, model.predict(x, verbose=0), counts, 1.0, True).mean()
     np.testing.assert_allclose(after, want, rtol=1e-4)
@@ -386,14 +365,15 @@ def test_unset_counts_pass_keras_symbolic_build_and_then_say_how_to_set():
     loss = LogitAdjustedLoss(from_logits=True, reduction="none")
     assert loss.class_counts is None and loss.log_prior is None
     assert loss.class_weights is None
-    y = _labels("sparse", (4,))
+    y = random_labels("sparse", (4,), C)
     with keras.SymbolicScope():
-        assert tuple(loss(y, _logits((4, C))).shape) == (4,)
+        assert tuple(loss(y, random_logits((4, C))).shape) == (4,)
     with pytest.raises(ValueError, match="no class counts.*ClassCounter"):
-        loss(y, _logits((4, C)))
+        loss(y, random_logits((4, C)))
     loss.set_class_counts(COUNTS)  # the advice works
-    want = reference.logit_adjusted_loss(y, _logits((4, C)), COUNTS, 1.0, True)
-    np.testing.assert_allclose(to_numpy(loss(y, _logits((4, C)))), want,
+    want = reference.logit_adjusted_loss(
+        y, random_logits((4, C)), COUNTS, 1.0, True)
+    np.testing.assert_allclose(to_numpy(loss(y, random_logits((4, C)))), want,
                                rtol=RTOL, atol=ATOL)
 
 
@@ -421,7 +401,7 @@ def test_config_round_trip_is_plain_json():
     assert config["tau"] == 0.75 and config["ignore_class"] == -1
     assert "beta" not in config
     restored = LogitAdjustedLoss.from_config(config)
-    logits, ids = _logits((8, C)), _labels("sparse", (8,))
+    logits, ids = random_logits((8, C)), random_labels("sparse", (8,), C)
     np.testing.assert_allclose(to_numpy(restored(ids, logits)),
                                to_numpy(loss(ids, logits)), rtol=RTOL)
     serialized = keras.losses.serialize(loss)
@@ -461,7 +441,7 @@ def test_keras_file_round_trip(tmp_path):
 
 @pytest.mark.parametrize("tau", [0.0, 1.0, 2.5])
 def test_logit_adjust_subtracts_tau_log_prior(tau):
-    logits = _logits((2, 3, C))
+    logits = random_logits((2, 3, C))
     got = logit_adjust(logits, COUNTS, tau)
     assert keras.backend.standardize_dtype(got.dtype) == "float32"
     np.testing.assert_allclose(to_numpy(got), logits - tau * LOG_PRIOR,
@@ -493,7 +473,7 @@ def test_logit_adjust_on_a_model_output_builds_a_serving_model():
 
 
 def test_logit_adjust_keeps_sixteen_bit_dtype_and_takes_tensors():
-    logits = ops.convert_to_tensor(_logits((4, C)), dtype="bfloat16")
+    logits = ops.convert_to_tensor(random_logits((4, C)), dtype="bfloat16")
     got = logit_adjust(logits, COUNTS)
     assert keras.backend.standardize_dtype(got.dtype) == "bfloat16"
     np.testing.assert_allclose(to_numpy(got), to_numpy(logits) - LOG_PRIOR,
@@ -508,18 +488,12 @@ def test_logit_adjust_keeps_sixteen_bit_dtype_and_takes_tensors():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"tau": -0.5}, ValueError, r"argument `tau`.*tau=-0.5"),
-        ({"tau": float("nan")}, ValueError, "not NaN"),
-        ({"tau": float("inf")}, ValueError, "finite float >= 0"),
-        ({"tau": "1.0"}, TypeError, "argument `tau`"),
-        ({"tau": True}, TypeError, "argument `tau`"),
+        *[({"tau": tau}, error, match) for tau, error, match in BAD_TAUS],
+        *[({"class_counts": counts}, error, match)
+          for counts, error, match in BAD_COUNTS],
+        ({"class_counts": [7]}, ValueError, "at least 2 classes"),
         ({"from_logits": "yes"}, TypeError, "from_logits"),
         ({"ignore_class": 2.5}, TypeError, "ignore_class"),
-        ({"class_counts": "abc"}, TypeError, "class_counts"),
-        ({"class_counts": [[5, 3], [2, 1]]}, ValueError, "1-D"),
-        ({"class_counts": [5, -1, 3]}, ValueError, "non-negative"),
-        ({"class_counts": [5, np.nan]}, ValueError, "finite"),
-        ({"class_counts": [7]}, ValueError, "at least 2 classes"),
     ],
 )
 def test_bad_arguments_raise_in_the_constructor(kwargs, error, match):
@@ -529,7 +503,7 @@ def test_bad_arguments_raise_in_the_constructor(kwargs, error, match):
 
 
 def test_bad_arguments_of_the_function():
-    logits, ids = _logits((4, C)), _labels("sparse", (4,))
+    logits, ids = random_logits((4, C)), random_labels("sparse", (4,), C)
     with pytest.raises(ValueError, match="argument `tau`"):
         logit_adjusted_crossentropy(ids, logits, LOG_PRIOR, tau=-1.0)
     with pytest.raises(ValueError, match="5 classes.*3 log priors"):
@@ -541,7 +515,7 @@ def test_bad_arguments_of_the_function():
 
 def test_infinite_log_prior_raises_and_the_advice_works():
     counts = np.array([500, 0, 40, 9, 2])
-    logits, ids = _logits((4, C)), np.array([0, 2, 3, 4])
+    logits, ids = random_logits((4, C)), np.array([0, 2, 3, 4])
     with np.errstate(divide="ignore"):
         raw = np.log(counts / counts.sum())
     with pytest.raises(ValueError, match="class_log_prior"):
@@ -558,7 +532,7 @@ def test_infinite_log_prior_raises_and_the_advice_works():
 def test_out_of_range_labels_raise_eagerly(bad):
     loss = LogitAdjustedLoss(COUNTS, from_logits=True)
     with pytest.raises(ValueError, match=rf"Received values \[{bad}\]"):
-        loss(np.array([0, bad]), _logits((2, C)))
+        loss(np.array([0, bad]), random_logits((2, C)))
 
 
 def test_out_of_range_labels_give_nan_in_compiled_code():
@@ -566,14 +540,14 @@ def test_out_of_range_labels_give_nan_in_compiled_code():
         pytest.skip("torch runs eagerly and raises (tested above)")
     loss = LogitAdjustedLoss(COUNTS, from_logits=True, reduction="none")
     got = to_numpy(compiled(lambda a, b: loss(a, b))(
-        np.array([0, 7]), _logits((2, C))))
+        np.array([0, 7]), random_logits((2, C))))
     assert np.isfinite(got[0]) and np.isnan(got[1])
 
 
 def test_ignore_class_with_dense_labels_raises():
     loss = LogitAdjustedLoss(COUNTS, ignore_class=255)
     with pytest.raises(ValueError, match="sparse class ids"):
-        loss(_labels("onehot", (4,)), _pred(False, (4, C)))
+        loss(random_labels("onehot", (4,), C), _pred(False, (4, C)))
 
 
 def test_string_labels_raise_type_error():
@@ -583,7 +557,7 @@ def test_string_labels_raise_type_error():
 
 
 def test_logit_adjust_bad_input():
-    logits = _logits((4, C))
+    logits = random_logits((4, C))
     with pytest.raises(ValueError, match="5 classes.*3 class counts"):
         logit_adjust(logits, [3, 2, 1])
     with pytest.raises(ValueError, match="argument `tau`"):

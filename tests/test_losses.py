@@ -12,8 +12,11 @@ from keras import ops
 
 import reference
 from backend_utils import BACKEND
+from backend_utils import assert_short_fit_learns
 from backend_utils import compiled
 from backend_utils import fit_kwargs
+from backend_utils import random_labels
+from backend_utils import random_logits
 from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
@@ -33,31 +36,11 @@ RTOL = 1e-6
 ATOL = 1e-6
 
 
-def _logits(shape, seed=0, scale=3.0):
-    return np.random.default_rng(seed).normal(0, scale, shape).astype("f4")
-
-
 def _probs(logits, kind):
     if kind == "softmax":
         e = np.exp(logits - logits.max(-1, keepdims=True))
         return (e / e.sum(-1, keepdims=True)).astype("f4")
     return (1 / (1 + np.exp(-logits.astype("f8")))).astype("f4")
-
-
-def _labels(form, shape, seed=1):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, C, shape)
-    if form == "sparse":
-        return ids
-    if form == "sparse_1":
-        return ids[..., None]
-    if form == "onehot":
-        return np.eye(C, dtype="f4")[ids]
-    if form == "multihot":
-        return (rng.random(shape + (C,)) < 0.3).astype("f4")
-    if form == "soft":  # label smoothing 0.1 on top of one-hot
-        return (np.eye(C)[ids] * 0.9 + 0.1 / C).astype("f4")
-    raise ValueError(form)
 
 
 _reference = reference.loss_by_kind
@@ -101,9 +84,9 @@ CASES = [
 @pytest.mark.parametrize("kind, form, from_logits, gamma", CASES)
 @pytest.mark.parametrize("beta", [0.0, 0.99, 0.9999])
 def test_per_sample_values_match_reference(kind, form, from_logits, gamma, beta):
-    logits = _logits((16, C))
+    logits = random_logits((16, C))
     pred = logits if from_logits else _probs(logits, kind)
-    y = _labels(form, (16,))
+    y = random_labels(form, (16,), C)
     weights = class_balanced_weights(COUNTS, beta)
     got = _function(kind, y, pred, weights, from_logits, gamma)
     assert tuple(got.shape) == (16,)
@@ -113,8 +96,8 @@ def test_per_sample_values_match_reference(kind, form, from_logits, gamma, beta)
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(kind):
-    logits = _logits((12, C), seed=3)
-    y = _labels("sparse", (12,), seed=4)
+    logits = random_logits((12, C), seed=3)
+    y = random_labels("sparse", (12,), C, seed=4)
     sample_weight = np.random.default_rng(5).random(12).astype("f4")
     loss = _loss(kind, beta=0.99, gamma=2.0, from_logits=True)
     per_sample = _reference(
@@ -138,8 +121,8 @@ def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(kind):
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 @pytest.mark.parametrize("form", ["sparse", "sparse_1", "onehot"])
 def test_segmentation_maps(kind, form):
-    logits = _logits((2, 6, 5, C), seed=7)
-    y = _labels(form, (2, 6, 5), seed=8)
+    logits = random_logits((2, 6, 5, C), seed=7)
+    y = random_labels(form, (2, 6, 5), C, seed=8)
     loss = _loss(kind, beta=0.999, gamma=1.5, from_logits=True,
                  reduction="none")
     got = loss(y, logits)
@@ -151,8 +134,8 @@ def test_segmentation_maps(kind, form):
 @pytest.mark.parametrize("kind, gamma", [("sigmoid", 0.0), ("focal", 2.0)])
 @pytest.mark.parametrize("form", ["multihot", "onehot", "sparse"])
 def test_class_weighting_weights_each_binary_term_by_its_class(kind, gamma, form):
-    logits = _logits((10, C), seed=9)
-    y = _labels(form, (10,), seed=10)
+    logits = random_logits((10, C), seed=9)
+    y = random_labels(form, (10,), C, seed=10)
     if form == "multihot":
         y[0] = 0.0  # a row without positives must still get a loss
     loss = _loss(kind, beta=0.999, gamma=gamma, from_logits=True,
@@ -173,9 +156,9 @@ def test_class_weighting_weights_each_binary_term_by_its_class(kind, gamma, form
 
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_beta_zero_equals_keras_crossentropy(from_logits):
-    logits = _logits((20, C), seed=11)
+    logits = random_logits((20, C), seed=11)
     pred = logits if from_logits else _probs(logits, "softmax")
-    y = _labels("sparse", (20,), seed=12)
+    y = random_labels("sparse", (20,), C, seed=12)
     ours = CBSoftmaxLoss(COUNTS, beta=0.0, from_logits=from_logits)
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     dense = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
@@ -190,8 +173,8 @@ def test_beta_zero_equals_keras_crossentropy(from_logits):
 
 @pytest.mark.parametrize("beta", [0.9, 0.999, 0.9999])
 def test_cb_softmax_equals_keras_sparse_ce_with_sample_weight(beta):
-    logits = _logits((32, C), seed=13)
-    y = _labels("sparse", (32,), seed=14)
+    logits = random_logits((32, C), seed=13)
+    y = random_labels("sparse", (32,), C, seed=14)
     ours = CBSoftmaxLoss(COUNTS, beta, from_logits=True)
     keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     np.testing.assert_allclose(
@@ -203,9 +186,9 @@ def test_cb_softmax_equals_keras_sparse_ce_with_sample_weight(beta):
 
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_beta_zero_sigmoid_is_num_classes_times_keras_bce(from_logits):
-    logits = _logits((20, C), seed=15)
+    logits = random_logits((20, C), seed=15)
     pred = logits if from_logits else _probs(logits, "sigmoid")
-    y = _labels("multihot", (20,), seed=16)
+    y = random_labels("multihot", (20,), C, seed=16)
     y[y.sum(-1) == 0, 0] = 1.0  # beta = 0 weights a row by its positives
     y = y * (1 / y.sum(-1, keepdims=True))  # ... so make them sum to 1
     ours = CBSigmoidLoss(COUNTS, 0.0, from_logits=from_logits)
@@ -217,8 +200,8 @@ def test_beta_zero_sigmoid_is_num_classes_times_keras_bce(from_logits):
 
 @pytest.mark.parametrize("gamma", [0.5, 2.0])
 def test_beta_zero_focal_is_num_classes_times_keras_binary_focal(gamma):
-    logits = _logits((20, C), seed=17, scale=2.0)
-    y = _labels("onehot", (20,), seed=18)
+    logits = random_logits((20, C), seed=17, scale=2.0)
+    y = random_labels("onehot", (20,), C, seed=18)
     ours = CBFocalLoss(COUNTS, 0.0, gamma, from_logits=True)
     keras_focal = keras.losses.BinaryFocalCrossentropy(
         gamma=gamma, from_logits=True
@@ -236,9 +219,9 @@ def test_focal_with_gamma_zero_and_cb_sigmoid_match_the_reference(
 ):
     # Both against the float64 reference, not against each other (the
     # sigmoid loss is the focal code with gamma = 0).
-    logits = _logits((16, C), seed=19)
+    logits = random_logits((16, C), seed=19)
     pred = logits if from_logits else _probs(logits, "sigmoid")
-    y = _labels(form, (16,), seed=20)
+    y = random_labels(form, (16,), C, seed=20)
     weights = class_balanced_weights(COUNTS, 0.99)
     want = reference.sigmoid_loss(y, pred, weights, from_logits)
     for loss in (CBFocalLoss(COUNTS, 0.99, 0.0, from_logits=from_logits),
@@ -248,8 +231,8 @@ def test_focal_with_gamma_zero_and_cb_sigmoid_match_the_reference(
 
 
 def test_focal_matches_textbook_pow_form():
-    logits = _logits((16, C), seed=21, scale=2.0)
-    y = _labels("sparse", (16,), seed=22)
+    logits = random_logits((16, C), seed=21, scale=2.0)
+    y = random_labels("sparse", (16,), C, seed=22)
     loss = CBFocalLoss(COUNTS, 0.999, 2.0, from_logits=True, reduction="none")
     np.testing.assert_allclose(
         to_numpy(loss(y, logits)),
@@ -259,8 +242,8 @@ def test_focal_matches_textbook_pow_form():
 
 
 def test_ratio_to_plain_ce_is_the_true_class_weight():
-    logits = _logits((16, C), seed=23)
-    y = _labels("sparse", (16,), seed=24)
+    logits = random_logits((16, C), seed=23)
+    y = random_labels("sparse", (16,), C, seed=24)
     ours = CBSoftmaxLoss(COUNTS, 0.999, from_logits=True, reduction="none")
     plain = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="none"
@@ -291,9 +274,9 @@ def _finite_difference(f, x, h=1e-6):
                     ("focal", 2.0)]
 )
 def test_gradient_matches_finite_differences(kind, gamma):
-    logits = _logits((4, C), seed=25).astype("f8")
+    logits = random_logits((4, C), seed=25).astype("f8")
     logits[0, :] = 0.0  # the gradient at z = 0 is sigmoid(0) - t, not -t
-    y = _labels("sparse", (4,), seed=26)
+    y = random_labels("sparse", (4,), C, seed=26)
     loss = _loss(kind, beta=0.99, gamma=gamma, from_logits=True)
     weights = loss.class_weights
     _, grad = value_and_grad(lambda z: loss(y, z), logits)
@@ -412,10 +395,10 @@ def test_probabilities_of_exactly_zero_and_one_are_clipped(kind):
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_sixteen_bit_inputs_match_reference(dtype, kind, from_logits):
-    logits = _logits((16, C), seed=27)
+    logits = random_logits((16, C), seed=27)
     pred = logits if from_logits else _probs(logits, kind)
     pred16 = ops.cast(pred, dtype)
-    y = _labels("sparse", (16,), seed=28)
+    y = random_labels("sparse", (16,), C, seed=28)
     weights = class_balanced_weights(COUNTS, 0.999)
     got = _function(kind, y, pred16, weights, from_logits, 2.0)
     assert keras.backend.standardize_dtype(got.dtype) == dtype
@@ -444,8 +427,8 @@ def test_sixteen_bit_loss_dtype_keeps_large_class_ids(kind, dtype):
 
 
 def test_float_sparse_labels_are_class_ids():
-    logits = _logits((6, C), seed=29)
-    y = _labels("sparse", (6,), seed=30)
+    logits = random_logits((6, C), seed=29)
+    y = random_labels("sparse", (6,), C, seed=30)
     loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True)
     np.testing.assert_allclose(
         to_numpy(loss(y.astype("f4"), logits)), to_numpy(loss(y, logits)),
@@ -461,8 +444,8 @@ def test_float_sparse_labels_are_class_ids():
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 @pytest.mark.parametrize("form", ["sparse", "onehot"])
 def test_compiled_equals_eager(kind, form):
-    logits = _logits((8, C), seed=31)
-    y = _labels(form, (8,), seed=32)
+    logits = random_logits((8, C), seed=31)
+    y = random_labels(form, (8,), C, seed=32)
     loss = _loss(kind, beta=0.99, gamma=2.0, from_logits=True)
     eager = to_numpy(loss(y, logits))
     jitted = compiled(lambda a, b: loss(a, b))
@@ -472,8 +455,8 @@ def test_compiled_equals_eager(kind, form):
 def test_set_class_counts_later_and_read_only_views():
     loss = CBFocalLoss(beta=0.99, gamma=2.0, from_logits=True)
     assert loss.class_counts is None and loss.class_weights is None
-    logits = _logits((4, C))
-    y = _labels("sparse", (4,))
+    logits = random_logits((4, C))
+    y = random_labels("sparse", (4,), C)
     with pytest.raises(ValueError, match="set_class_counts.*ClassCounter"):
         loss(y, logits)
     loss.set_class_counts(COUNTS)
@@ -496,14 +479,14 @@ def test_unset_counts_pass_keras_symbolic_build():
     # The JAX trainer evaluates the loss for shapes inside a SymbolicScope
     # before ClassCounter has run.
     loss = CBSoftmaxLoss(beta=0.99, from_logits=True, reduction="none")
-    y = _labels("sparse", (4,))
+    y = random_labels("sparse", (4,), C)
     with keras.SymbolicScope():
-        assert tuple(loss(y, _logits((4, C))).shape) == (4,)
+        assert tuple(loss(y, random_logits((4, C))).shape) == (4,)
         symbolic = loss(keras.KerasTensor((4,), dtype="int32"),
                         keras.KerasTensor((4, C)))
         assert tuple(symbolic.shape) == (4,)
     with pytest.raises(ValueError, match="no class counts"):
-        loss(y, _logits((4, C)))
+        loss(y, random_logits((4, C)))
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
@@ -518,12 +501,7 @@ def test_short_fit_reduces_the_loss(kind):
         [keras.Input((4,)), keras.layers.Dense(3, bias_initializer=head_bias)]
     )
     loss = _loss(kind, counts=counts, beta=0.999, gamma=1.0, from_logits=True)
-    model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
-    before = model.evaluate(x, y, verbose=0)
-    history = model.fit(x, y, epochs=5, batch_size=64, verbose=0)
-    after = model.evaluate(x, y, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    assert after < 0.7 * before
+    after = assert_short_fit_learns(model, loss, x, y)
     # the reported loss is the mean class-balanced loss of the model
     want = _reference(kind, y, model.predict(x, verbose=0), loss.class_weights,
                       True, 1.0).mean()
@@ -539,7 +517,7 @@ def test_short_fit_reduces_the_loss(kind):
 def test_wrong_number_of_classes_names_both_numbers(kind):
     loss = _loss(kind, from_logits=True)
     with pytest.raises(ValueError, match=r"7 classes.*5 class weights"):
-        loss(np.array([0, 1]), _logits((2, 7)))
+        loss(np.array([0, 1]), random_logits((2, 7)))
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
@@ -547,13 +525,13 @@ def test_wrong_number_of_classes_names_both_numbers(kind):
 def test_out_of_range_labels_raise_eagerly(kind, bad):
     loss = _loss(kind, from_logits=True)
     with pytest.raises(ValueError, match=rf"\[0, 5\).*{bad}"):
-        loss(np.array([0, bad]), _logits((2, C)))
+        loss(np.array([0, bad]), random_logits((2, C)))
 
 
 def test_non_integer_float_labels_raise():
     loss = CBSoftmaxLoss(COUNTS, from_logits=True)
     with pytest.raises(ValueError, match=r"2\.5"):
-        loss(np.array([0.0, 2.5], "f4"), _logits((2, C)))
+        loss(np.array([0.0, 2.5], "f4"), random_logits((2, C)))
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
@@ -562,13 +540,13 @@ def test_out_of_range_labels_give_nan_in_compiled_code(kind):
     if BACKEND == "torch":
         pytest.skip("torch runs eagerly and raises (tested above)")
     out = to_numpy(compiled(lambda a, b: loss(a, b))(
-        np.array([0, 5, -1], "int32"), _logits((3, C))))
+        np.array([0, 5, -1], "int32"), random_logits((3, C))))
     assert np.isfinite(out[0]) and np.isnan(out[1]) and np.isnan(out[2])
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 def test_nan_predictions_give_nan_loss(kind):
-    logits = _logits((2, C))
+    logits = random_logits((2, C))
     logits[1, 2] = np.nan
     out = to_numpy(_loss(kind, from_logits=True, reduction="none")(
         np.array([0, 1]), logits))
@@ -578,9 +556,9 @@ def test_nan_predictions_give_nan_loss(kind):
 def test_mismatched_label_shape_is_shown():
     loss = CBSoftmaxLoss(COUNTS, from_logits=True)
     with pytest.raises(ValueError, match=r"y_true.shape=\(2, 3, 1\)"):
-        loss(np.zeros((2, 3, 1)), _logits((2, C)))
+        loss(np.zeros((2, 3, 1)), random_logits((2, C)))
     with pytest.raises(ValueError, match="Labels and predictions"):
-        loss(np.zeros((2, 3), "f4"), _logits((2, C)))
+        loss(np.zeros((2, 3), "f4"), random_logits((2, C)))
 
 
 @pytest.mark.parametrize(
@@ -612,9 +590,9 @@ def test_bad_arguments_raise_in_the_constructor(kwargs, error, match):
 
 def test_bad_class_weights_for_functions():
     with pytest.raises(ValueError, match="1-D"):
-        cb_softmax_crossentropy([0], _logits((1, C)), [[1.0] * C])
+        cb_softmax_crossentropy([0], random_logits((1, C)), [[1.0] * C])
     with pytest.raises(ValueError, match="weighting"):
-        cb_sigmoid_crossentropy([0], _logits((1, C)), [1.0] * C,
+        cb_sigmoid_crossentropy([0], random_logits((1, C)), [1.0] * C,
                                 weighting="batch")
 
 
@@ -834,8 +812,8 @@ def test_ignore_class_value_of_the_issue_eager_and_compiled():
 @pytest.mark.parametrize("sparse_1", [False, True])
 def test_ignore_class_equals_keras_sparse_ce_with_weights(ignore_class,
                                                           sparse_1):
-    logits = _logits((3, 4, C), seed=43)
-    y = _labels("sparse", (3, 4), seed=44)
+    logits = random_logits((3, 4, C), seed=43)
+    y = random_labels("sparse", (3, 4), C, seed=44)
     y[0, 1] = y[2, 3] = y[1, 0] = ignore_class
     y_in = y[..., None] if sparse_1 else y
     ours = CBSoftmaxLoss(COUNTS, 0.999, from_logits=True,
@@ -851,8 +829,8 @@ def test_ignore_class_equals_keras_sparse_ce_with_weights(ignore_class,
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 @pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum"])
 def test_ignore_class_with_sample_weight_matches_reference(kind, reduction):
-    logits = _logits((4, 5, C), seed=45)
-    y = _labels("sparse", (4, 5), seed=46)
+    logits = random_logits((4, 5, C), seed=45)
+    y = random_labels("sparse", (4, 5), C, seed=46)
     y[:, 3:] = -1  # padded sequence positions
     keep = y != -1
     sample_weight = np.random.default_rng(47).random((4, 5)).astype("f4")
@@ -869,7 +847,7 @@ def test_ignore_class_with_sample_weight_matches_reference(kind, reduction):
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 def test_ignored_positions_get_exactly_zero_gradient_and_no_nan(kind):
-    logits = _logits((2, 3, C), seed=48)
+    logits = random_logits((2, 3, C), seed=48)
     logits[0, 2] = np.nan  # whatever a model outputs at a padded position
     logits[1, 2] = 1e30
     y = np.array([[0, 4, 255], [2, 1, 255]])
@@ -885,9 +863,9 @@ def test_ignored_positions_get_exactly_zero_gradient_and_no_nan(kind):
 def test_all_positions_ignored_give_zero_not_nan():
     loss = CBFocalLoss(COUNTS, from_logits=True, ignore_class=-1)
     y = np.full((2, 3), -1)
-    assert to_numpy(loss(y, _logits((2, 3, C)))) == 0.0
+    assert to_numpy(loss(y, random_logits((2, 3, C)))) == 0.0
     jitted = compiled(lambda a, b: loss(a, b))
-    assert to_numpy(jitted(y, _logits((2, 3, C)))) == 0.0
+    assert to_numpy(jitted(y, random_logits((2, 3, C)))) == 0.0
 
 
 def test_ignore_class_on_a_binary_head():
@@ -901,7 +879,7 @@ def test_ignore_class_on_a_binary_head():
 
 
 def test_ignore_class_with_dense_labels_raises_and_the_advice_works():
-    logits = _logits((6, C), seed=49)
+    logits = random_logits((6, C), seed=49)
     ids = np.array([0, 1, 2, 9, 4, 9])
     onehot = np.eye(C, dtype="f4")[np.where(ids == 9, 0, ids)]
     loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True, ignore_class=9)
@@ -953,7 +931,8 @@ def test_set_beta_recomputes_the_weights_like_a_new_loss(kind):
     np.testing.assert_allclose(loss.class_weights,
                                reference.cb_weights(COUNTS, 0.9999),
                                rtol=1e-12)
-    logits, y = _logits((8, C), seed=51), _labels("sparse", (8,), seed=52)
+    logits = random_logits((8, C), seed=51)
+    y = random_labels("sparse", (8,), C, seed=52)
     want = _reference(kind, y, logits, reference.cb_weights(COUNTS, 0.9999),
                       True, 1.0).mean()
     np.testing.assert_allclose(to_numpy(loss(y, logits)), want, rtol=RTOL)
@@ -1007,7 +986,7 @@ def test_unset_counts_pass_keras_symbolic_build_of_a_binary_head():
 
 
 def test_ignore_class_on_uint8_masks():
-    logits = _logits((2, 3, 3), seed=53)
+    logits = random_logits((2, 3, 3), seed=53)
     mask = np.array([[0, 1, 255], [2, 255, 0]], np.uint8)
     keep = mask != 255
     per_position = reference.softmax_loss(np.where(keep, mask, 0), logits,

@@ -21,6 +21,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.metrics import recall_score
 
 import backend_utils
+import reference
 from keras_cbloss import BalancedAccuracy
 from keras_cbloss import PerClassRecall
 from keras_cbloss import ShotAccuracy
@@ -199,17 +200,6 @@ def test_per_class_recall_matches_sklearn_recall_score():
 TRAIN_COUNTS = [900, 101, 100, 20, 19, 3]
 
 
-def _liu_shot_accuracy(y, p, train_counts, shot, many=100, few=20):
-    """Liu et al.'s `shot_acc`, written from their rule: per test class,
-    correct / count; mean within the group of its training count."""
-    values = {"many": [], "medium": [], "few": []}
-    for c in np.unique(y):
-        n = train_counts[c]
-        group = "many" if n > many else "few" if n < few else "medium"
-        values[group].append(np.mean(p[y == c] == c))
-    return float(np.mean(values[shot])) if values[shot] else 0.0
-
-
 @pytest.mark.parametrize("shot", ["many", "medium", "few"])
 def test_shot_accuracy_matches_liu_et_al_rule(shot):
     batches = _batches(num_classes=6, seed=7, absent=(1,))
@@ -218,7 +208,7 @@ def test_shot_accuracy_matches_liu_et_al_rule(shot):
     got = _feed(metric, batches)
     assert metric.name == f"{shot}_shot_accuracy"
     np.testing.assert_allclose(
-        got, _liu_shot_accuracy(y, p, TRAIN_COUNTS, shot), rtol=1e-6)
+        got, reference.shot_accuracy(y, p, TRAIN_COUNTS, shot), rtol=1e-6)
 
 
 def test_shot_groups_thresholds_and_custom_values():
@@ -234,7 +224,8 @@ def test_shot_groups_thresholds_and_custom_values():
                           few_threshold=4)
     np.testing.assert_allclose(
         _feed(metric, batches),
-        _liu_shot_accuracy(y, p, TRAIN_COUNTS, "medium", 500, 4), rtol=1e-6)
+        reference.shot_accuracy(y, p, TRAIN_COUNTS, "medium", 500, 4),
+        rtol=1e-6)
 
 
 def test_shot_accuracy_empty_group_is_zero_not_nan():
@@ -252,7 +243,7 @@ def test_shot_accuracy_without_counts_says_how_to_set_them():
     y, p, _ = _flat(batches)
     np.testing.assert_allclose(
         float(backend_utils.to_numpy(metric.result())),
-        _liu_shot_accuracy(y, p, TRAIN_COUNTS, "many"), rtol=1e-6)
+        reference.shot_accuracy(y, p, TRAIN_COUNTS, "many"), rtol=1e-6)
     with pytest.raises(ValueError, match="Expected 6 counts"):
         metric.set_class_counts([1, 2, 3])
 
@@ -389,7 +380,7 @@ def test_compiled_fit_and_evaluate_log_sklearn_values(tmp_path):
     for shot in ("many", "few"):
         np.testing.assert_allclose(
             logs[f"{shot}_shot_accuracy"],
-            _liu_shot_accuracy(y, p, counts, shot, 40, 10), rtol=1e-5)
+            reference.shot_accuracy(y, p, counts, shot, 40, 10), rtol=1e-5)
 
     path = tmp_path / "model.keras"
     model.save(path)

@@ -28,6 +28,8 @@ from backend_utils import BACKEND
 from backend_utils import compiled
 from backend_utils import fit_kwargs
 from backend_utils import make_loss
+from backend_utils import np_softmax
+from backend_utils import random_labels
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
 from keras_cbloss import prior_bias_initializer
@@ -39,39 +41,11 @@ SIXTEEN_BIT_MAX = {"float16": 65504.0, "bfloat16": 3.3895e38}
 KINDS = ["softmax", "sigmoid", "focal"]
 
 
-
 def _loss(kind, counts=COUNTS, **kwargs):
     return make_loss(kind, counts, **kwargs)
 
 
 _reference = reference.loss_by_kind
-
-
-def _reference_gradient(kind, y, z, weights, gamma):
-    """d(mean loss)/dz for sparse labels, written from the formulas.
-
-    softmax: w_y * (softmax(z) - t) / N
-    sigmoid: w_y * (p - t) / N                      (p = sigmoid(z))
-    focal, t = 1: w_y * (1 - p)**g * (g * p * log(p) - (1 - p)) / N
-    focal, t = 0: the t = 1 case at -z, negated (FL(z; 0) = FL(-z; 1)).
-    All in float64 log space, so +-65504 is exact.
-    """
-    z = np.asarray(z, np.float64)
-    t = np.eye(z.shape[-1])[y]
-    scale = (np.asarray(weights)[y] / len(y))[:, None]
-    if kind == "softmax":
-        e = np.exp(z - z.max(-1, keepdims=True))
-        return scale * (e / e.sum(-1, keepdims=True) - t)
-    if kind == "sigmoid":
-        gamma = 0.0
-
-    def positive(v):  # derivative of FL(v; t=1)
-        log_p = -np.logaddexp(0.0, -v)
-        log_1mp = -np.logaddexp(0.0, v)
-        p, one_minus_p = np.exp(log_p), np.exp(log_1mp)
-        return np.exp(gamma * log_1mp) * (gamma * p * log_p - one_minus_p)
-
-    return scale * np.where(t == 1, positive(z), -positive(-z))
 
 
 @pytest.fixture
@@ -201,7 +175,7 @@ def test_float16_range_logits_match_reference_with_finite_gradients(
     value, grad = value_and_grad(lambda z: mean_loss(y, z), exact, dtype=dtype)
     assert np.isfinite(value) and np.isfinite(grad).all()
     np.testing.assert_allclose(value, want.mean(), rtol=1e-5)
-    want_grad = _reference_gradient(kind, y, exact, weights, gamma)
+    want_grad = reference.loss_gradient(kind, y, exact, weights, gamma)
     # the gradient comes back in the 16-bit dtype
     np.testing.assert_allclose(grad, want_grad, rtol=1e-2, atol=1e-4)
 
@@ -273,22 +247,6 @@ COMPILED_CASES = [
 ]
 
 
-def _labels(form, shape, seed=1):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, C, shape)
-    if form == "sparse":
-        return ids.astype("int32")
-    if form == "sparse_1":
-        return ids[..., None].astype("int32")
-    if form == "onehot":
-        return np.eye(C, dtype="f4")[ids]
-    if form == "multihot":
-        y = (rng.random(shape + (C,)) < 0.3).astype("f4")
-        y[0] = 0.0
-        return y
-    return (np.eye(C)[ids] * 0.9 + 0.1 / C).astype("f4")  # label smoothing
-
-
 @pytest.mark.parametrize("kind, form, weighting", COMPILED_CASES)
 def test_compiled_loss_matches_reference_for_every_label_form(
     kind, form, weighting
@@ -297,9 +255,10 @@ def test_compiled_loss_matches_reference_for_every_label_form(
     logits = rng.normal(0, 4, (2, 3, C)).astype("f4")  # maps, not just rows
     probs = (1 / (1 + np.exp(-logits.astype("f8")))).astype("f4")
     if kind == "softmax":
-        e = np.exp(logits - logits.max(-1, keepdims=True))
-        probs = (e / e.sum(-1, keepdims=True)).astype("f4")
-    y = _labels(form, (2, 3))
+        probs = np_softmax(logits)
+    y = random_labels(form, (2, 3), C)
+    if form == "multihot":
+        y[0] = 0.0  # rows with no positive class
     extra = {} if kind == "softmax" else {"weighting": weighting}
     for from_logits, pred in ((True, logits), (False, probs)):
         loss = _loss(kind, beta=0.99, gamma=1.5, from_logits=from_logits,

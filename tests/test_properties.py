@@ -19,7 +19,6 @@ examples per test. For a longer, random search set
 `KERAS_CBLOSS_HYPOTHESIS_EXAMPLES`, e.g. to 2000.
 """
 
-import decimal
 import os
 import warnings
 
@@ -106,28 +105,6 @@ def problems(draw, forms=FORMS, all_present=False):
                                  elements=st.floats(0, 1, width=32)))
     return {"counts": counts, "beta": draw(betas), "form": form,
             "labels": labels, "ids": ids, "logits": logits}
-
-
-def _weights_in_decimal(counts, beta):
-    """The normalized CB weights at 60 significant digits.
-
-    `reference.cb_weights` computes 1 - beta**n in float64, which loses
-    every digit for beta within 1e-16 of 1 (and most for small fractional
-    counts); this one does not. Floats convert to Decimal exactly.
-    """
-    context = decimal.Context(prec=60)
-    one, beta = decimal.Decimal(1), decimal.Decimal(beta)
-    inverse = []
-    for n in counts:
-        if n == 0:
-            inverse.append(decimal.Decimal(0))
-            continue
-        power = context.power(beta, decimal.Decimal(n)) if beta else 0
-        inverse.append(context.divide(one - beta, one - power))
-    total = sum(inverse, decimal.Decimal(0))
-    present = sum(1 for n in counts if n > 0)
-    return np.array([float(context.divide(w * present, total))
-                     for w in inverse])
 
 
 def _dense(problem):
@@ -313,8 +290,8 @@ def test_class_weight_invariants(counts, beta):
     assert np.isfinite(weights).all() and (weights >= 0).all()
     assert np.all(weights[~present] == 0) and np.all(weights[present] > 0)
     np.testing.assert_allclose(weights.sum(), present.sum(), rtol=1e-12)
-    np.testing.assert_allclose(weights, _weights_in_decimal(counts, beta),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        weights, reference.cb_weights_in_decimal(counts, beta), rtol=1e-12)
     # a larger class never gets a larger weight
     order = np.argsort(counts[present], kind="stable")
     sorted_raw = raw[present][order]

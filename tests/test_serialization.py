@@ -18,17 +18,18 @@ import numpy as np
 import pytest
 
 import reference
-from keras_cbloss import CBFocalLoss
-from keras_cbloss import CBSigmoidLoss
-from keras_cbloss import CBSoftmaxLoss
+from backend_utils import make_loss
 from keras_cbloss import prior_bias_initializer
 
 COUNTS = [400, 90, 20, 3]
 C = len(COUNTS)
 LOSSES = {
-    "CBSoftmaxLoss": lambda: CBSoftmaxLoss(COUNTS, 0.999, from_logits=True),
-    "CBSigmoidLoss": lambda: CBSigmoidLoss(COUNTS, 0.99, weighting="class"),
-    "CBFocalLoss": lambda: CBFocalLoss(COUNTS, 0.9999, 0.5, from_logits=True),
+    "CBSoftmaxLoss": lambda: make_loss("softmax", COUNTS, 0.999,
+                                       from_logits=True),
+    "CBSigmoidLoss": lambda: make_loss("sigmoid", COUNTS, 0.99,
+                                       weighting="class"),
+    "CBFocalLoss": lambda: make_loss("focal", COUNTS, 0.9999, 0.5,
+                                     from_logits=True),
 }
 # A focal model without the prior-bias initializer: the loss is then the
 # only class of the package in the file.
