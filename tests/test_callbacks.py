@@ -12,6 +12,7 @@ step was traced with.
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -492,6 +493,46 @@ def test_one_unit_model_trains_with_the_counter():
         callbacks=[ClassCounter(train, verbose=0)],
     )
     np.testing.assert_array_equal(model.loss.class_counts, [15, 1])
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+
+ONE_UNIT_ADVICE = r"C output units \(e.g. `Dense\(C\)`\) and a loss built for C"
+
+
+@pytest.mark.parametrize("num_classes", [None, C])
+def test_one_unit_model_with_multiclass_labels_says_what_to_change(
+    num_classes,
+):
+    # Labels 0..3 for a Dense(1) model: neither reading the labels nor
+    # passing `num_classes=4` can help, the model must change.
+    train = dataset(batch=8)
+    model = one_unit_model(cb_loss("focal"))
+    counter = ClassCounter(train, num_classes, verbose=0)
+    counter.set_model(model)
+    expected = (
+        r"Expected 0/1 labels: a one-unit \(sigmoid\) output"
+        if num_classes is None
+        else r"\[2\] classes"
+    )
+    with pytest.raises(ValueError, match=expected) as info:
+        counter.on_train_begin()
+    assert re.search(ONE_UNIT_ADVICE, str(info.value))
+    if num_classes is None:
+        assert "Received a label of 2" in str(info.value)
+
+
+def test_one_unit_advice_followed_trains_with_the_counter():
+    # The advice above, followed: Dense(C) and a loss for C classes.
+    train = dataset(batch=8)
+    loss = cb_loss("focal")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    model.compile(keras.optimizers.SGD(0.1), loss=loss)
+    history = model.fit(
+        train, epochs=1, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    np.testing.assert_array_equal(loss.class_counts, COUNTS)
     assert np.all(np.isfinite(history.history["loss"]))
 
 
