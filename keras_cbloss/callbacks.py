@@ -467,22 +467,23 @@ def _one_unit_label_message(label):
 def _implied_label_form(shapes, label_shape):
     """`sparse` for `count_classes`: True (ids), False (rows) or None.
 
-    Class ids when the labels (batched, rank >= 2) have one dimension fewer
-    than the output, or the output's rank with a trailing 1; one-hot rows
-    when they have the output's rank and a wider last dimension. Always
-    class ids (0/1) for a one-unit output. None (infer from the labels
-    alone) when the ranks say nothing.
+    Class ids when the labels have one dimension fewer than the output,
+    even when a static batch size equals the width (ids `[8]` with
+    `drop_remainder=True` for a `[None, 8]` output), or the output's rank
+    (>= 2) with a trailing 1; one-hot rows when they have the output's rank
+    and a wider last dimension. Always class ids (0/1) for a one-unit
+    output. None (infer from the labels alone) when the ranks say nothing.
     """
     rank = label_shape.rank
     forms = set()
     for shape in shapes:
         if shape and shape[-1] == 1:
             forms.add(True)
-        elif rank is None or rank < 2 or not shape:
+        elif rank is None or not shape:
             forms.add(None)
         elif rank == len(shape) - 1:
             forms.add(True)
-        elif rank == len(shape) and label_shape[-1] is not None:
+        elif rank == len(shape) >= 2 and label_shape[-1] is not None:
             forms.add(label_shape[-1] == 1)
         else:
             forms.add(None)

@@ -681,7 +681,9 @@ def test_implied_num_classes_errors():
 @pytest.mark.parametrize(
     "output, labels, expected",
     [
-        ((None, 5), (None,), None),  # rank 1: left to count_classes
+        ((None, 5), (None,), True),
+        ((None, 8), (8,), True),  # ids, a drop_remainder batch of B == C
+        ((None,), (8,), None),  # a rank-1 output says nothing
         ((None, 5), (None, 1), True),
         ((None, 5), (None, 5), False),
         ((None, 1), (None, 1), True),
@@ -702,6 +704,26 @@ def test_implied_label_form(output, labels, expected):
         [output], tf.TensorShape(labels)
     )
     assert form is expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_ids_in_batches_of_num_classes_are_counted_as_ids(dtype):
+    # Batches of exactly C ids (drop_remainder): labels [C] for outputs
+    # [None, C] are ids, not one one-hot row each (float ids raised).
+    y = np.random.default_rng(4).integers(0, C, 10 * C)
+    x = np.random.default_rng(5).normal(size=(len(y), 5)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((x, y.astype(dtype))).batch(
+        C, drop_remainder=True
+    )
+    assert train.element_spec[1].shape == (C,)
+    loss = cb_loss("softmax")
+    model = make_model(loss)
+    model.fit(
+        train, epochs=1, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    expected = np.bincount(y, minlength=C)
+    np.testing.assert_array_equal(loss.class_counts, expected)
 
 
 def test_implied_label_form_of_outputs_that_disagree():
