@@ -182,6 +182,7 @@ class ClassCounter(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._targets = _find_targets(self.model, self.outputs)
         self._count_args = self._resolve_count_args()
+        self._one_unit = _all_one_unit(self._target_shapes())
         self._epochs_begun = 0
         self._count_and_apply()
 
@@ -191,16 +192,20 @@ class ClassCounter(keras.callbacks.Callback):
         if self.recount == "epoch" and self._epochs_begun > 1:
             self._count_and_apply()
 
+    def _target_shapes(self):
+        """The static shapes of the outputs that take the counts."""
+        return [
+            shape
+            for name, shape in _output_shapes(self.model).items()
+            if name in {t.name for t in self._targets}
+        ]
+
     def _resolve_count_args(self):
         """The counting arguments, with the model's implied values."""
         from keras_cbloss.counting import _label_spec
 
         losses = [t.obj for t in self._targets if t.is_loss]
-        shapes = [
-            shape
-            for name, shape in _output_shapes(self.model).items()
-            if name in {t.name for t in self._targets}
-        ]
+        shapes = self._target_shapes()
         sparse = self.sparse
         if sparse is None:
             spec = _label_spec(self.dataset, self.label_fn,
@@ -215,12 +220,23 @@ class ClassCounter(keras.callbacks.Callback):
             "ignore_class": _implied_ignore_class(losses, self.ignore_class),
         }
 
-    def _count_and_apply(self):
-        from keras_cbloss.counting import count_classes
+    def _count(self):
+        from keras_cbloss.counting import _InvalidLabelError, count_classes
 
-        counts = count_classes(
-            self.dataset, verbose=self._count_verbose(), **self._count_args
-        )
+        try:
+            return count_classes(
+                self.dataset, verbose=self._count_verbose(),
+                **self._count_args
+            )
+        except _InvalidLabelError as error:
+            if self._one_unit and error.label >= 2:
+                raise ValueError(_one_unit_label_message(error.label)) from (
+                    error
+                )
+            raise
+
+    def _count_and_apply(self):
+        counts = self._count()
         current = _functions_are_current(
             self.model, self._made, self.counts, counts, self._targets
         )
@@ -410,8 +426,9 @@ def _implied_num_classes(shapes, num_classes=None):
                 "Invalid value for argument `num_classes` of "
                 f"`ClassCounter`: the model's outputs of widths "
                 f"{sorted(widths)} have {sorted(classes)} classes (a "
-                "one-unit output has 2). Received: "
-                f"num_classes={num_classes}"
+                "one-unit output has 2). "
+                + (_ONE_UNIT_ADVICE + " " if widths == {1} and num_classes > 2 else "")
+                + f"Received: num_classes={num_classes}"
             )
         return num_classes
     if len(classes) > 1:
@@ -424,25 +441,49 @@ def _implied_num_classes(shapes, num_classes=None):
     return next(iter(classes), None)
 
 
+def _all_one_unit(shapes):
+    """True when every output that takes the counts has one unit."""
+    return bool(shapes) and all(shape and shape[-1] == 1 for shape in shapes)
+
+
+_ONE_UNIT_ADVICE = (
+    "For C > 2 classes, the model needs C output units (e.g. `Dense(C)`) "
+    "and a loss built for C classes (e.g. `CBFocalLoss(from_logits=True)`, "
+    "to which `ClassCounter` gives C counts)."
+)
+
+
+def _one_unit_label_message(label):
+    from keras_cbloss.counting import _format_number
+
+    return (
+        "Invalid label in the dataset for a one-unit output. Expected 0/1 "
+        "labels: a one-unit (sigmoid) output such as `Dense(1)` has 2 "
+        "classes, {0: negative, 1: positive}. Received a label of "
+        f"{_format_number(label)}. " + _ONE_UNIT_ADVICE
+    )
+
+
 def _implied_label_form(shapes, label_shape):
     """`sparse` for `count_classes`: True (ids), False (rows) or None.
 
-    Class ids when the labels (batched, rank >= 2) have one dimension fewer
-    than the output, or the output's rank with a trailing 1; one-hot rows
-    when they have the output's rank and a wider last dimension. Always
-    class ids (0/1) for a one-unit output. None (infer from the labels
-    alone) when the ranks say nothing.
+    Class ids when the labels have one dimension fewer than the output,
+    even when a static batch size equals the width (ids `[8]` with
+    `drop_remainder=True` for a `[None, 8]` output), or the output's rank
+    (>= 2) with a trailing 1; one-hot rows when they have the output's rank
+    and a wider last dimension. Always class ids (0/1) for a one-unit
+    output. None (infer from the labels alone) when the ranks say nothing.
     """
     rank = label_shape.rank
     forms = set()
     for shape in shapes:
         if shape and shape[-1] == 1:
             forms.add(True)
-        elif rank is None or rank < 2 or not shape:
+        elif rank is None or not shape:
             forms.add(None)
         elif rank == len(shape) - 1:
             forms.add(True)
-        elif rank == len(shape) and label_shape[-1] is not None:
+        elif rank == len(shape) >= 2 and label_shape[-1] is not None:
             forms.add(label_shape[-1] == 1)
         else:
             forms.add(None)

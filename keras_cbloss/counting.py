@@ -875,7 +875,7 @@ def _format_number(value):
 def _invalid_error(plan, code, bad):
     value = _format_number(bad[0])
     if code == _Code.BAD_SPARSE:
-        return _bad_sparse_error(plan, value)
+        return _bad_sparse_error(plan, value, float(bad[0]))
     if code == _Code.BAD_DENSE:
         return ValueError(
             "Invalid label in the dataset. Expected one-hot or multi-hot "
@@ -900,7 +900,15 @@ def _invalid_error(plan, code, bad):
     )
 
 
-def _bad_sparse_error(plan, value):
+class _InvalidLabelError(ValueError):
+    """An invalid class id; `label` holds it (`ClassCounter` reads it)."""
+
+    def __init__(self, message, label):
+        super().__init__(message)
+        self.label = label
+
+
+def _bad_sparse_error(plan, value, label):
     if plan.num_classes is None:
         expected = (
             "non-negative integer class ids (below "
@@ -920,10 +928,11 @@ def _bad_sparse_error(plan, value):
     else:
         ignore = f" (Labels equal to `ignore_class={plan.ignore_class}` "
         ignore += "are skipped.)"
-    return ValueError(
+    return _InvalidLabelError(
         f"Invalid label in the dataset. Expected {expected}. Received a "
         f"label of {value} (labels of shape {plan.shape}). Fix the "
         "labels or pass the right `num_classes`: `tf.math.bincount` "
         "would silently drop labels >= num_classes, and a loss cannot "
-        f"weight them.{ignore}"
+        f"weight them.{ignore}",
+        label,
     )

@@ -12,6 +12,7 @@ step was traced with.
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -495,6 +496,46 @@ def test_one_unit_model_trains_with_the_counter():
     assert np.all(np.isfinite(history.history["loss"]))
 
 
+
+ONE_UNIT_ADVICE = r"C output units \(e.g. `Dense\(C\)`\) and a loss built for C"
+
+
+@pytest.mark.parametrize("num_classes", [None, C])
+def test_one_unit_model_with_multiclass_labels_says_what_to_change(
+    num_classes,
+):
+    # Labels 0..3 for a Dense(1) model: neither reading the labels nor
+    # passing `num_classes=4` can help, the model must change.
+    train = dataset(batch=8)
+    model = one_unit_model(cb_loss("focal"))
+    counter = ClassCounter(train, num_classes, verbose=0)
+    counter.set_model(model)
+    expected = (
+        r"Expected 0/1 labels: a one-unit \(sigmoid\) output"
+        if num_classes is None
+        else r"\[2\] classes"
+    )
+    with pytest.raises(ValueError, match=expected) as info:
+        counter.on_train_begin()
+    assert re.search(ONE_UNIT_ADVICE, str(info.value))
+    if num_classes is None:
+        assert "Received a label of 2" in str(info.value)
+
+
+def test_one_unit_advice_followed_trains_with_the_counter():
+    # The advice above, followed: Dense(C) and a loss for C classes.
+    train = dataset(batch=8)
+    loss = cb_loss("focal")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
+    model.compile(keras.optimizers.SGD(0.1), loss=loss)
+    history = model.fit(
+        train, epochs=1, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    np.testing.assert_array_equal(loss.class_counts, COUNTS)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
 T = 6
 
 
@@ -640,7 +681,9 @@ def test_implied_num_classes_errors():
 @pytest.mark.parametrize(
     "output, labels, expected",
     [
-        ((None, 5), (None,), None),  # rank 1: left to count_classes
+        ((None, 5), (None,), True),
+        ((None, 8), (8,), True),  # ids, a drop_remainder batch of B == C
+        ((None,), (8,), None),  # a rank-1 output says nothing
         ((None, 5), (None, 1), True),
         ((None, 5), (None, 5), False),
         ((None, 1), (None, 1), True),
@@ -661,6 +704,26 @@ def test_implied_label_form(output, labels, expected):
         [output], tf.TensorShape(labels)
     )
     assert form is expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+def test_ids_in_batches_of_num_classes_are_counted_as_ids(dtype):
+    # Batches of exactly C ids (drop_remainder): labels [C] for outputs
+    # [None, C] are ids, not one one-hot row each (float ids raised).
+    y = np.random.default_rng(4).integers(0, C, 10 * C)
+    x = np.random.default_rng(5).normal(size=(len(y), 5)).astype("float32")
+    train = tf.data.Dataset.from_tensor_slices((x, y.astype(dtype))).batch(
+        C, drop_remainder=True
+    )
+    assert train.element_spec[1].shape == (C,)
+    loss = cb_loss("softmax")
+    model = make_model(loss)
+    model.fit(
+        train, epochs=1, verbose=0, shuffle=False,
+        callbacks=[ClassCounter(train, verbose=0)],
+    )
+    expected = np.bincount(y, minlength=C)
+    np.testing.assert_array_equal(loss.class_counts, expected)
 
 
 def test_implied_label_form_of_outputs_that_disagree():
