@@ -105,6 +105,7 @@ def prior_bias_initializer(num_classes_or_prior):
     Example:
 
     >>> import keras
+    >>> import numpy as np
     >>> from keras_cbloss import prior_bias_initializer
     >>> init = prior_bias_initializer(10)
     >>> np.round(np.asarray(init((3,))), 4)

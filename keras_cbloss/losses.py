@@ -463,6 +463,7 @@ def cb_sigmoid_crossentropy(
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import cb_sigmoid_crossentropy
     >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
     >>> loss = cb_sigmoid_crossentropy(
@@ -543,6 +544,7 @@ def cb_focal_crossentropy(
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import cb_focal_crossentropy
     >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
     >>> loss = cb_focal_crossentropy(
@@ -1020,6 +1022,7 @@ class CBSigmoidLoss(ClassBalancedLoss):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import CBSigmoidLoss
     >>> loss = CBSigmoidLoss([900, 90, 10], beta=0.99, from_logits=True)
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
@@ -1107,6 +1110,7 @@ class CBFocalLoss(ClassBalancedLoss):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import CBFocalLoss
     >>> loss = CBFocalLoss([900, 90, 10], 0.99, 2.0, from_logits=True)
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")

@@ -101,6 +101,7 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import class_balanced_weights
     >>> np.round(class_balanced_weights([5000, 500, 50], beta=0.999), 3)
     array([0.126, 0.317, 2.557])
@@ -181,6 +182,7 @@ def class_log_prior(class_counts):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import class_log_prior
     >>> np.round(class_log_prior([900, 90, 10]), 4)
     array([-0.1054, -2.4079, -4.6052])
