@@ -149,21 +149,24 @@ def _ignored(y_true, ignore_class):
     return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
 
 
-def _raise_if_invalid(y_true, valid, expected):
+def _raise_if_invalid(y_true, valid, expected, advice=None):
     """Raises for unusable labels when their values can be inspected.
 
     In compiled code such labels give a NaN loss instead (`_finish`), so
     that training fails visibly instead of silently using a wrong class.
+    `advice` ends the message (default: check the encoding or pass dense
+    labels).
     """
     if not executing_eagerly(valid) or bool(ops.all(valid)):
         return
     bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
     # Keras hands labels over as floats; show integral ids as ints.
     bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
+    if advice is None:
+        advice = "Check the label encoding, or pass dense (one-hot) labels."
     raise ValueError(
         f"Invalid sparse labels. Expected {expected}. Received values "
-        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. Check the label "
-        "encoding, or pass dense (one-hot) labels."
+        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. {advice}"
     )
 
 
@@ -203,7 +206,12 @@ def _binary_targets(y_true, y_pred, keep):
     valid = ops.logical_and(target >= 0, target <= 1)
     if keep is not None:
         valid = ops.logical_or(valid, ops.logical_not(keep))
-    _raise_if_invalid(y_true, valid, "0/1 or soft targets in [0, 1]")
+    _raise_if_invalid(
+        y_true, valid, "0/1 or soft targets in [0, 1]",
+        advice="A one-unit output takes 0/1 (or soft in [0, 1]) targets; "
+        "for C > 2 classes, give the model C output units (one per class) "
+        "and pass class ids in [0, C).",
+    )
     usable = valid if keep is None else ops.logical_and(valid, keep)
     safe_target = ops.where(usable, target, ops.zeros_like(target))
     # The losses are per position, `[...]`: drop the unit axis of the masks.
