@@ -95,6 +95,7 @@ def binary_focal_sum(
 
     >>> import numpy as np
     >>> from keras import ops
+    >>> from keras_cbloss._kernels import binary_focal_sum
     >>> logits = ops.convert_to_tensor([[2.0, 0.0, -1.0]], "float32")
     >>> mask = ops.convert_to_tensor([[True, False, False]])
     >>> out = binary_focal_sum(logits, mask, gamma=2.0)

@@ -42,6 +42,7 @@ from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_start_epoch
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
+from keras_cbloss.losses import _StaleTraceWarning
 
 _logger = logging.getLogger("keras_cbloss")
 
@@ -244,8 +245,11 @@ class ClassCounter(keras.callbacks.Callback):
             getattr(t.obj, "class_counts", None) is not None
             for t in self._targets
         )
-        for target in self._targets:
-            target.obj.set_class_counts(counts)
+        with warnings.catch_warnings():
+            # The step functions are rebuilt just below.
+            warnings.simplefilter("ignore", _StaleTraceWarning)
+            for target in self._targets:
+                target.obj.set_class_counts(counts)
         self.counts = counts
         if not current:
             if had_counts:
@@ -741,7 +745,10 @@ def _set_betas(losses, beta):
     changed = False
     for loss in losses:
         before = loss.class_weights
-        loss.set_beta(beta)
+        with warnings.catch_warnings():
+            # The caller rebuilds the step functions after a change.
+            warnings.simplefilter("ignore", _StaleTraceWarning)
+            loss.set_beta(beta)
         after = loss.class_weights
         if before is not None and not np.array_equal(before, after):
             changed = True

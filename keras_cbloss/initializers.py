@@ -42,6 +42,25 @@ def _prior_to_bias(num_classes_or_prior):
     return -np.log((1.0 - prior) / prior)
 
 
+def _check_units(prior, shape):
+    """Raises when a number of classes differs from the bias's units."""
+    is_count = isinstance(prior, (numbers.Integral, np.integer)) and (
+        not isinstance(prior, bool)
+    )
+    if not is_count or len(shape) == 0 or shape[-1] == prior:
+        return
+    units = shape[-1]
+    raise ValueError(
+        "Invalid value for argument `num_classes_or_prior`. Expected the "
+        f"number of output units of the layer, {units} (bias "
+        f"shape={tuple(shape)}). Received: num_classes_or_prior={prior}, "
+        f"which would start each of the {units} units at the prior "
+        f"1/{prior} instead of 1/{units}. Pass "
+        f"`prior_bias_initializer({units})`, or give the layer {prior} "
+        "units."
+    )
+
+
 @keras.saving.register_keras_serializable(package="keras_cbloss")
 class PriorBiasInitializer(keras.initializers.Initializer):
     """Initialises a bias to b = -log((1 - pi) / pi), the logit of pi.
@@ -55,6 +74,7 @@ class PriorBiasInitializer(keras.initializers.Initializer):
         self._bias = _prior_to_bias(prior)
 
     def __call__(self, shape, dtype=None):
+        _check_units(self.prior, shape)
         bias = np.broadcast_to(self._bias, shape)
         return ops.convert_to_tensor(bias, dtype=dtype or "float32")
 
@@ -99,15 +119,18 @@ def prior_bias_initializer(num_classes_or_prior):
 
     Raises:
         ValueError: For fewer than 2 classes (the message says what to pass
-            for a one-unit head) or priors outside (0, 1).
+            for a one-unit head) or priors outside (0, 1); when
+            initialising, for a number of classes C that differs from the
+            layer's units (bias shape `[..., C]` expected).
         TypeError: For values that are not numbers.
 
     Example:
 
     >>> import keras
+    >>> import numpy as np
     >>> from keras_cbloss import prior_bias_initializer
     >>> init = prior_bias_initializer(10)
-    >>> np.round(np.asarray(init((3,))), 4)
+    >>> np.round(np.asarray(init((10,)))[:3], 4)
     array([-2.1972, -2.1972, -2.1972], dtype=float32)
     >>> head = keras.layers.Dense(10, bias_initializer=init)
     >>> # A one-unit binary head, 4 positives in 64 training samples

@@ -11,6 +11,7 @@ Labels may be sparse class ids (`[...]` or `[..., 1]`) or dense
 (a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
 """
 
+import warnings
 from typing import NamedTuple
 
 import keras
@@ -148,21 +149,24 @@ def _ignored(y_true, ignore_class):
     return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
 
 
-def _raise_if_invalid(y_true, valid, expected):
+def _raise_if_invalid(y_true, valid, expected, advice=None):
     """Raises for unusable labels when their values can be inspected.
 
     In compiled code such labels give a NaN loss instead (`_finish`), so
     that training fails visibly instead of silently using a wrong class.
+    `advice` ends the message (default: check the encoding or pass dense
+    labels).
     """
     if not executing_eagerly(valid) or bool(ops.all(valid)):
         return
     bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
     # Keras hands labels over as floats; show integral ids as ints.
     bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
+    if advice is None:
+        advice = "Check the label encoding, or pass dense (one-hot) labels."
     raise ValueError(
         f"Invalid sparse labels. Expected {expected}. Received values "
-        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. Check the label "
-        "encoding, or pass dense (one-hot) labels."
+        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. {advice}"
     )
 
 
@@ -202,7 +206,12 @@ def _binary_targets(y_true, y_pred, keep):
     valid = ops.logical_and(target >= 0, target <= 1)
     if keep is not None:
         valid = ops.logical_or(valid, ops.logical_not(keep))
-    _raise_if_invalid(y_true, valid, "0/1 or soft targets in [0, 1]")
+    _raise_if_invalid(
+        y_true, valid, "0/1 or soft targets in [0, 1]",
+        advice="A one-unit output takes 0/1 (or soft in [0, 1]) targets; "
+        "for C > 2 classes, give the model C output units (one per class) "
+        "and pass class ids in [0, C).",
+    )
     usable = valid if keep is None else ops.logical_and(valid, keep)
     safe_target = ops.where(usable, target, ops.zeros_like(target))
     # The losses are per position, `[...]`: drop the unit axis of the masks.
@@ -462,6 +471,7 @@ def cb_sigmoid_crossentropy(
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import cb_sigmoid_crossentropy
     >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
     >>> loss = cb_sigmoid_crossentropy(
@@ -542,6 +552,7 @@ def cb_focal_crossentropy(
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import cb_focal_crossentropy
     >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
     >>> loss = cb_focal_crossentropy(
@@ -598,6 +609,18 @@ _ARGUMENT_CHECKS = {
     "weighting": check_weighting,
     "ignore_class": check_ignore_class,
 }
+
+
+class _StaleTraceWarning(UserWarning):
+    """New class weights on a loss that compiled step functions hold."""
+
+
+_RETRACE_FIX = (
+    "call `model.make_train_function(force=True)` and "
+    "`model.make_test_function(force=True)` after the change (or use "
+    "`keras_cbloss.ClassCounter` / `keras_cbloss.DeferredReweighting`, "
+    "which do so)"
+)
 
 
 def _plain_counts(counts):
@@ -659,6 +682,9 @@ class CountBasedLoss(keras.losses.Loss):
         self._per_class = None
         self._weights_cache = {}
         self._uncast_labels = None
+        # Set once `call()` runs in compiled code, which embeds the
+        # per-class vector as a constant (see `_warn_if_traced`).
+        self._traced = False
         if class_counts is not None:
             self.set_class_counts(class_counts)
 
@@ -693,10 +719,14 @@ class CountBasedLoss(keras.losses.Loss):
             ValueError, TypeError: For invalid counts; the loss keeps its
                 previous counts and the values derived from them.
 
-        Functions already traced with the old values keep them. In
-        mid-training, prefer `ClassCounter`, which retraces the model's
-        train and test functions after a change (and, on JAX, also clears
-        the jit cache that would otherwise keep the old trace alive).
+        Functions already traced with the old values keep them (a loss
+        already traced into a model's step functions warns): after a
+        change, call `model.make_train_function(force=True)` and
+        `model.make_test_function(force=True)` so that `fit()` and
+        `evaluate()` use the new values. In mid-training, prefer
+        `ClassCounter`, which retraces the model's train and test
+        functions after a change (and, on JAX, also clears the jit cache
+        that would otherwise keep the old trace alive).
         """
         counts = check_counts(class_counts)
         if counts.size == 1:
@@ -706,9 +736,28 @@ class CountBasedLoss(keras.losses.Loss):
                 "negative (0) and positive (1): pass `class_counts=[n_neg, "
                 f"n_pos]`. Received: class_counts={counts.tolist()}"
             )
-        self._per_class = self._per_class_from_counts(counts)
+        per_class = self._per_class_from_counts(counts)
+        self._warn_if_traced(per_class, "set_class_counts")
+        self._per_class = per_class
         self._class_counts = counts
         self._weights_cache = {}
+
+    def _warn_if_traced(self, per_class, method):
+        """Warns when compiled step functions hold other per-class values."""
+        if not self._traced or self._per_class is None:
+            return
+        if np.array_equal(self._per_class, per_class):
+            return
+        warnings.warn(
+            f"`{type(self).__name__}.{method}()` changed the per-class "
+            "weights of a loss already traced into compiled step functions "
+            "(by `fit()`, `evaluate()` or `train_on_batch()`); those "
+            "functions keep the old weights as constants, so `fit()` and "
+            "`evaluate()` would still use them. To use the new weights, "
+            f"{_RETRACE_FIX}.",
+            _StaleTraceWarning,
+            stacklevel=3,
+        )
 
     def _per_class_or_raise(self, y_pred):
         if self._per_class is not None:
@@ -758,6 +807,8 @@ class CountBasedLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         if self._uncast_labels is not None:
             y_true = self._uncast_labels
+        if not executing_eagerly(y_pred) and not in_symbolic_scope():
+            self._traced = True
         fn_kwargs = {name: getattr(self, name) for name in self._fn_arg_names}
         return self.fn(
             y_true, y_pred, self._per_class_or_raise(y_pred), **fn_kwargs
@@ -824,9 +875,12 @@ class ClassBalancedLoss(CountBasedLoss):
 
         Validated like the constructor's `beta`; an invalid value raises
         and leaves the loss as it was. Saved in the config. As with
-        `set_class_counts`, functions already traced keep the old weights:
-        retrace the model's step functions after a change in mid-training
-        (e.g. for deferred re-weighting, beta 0 then 0.9999).
+        `set_class_counts`, functions already traced keep the old weights
+        (a loss already traced into a model's step functions warns): after
+        a change, call `model.make_train_function(force=True)` and
+        `model.make_test_function(force=True)`, or let
+        `DeferredReweighting` change beta in mid-training (beta 0, then
+        e.g. 0.9999), which does it.
 
         Args:
             beta: Float in [0, 1).
@@ -836,7 +890,9 @@ class ClassBalancedLoss(CountBasedLoss):
         """
         beta = check_beta(beta)
         if self._class_counts is not None:
-            self._per_class = class_balanced_weights(self._class_counts, beta)
+            per_class = class_balanced_weights(self._class_counts, beta)
+            self._warn_if_traced(per_class, "set_beta")
+            self._per_class = per_class
         self._beta = beta
         self._weights_cache = {}
 
@@ -974,6 +1030,7 @@ class CBSigmoidLoss(ClassBalancedLoss):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import CBSigmoidLoss
     >>> loss = CBSigmoidLoss([900, 90, 10], beta=0.99, from_logits=True)
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
@@ -1061,6 +1118,7 @@ class CBFocalLoss(ClassBalancedLoss):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import CBFocalLoss
     >>> loss = CBFocalLoss([900, 90, 10], 0.99, 2.0, from_logits=True)
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")

@@ -118,6 +118,8 @@ def shot_groups(class_counts, many_threshold=100, few_threshold=20):
 
     Example:
 
+    >>> import numpy as np
+    >>> from keras_cbloss import shot_groups
     >>> groups = shot_groups([500, 100, 20, 19])
     >>> {shot: np.flatnonzero(mask).tolist() for shot, mask in groups.items()}
     {'many': [0], 'medium': [1, 2], 'few': [3]}
@@ -390,6 +392,7 @@ class BalancedAccuracy(_ClassCountsMetric):
 
     Example:
 
+    >>> from keras_cbloss import BalancedAccuracy
     >>> m = BalancedAccuracy()
     >>> m.update_state([0, 0, 0, 1], [[0.9, 0.1], [0.8, 0.2],
     ...                               [0.3, 0.7], [0.2, 0.8]])
@@ -454,6 +457,7 @@ class PerClassRecall(_ClassCountsMetric):
 
     Example:
 
+    >>> from keras_cbloss import PerClassRecall
     >>> m = PerClassRecall(0)
     >>> m.update_state([0, 0, 0, 1], [[0.9, 0.1], [0.8, 0.2],
     ...                               [0.3, 0.7], [0.2, 0.8]])
@@ -550,6 +554,7 @@ class ShotAccuracy(_ClassCountsMetric):
 
     Example:
 
+    >>> from keras_cbloss import ShotAccuracy
     >>> m = ShotAccuracy("few", class_counts=[500, 50, 5])
     >>> m.update_state([0, 1, 2, 2], [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1],
     ...                               [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]])

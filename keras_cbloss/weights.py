@@ -80,7 +80,9 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
 
     Classes with a count of zero get weight 0 (and a warning naming them),
     since no sample of theirs is seen in training; the other weights are
-    normalized over the classes that occur. Never inf or NaN.
+    normalized over the classes that occur. Never inf or NaN. If such a
+    class can occur at evaluation, give it a count of at least 1 (e.g.
+    `np.maximum(counts, 1)`) or remove its output unit.
 
     Args:
         counts: 1-D array-like of per-class sample counts, length `C`.
@@ -99,6 +101,7 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import class_balanced_weights
     >>> np.round(class_balanced_weights([5000, 500, 50], beta=0.999), 3)
     array([0.126, 0.317, 2.557])
@@ -111,7 +114,13 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
     normalize = check_bool(normalize, "normalize")
     present = _present_classes(
         counts, "they get class weight 0 and the other weights are "
-        "normalized over the classes that occur."
+        "normalized over the classes that occur. Their samples then add "
+        "nothing to the loss (a validation set of only such classes "
+        "reports a loss of 0), and with `CBSigmoidLoss(weighting=\"class\")` "
+        "their one-vs-all terms never train, so the model may predict a "
+        "class it never saw. If such a class can occur at evaluation, give "
+        "it a count of at least 1 (e.g. `np.maximum(counts, 1)`), or remove "
+        "its output unit."
     )
     effective = effective_number(counts, beta)
     with np.errstate(divide="ignore", over="ignore"):
@@ -173,6 +182,7 @@ def class_log_prior(class_counts):
 
     Example:
 
+    >>> import numpy as np
     >>> from keras_cbloss import class_log_prior
     >>> np.round(class_log_prior([900, 90, 10]), 4)
     array([-0.1054, -2.4079, -4.6052])

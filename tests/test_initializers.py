@@ -63,3 +63,18 @@ def test_one_class_error_points_to_the_binary_prior_and_that_works():
         prior_bias_initializer(1)
     bias = to_numpy(prior_bias_initializer(4 / 64)((1,)))
     np.testing.assert_allclose(bias, [np.log(4 / 60)], rtol=1e-6)
+
+
+def test_num_classes_must_match_the_units_and_the_named_fix_works():
+    layer = keras.layers.Dense(5, bias_initializer=prior_bias_initializer(10))
+    with pytest.raises(ValueError, match=r"units.*5.*=10.*prior_bias_init"
+                       r"ializer\(5\)"):
+        layer.build((None, 3))
+    fixed = keras.layers.Dense(5, bias_initializer=prior_bias_initializer(5))
+    fixed.build((None, 3))
+    # sigmoid(b) = 1 / 5 for every unit
+    np.testing.assert_allclose(to_numpy(fixed.bias), [-np.log(4.0)] * 5,
+                               rtol=1e-6)
+    # the float-prior form broadcasts to any number of units
+    bias = to_numpy(prior_bias_initializer(0.1)((5,)))
+    np.testing.assert_allclose(bias, [np.log(0.1 / 0.9)] * 5, rtol=1e-6)

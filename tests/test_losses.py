@@ -755,6 +755,25 @@ def test_binary_targets_outside_zero_one_raise_eagerly(bad):
         loss(np.array([[0.0], [bad]], "f4"), BINARY_LOGITS[:2])
 
 
+def test_class_id_two_on_a_one_unit_head_says_use_c_units_and_that_works():
+    loss = CBSigmoidLoss([50, 30], from_logits=True, reduction="none")
+    with pytest.raises(ValueError, match=r"one-unit output takes 0/1 \(or "
+                       r"soft in \[0, 1\]\).*C > 2 classes.*C output units"
+                       ) as error:
+        loss(np.array([0, 2]), BINARY_LOGITS[:2])
+    assert "one-hot" not in str(error.value)
+    # The fix: three classes, three output units, class ids in [0, 3).
+    counts = [50, 30, 20]
+    fixed = CBSigmoidLoss(counts, from_logits=True, reduction="none")
+    labels = np.array([0, 2])
+    logits = np.array([[1.0, -0.5, 0.2], [-1.0, 0.3, 2.0]], "f4")
+    expected = reference.sigmoid_loss(
+        labels, logits, reference.cb_weights(counts, 0.999), True
+    )
+    np.testing.assert_allclose(to_numpy(fixed(labels, logits)), expected,
+                               rtol=1e-5)
+
+
 def test_binary_head_trains_in_fit():
     rng = np.random.default_rng(42)
     y = (np.arange(400) < 20).astype("f4")  # 380 negatives, 20 positives

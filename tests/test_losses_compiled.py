@@ -184,3 +184,76 @@ def test_tiny_gradients_keep_their_digits(kind, gamma, scale):
         "focal", ids, z, loss.class_weights, gamma)
     shown = np.abs(want) > 1e-30  # float32 holds these
     np.testing.assert_allclose(grad[shown], want[shown], rtol=1e-4)
+
+
+def _traced_model(loss, seed=0):
+    """A tiny model compiled with `loss` and fitted once (steps traced)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, (32, 4)).astype("float32")
+    y = rng.integers(0, C, 32)
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(C)])
+    model.compile("sgd", loss=loss, **fit_kwargs())
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    return model, x, y
+
+
+@pytest.mark.parametrize("change", ["set_class_counts", "set_beta"])
+def test_changing_a_traced_loss_warns_and_the_named_fix_works(change):
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    from keras_cbloss.losses import _StaleTraceWarning
+
+    loss = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
+    model, x, y = _traced_model(loss)
+    new_counts, new_beta = COUNTS[::-1], 0.999
+    with pytest.warns(_StaleTraceWarning, match="make_test_function"):
+        if change == "set_class_counts":
+            loss.set_class_counts(new_counts)
+        else:
+            new_counts, new_beta = COUNTS, 0.9
+            loss.set_beta(new_beta)
+    # The fix the warning names.
+    model.make_train_function(force=True)
+    model.make_test_function(force=True)
+    logits = model.predict(x, batch_size=32, verbose=0)
+    expected = reference.softmax_loss(
+        y, logits, reference.cb_weights(new_counts, new_beta), True
+    ).mean()
+    stale = reference.softmax_loss(
+        y, logits, reference.cb_weights(COUNTS, 0.999), True
+    ).mean()
+    assert abs(expected - stale) > 1e-2  # the change is visible
+    evaluated = model.evaluate(x, y, batch_size=32, verbose=0)
+    np.testing.assert_allclose(evaluated, expected, rtol=1e-5)
+
+
+def test_unchanged_weights_and_untraced_losses_do_not_warn(recwarn):
+    loss = CBSoftmaxLoss(COUNTS, from_logits=True)
+    loss.set_class_counts(COUNTS[::-1])  # never traced
+    if BACKEND != "torch":
+        _traced_model(loss)
+        loss.set_class_counts(COUNTS[::-1])  # same weights
+    assert not recwarn.list
+
+
+def test_the_callbacks_retrace_without_the_warning(recwarn):
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    import tensorflow as tf
+
+    from keras_cbloss import ClassCounter
+    from keras_cbloss import DeferredReweighting
+
+    loss = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
+    model, x, y = _traced_model(loss)  # traced with COUNTS
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0,
+        callbacks=[ClassCounter(dataset),
+                   DeferredReweighting(start_epoch=1)],
+    )
+    assert loss.beta == 0.9999  # DeferredReweighting's beta from epoch 1
+    assert loss.class_counts.tolist() != COUNTS.tolist()  # counts changed
+    stale = [w for w in recwarn.list if "make_test_function" in str(w.message)]
+    assert not stale

@@ -91,6 +91,20 @@ def test_zero_count_class_gets_zero_weight_and_a_warning():
     )
 
 
+def test_zero_count_warning_names_the_fix_and_the_fix_works():
+    counts = np.array([300, 100, 30, 0])
+    fix = r"never train.*np\.maximum\(counts, 1\)"
+    with pytest.warns(UserWarning, match=fix):
+        class_balanced_weights(counts, 0.999)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # following the fix: no warning
+        weights = class_balanced_weights(np.maximum(counts, 1), 0.999)
+    assert weights[3] > 0
+    np.testing.assert_allclose(
+        weights, reference.cb_weights([300, 100, 30, 1], 0.999), rtol=1e-12
+    )
+
+
 def test_fractional_counts_are_accepted():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
