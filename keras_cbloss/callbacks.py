@@ -683,7 +683,7 @@ class DeferredReweighting(keras.callbacks.Callback):
         self.losses = []
 
     def on_train_begin(self, logs=None):
-        self.losses = _losses_with_beta(getattr(self.model, "loss", None))
+        self.losses = _losses_with_beta(self.model)
         epochs = (self.params or {}).get("epochs")
         if epochs is not None and self.start_epoch >= epochs:
             warnings.warn(
@@ -709,18 +709,14 @@ def _beta_for_epoch(epoch, start_epoch, beta):
     return beta if epoch >= start_epoch else 0.0
 
 
-def _losses_with_beta(loss):
-    """The distinct losses with a `set_beta` method, from a model's `loss`.
+def _losses_with_beta(model):
+    """The distinct losses with a `set_beta` method of a compiled model.
 
     Raises:
         ValueError: If there is none.
     """
-    if isinstance(loss, dict):
-        candidates = list(loss.values())
-    elif isinstance(loss, (list, tuple)):
-        candidates = list(loss)
-    else:
-        candidates = [loss]
+    loss = getattr(model, "loss", None)
+    candidates = [] if loss is None else [l for _, l in _named_losses(model)]
     found = []
     for candidate in candidates:
         settable = callable(getattr(candidate, "set_beta", None))

@@ -18,7 +18,6 @@ import numpy as np
 from keras import ops
 
 from keras_cbloss._validation import check_bool
-from keras_cbloss._validation import check_counts
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_tau
 from keras_cbloss.losses import CountBasedLoss
@@ -193,7 +192,7 @@ def logit_adjust(logits, class_counts, tau=1.0):
         arXiv:2007.07314, Section 4 (post-hoc logit adjustment).
     """
     tau = check_tau(tau)
-    log_prior = class_log_prior(check_counts(class_counts))
+    log_prior = class_log_prior(class_counts)
     if not isinstance(logits, keras.KerasTensor):  # symbolic: model outputs
         logits = ops.convert_to_tensor(logits)
     dtype = keras.backend.standardize_dtype(logits.dtype)
