@@ -18,11 +18,11 @@ from keras_cbloss.losses import CBSoftmaxLoss
 from keras_cbloss.losses import cb_focal_crossentropy
 from keras_cbloss.losses import cb_sigmoid_crossentropy
 from keras_cbloss.losses import cb_softmax_crossentropy
-from keras_cbloss.losses import custom_objects
 from keras_cbloss.metrics import BalancedAccuracy
 from keras_cbloss.metrics import PerClassRecall
 from keras_cbloss.metrics import ShotAccuracy
 from keras_cbloss.metrics import shot_groups
+from keras_cbloss.saving import custom_objects
 from keras_cbloss.weights import class_balanced_weights
 from keras_cbloss.weights import class_log_prior
 from keras_cbloss.weights import effective_number

@@ -27,6 +27,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_cbloss._base import _StaleTraceWarning
 from keras_cbloss._compat import clear_jax_traces
 from keras_cbloss._compat import compiled_metric_objects
 from keras_cbloss._compat import rebuild_step_functions
@@ -42,7 +43,6 @@ from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_start_epoch
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
-from keras_cbloss.losses import _StaleTraceWarning
 
 _logger = logging.getLogger("keras_cbloss")
 

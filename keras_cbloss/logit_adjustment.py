@@ -17,12 +17,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cbloss._base import CountBasedLoss
+from keras_cbloss._labels import _finish
+from keras_cbloss._labels import _prepare
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_tau
-from keras_cbloss.losses import CountBasedLoss
-from keras_cbloss.losses import _finish
-from keras_cbloss.losses import _prepare
 from keras_cbloss.weights import class_log_prior
 
 

@@ -202,7 +202,7 @@ def _traced_model(loss, seed=0):
 def test_changing_a_traced_loss_warns_and_the_named_fix_works(change):
     if BACKEND == "torch":
         pytest.skip("the PyTorch trainer runs the loss eagerly")
-    from keras_cbloss.losses import _StaleTraceWarning
+    from keras_cbloss._base import _StaleTraceWarning
 
     loss = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
     model, x, y = _traced_model(loss)

@@ -1,0 +1,314 @@
+"""The label front end shared by every loss (and the metrics' label checks).
+
+It owns what happens to `(y_true, y_pred)` before a per-sample formula runs:
+the label form (sparse ids, dense `[..., C]` rows, a one-unit binary head),
+string-label and shape checks, the compute dtype of 16-bit inputs, the
+ignore masks of `ignore_class`, the validation of label values (an error
+when values can be seen, NaN in compiled code) and, after the formula,
+`_finish`, which drops ignored positions and sets the Keras mask that
+`keras.losses.Loss.__call__` reads.
+"""
+
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_cbloss._compat import executing_eagerly
+from keras_cbloss._compat import set_keras_mask
+
+_SIXTEEN_BIT = ("float16", "bfloat16")
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by the loss functions.
+# --------------------------------------------------------------------------
+
+
+class _Inputs(NamedTuple):
+    """The loss functions' inputs after `_prepare`.
+
+    Exactly one of `labels` (int32 class ids `[...]`) and `target` (float
+    targets: dense rows `[..., C]`, or `[..., 1]` for a one-unit head) is
+    set. `valid` marks positions whose label can be used (`None` when every
+    label can); `keep` marks positions whose label is not `ignore_class`
+    (`None` without `ignore_class`).
+    """
+
+    labels: object
+    target: object
+    valid: object
+    keep: object
+    y_pred: object
+    weights: object
+    out_dtype: str
+    binary_head: bool
+
+
+def _compute_dtype(dtype):
+    # exp/log in bfloat16 keep about 3 significant digits, and float16
+    # overflows at 65504, so 16-bit inputs are evaluated in float32 and the
+    # result is cast back.
+    return "float32" if dtype in _SIXTEEN_BIT else dtype
+
+
+def _check_not_strings(y_true):
+    """Raises a TypeError for string labels (known before any tracing)."""
+    dtype = getattr(y_true, "dtype", None)
+    if dtype is None:
+        if not isinstance(y_true, (list, tuple, str, bytes)):
+            return
+        dtype = np.asarray(y_true).dtype
+    name = getattr(dtype, "name", str(dtype))
+    kind = getattr(dtype, "kind", "")
+    if kind in ("U", "S", "O") or name == "string":
+        raise TypeError(
+            "Invalid type for argument `y_true`. Expected numeric labels "
+            "(class ids, or one-hot / 0-1 targets). Received labels of dtype "
+            f"{name}. Map string labels to class ids first, e.g. with "
+            "`keras.layers.StringLookup(vocabulary=class_names, "
+            "num_oov_indices=0)` in the input pipeline."
+        )
+
+
+def _is_sparse(y_true_shape, y_pred_shape):
+    """True for class-id labels, False for dense `[..., C]` labels."""
+    true_rank, pred_rank = len(y_true_shape), len(y_pred_shape)
+    if true_rank == pred_rank - 1:
+        return True
+    if true_rank == pred_rank:
+        last, num_classes = y_true_shape[-1], y_pred_shape[-1]
+        if last == 1 and num_classes != 1:
+            return True
+        if last is None or num_classes is None or last == num_classes:
+            return False
+    raise ValueError(
+        "Labels and predictions do not match. Expected sparse class ids of "
+        "shape y_pred.shape[:-1] (or with a trailing 1), or dense labels of "
+        f"shape y_pred.shape. Received: y_true.shape={tuple(y_true_shape)}, "
+        f"y_pred.shape={tuple(y_pred_shape)}"
+    )
+
+
+def _check_num_classes(y_pred, class_weights, what="class weights"):
+    num_classes = y_pred.shape[-1]
+    num_weights = class_weights.shape[0]
+    if num_classes == 1 and num_weights != 2:
+        raise ValueError(
+            "A one-unit head (y_pred.shape[-1] == 1) is a binary problem "
+            "with two classes, negative (0) and positive (1). Pass two "
+            "counts, `class_counts=[n_neg, n_pos]` (or two weights, "
+            "`class_weights=[w_neg, w_pos]`). Received "
+            f"{num_weights} class weight(s) for y_pred.shape="
+            f"{tuple(y_pred.shape)}"
+        )
+    if num_classes not in (None, 1) and num_classes != num_weights:
+        raise ValueError(
+            f"The predictions have {num_classes} classes (y_pred.shape="
+            f"{tuple(y_pred.shape)}) but there are {num_weights} "
+            f"{what} (one per class count). Pass one count per output "
+            "unit of the model."
+        )
+
+
+def _weights_tensor(class_weights, dtype):
+    if isinstance(class_weights, (list, tuple, np.ndarray)):
+        # Keras would keep a float64 NumPy array as float64 on TF and torch;
+        # convert explicitly so the loss stays in the prediction dtype.
+        class_weights = np.asarray(class_weights, dtype=np.float64)
+        if class_weights.ndim != 1:
+            raise ValueError(
+                "Invalid value for argument `class_weights`. Expected a 1-D "
+                f"array of per-class weights. Received shape "
+                f"{class_weights.shape}"
+            )
+    return ops.convert_to_tensor(class_weights, dtype=dtype)
+
+
+def _ignored(y_true, ignore_class):
+    """Boolean mask of the positions to keep, or `None`."""
+    if ignore_class is None:
+        return None
+    if "int" in str(y_true.dtype):
+        # uint8 masks would turn ignore_class=-1 into 255.
+        y_true = ops.cast(y_true, "int32")
+    return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
+
+
+def _raise_if_invalid(y_true, valid, expected, advice=None):
+    """Raises for unusable labels when their values can be inspected.
+
+    In compiled code such labels give a NaN loss instead (`_finish`), so
+    that training fails visibly instead of silently using a wrong class.
+    `advice` ends the message (default: check the encoding or pass dense
+    labels).
+    """
+    if not executing_eagerly(valid) or bool(ops.all(valid)):
+        return
+    bad = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
+    # Keras hands labels over as floats; show integral ids as ints.
+    bad = [int(v) if float(v).is_integer() else float(v) for v in bad]
+    if advice is None:
+        advice = "Check the label encoding, or pass dense (one-hot) labels."
+    raise ValueError(
+        f"Invalid sparse labels. Expected {expected}. Received values "
+        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}. {advice}"
+    )
+
+
+def _sparse_labels(y_true, num_classes, keep):
+    """Class ids as int32 plus a mask of the ids that are usable.
+
+    Ids outside [0, C) and non-integral floats are unusable, unless the
+    position is ignored (`keep` is False there).
+    """
+    floating = "float" in str(y_true.dtype)
+    labels = ops.cast(y_true, "int32")
+    valid = ops.logical_and(labels >= 0, labels < num_classes)
+    if floating:
+        valid = ops.logical_and(valid, ops.equal(y_true, ops.floor(y_true)))
+    if keep is not None:
+        valid = ops.logical_or(valid, ops.logical_not(keep))
+    _raise_if_invalid(y_true, valid, f"integer class ids in [0, {num_classes})")
+    usable = valid if keep is None else ops.logical_and(valid, keep)
+    safe_labels = ops.where(usable, labels, ops.zeros_like(labels))
+    return safe_labels, valid
+
+
+def _binary_targets(y_true, y_pred, keep):
+    """Targets `[..., 1]` in [0, 1] of a one-unit head, and their mask."""
+    if len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
+        keep = None if keep is None else ops.expand_dims(keep, -1)
+    elif len(y_true.shape) != len(y_pred.shape) or y_true.shape[-1] != 1:
+        raise ValueError(
+            "Labels and predictions do not match. A one-unit head takes one "
+            "0/1 (or soft) target per position: y_true of shape "
+            "y_pred.shape[:-1] or y_pred.shape. Received: "
+            f"y_true.shape={tuple(y_true.shape)}, "
+            f"y_pred.shape={tuple(y_pred.shape)}"
+        )
+    target = ops.cast(y_true, y_pred.dtype)
+    valid = ops.logical_and(target >= 0, target <= 1)
+    if keep is not None:
+        valid = ops.logical_or(valid, ops.logical_not(keep))
+    _raise_if_invalid(
+        y_true, valid, "0/1 or soft targets in [0, 1]",
+        advice="A one-unit output takes 0/1 (or soft in [0, 1]) targets; "
+        "for C > 2 classes, give the model C output units (one per class) "
+        "and pass class ids in [0, C).",
+    )
+    usable = valid if keep is None else ops.logical_and(valid, keep)
+    safe_target = ops.where(usable, target, ops.zeros_like(target))
+    # The losses are per position, `[...]`: drop the unit axis of the masks.
+    valid = ops.squeeze(valid, axis=-1)
+    keep = None if keep is None else ops.squeeze(keep, axis=-1)
+    return safe_target, valid, keep
+
+
+def _prepare(y_true, y_pred, class_weights, ignore_class=None,
+             what="class weights"):
+    """Shared front end: casts, label form, class weights and checks.
+
+    `class_weights` is the loss's per-class vector (`what` names it in
+    errors): the class weights, or the log prior of the logit-adjusted loss.
+    """
+    _check_not_strings(y_true)
+    y_pred = ops.convert_to_tensor(y_pred)
+    out_dtype = keras.backend.standardize_dtype(y_pred.dtype)
+    dtype = _compute_dtype(out_dtype)
+    y_pred = ops.cast(y_pred, dtype)
+    weights = _weights_tensor(class_weights, dtype)
+    _check_num_classes(y_pred, weights, what)
+    y_true = ops.convert_to_tensor(y_true)
+    keep = _ignored(y_true, ignore_class)
+    inputs = dict(labels=None, target=None, valid=None, keep=keep,
+                  y_pred=y_pred, weights=weights, out_dtype=out_dtype,
+                  binary_head=y_pred.shape[-1] == 1)
+    if inputs["binary_head"]:
+        target, valid, keep = _binary_targets(y_true, y_pred, keep)
+        inputs.update(target=target, valid=valid, keep=keep)
+    elif _is_sparse(y_true.shape, y_pred.shape):
+        # Only the `[..., 1]` form has a trailing 1 to drop: ids of shape
+        # y_pred.shape[:-1] may end in 1 themselves (a batch of one sample,
+        # a sequence of length 1).
+        if len(y_true.shape) == len(y_pred.shape):
+            y_true = ops.squeeze(y_true, axis=-1)
+            keep = None if keep is None else ops.squeeze(keep, axis=-1)
+        labels, valid = _sparse_labels(y_true, weights.shape[0], keep)
+        inputs.update(labels=labels, valid=valid, keep=keep)
+    elif ignore_class is not None:
+        _raise_dense_ignore_class(y_true, y_pred)
+    else:
+        inputs.update(target=ops.cast(y_true, dtype))
+    return _safe_predictions(_Inputs(**inputs))
+
+
+def _raise_dense_ignore_class(y_true, y_pred):
+    raise ValueError(
+        "Invalid value for argument `ignore_class`. It applies to sparse "
+        "class ids (y_true of shape y_pred.shape[:-1], or with a trailing "
+        "1), as in Keras' `SparseCategoricalCrossentropy`. Received dense "
+        f"labels: y_true.shape={tuple(y_true.shape)}, "
+        f"y_pred.shape={tuple(y_pred.shape)}. Pass class ids instead, or "
+        "keep `ignore_class=None`, give the positions to skip "
+        "`sample_weight=0` and use `reduction='mean_with_sample_weight'`."
+    )
+
+
+def _safe_predictions(inputs):
+    """Replaces predictions at ignored positions by a harmless constant.
+
+    The loss there is dropped by `_finish`; replacing the inputs too (as
+    Keras' `sparse_categorical_crossentropy` does) keeps a NaN or inf that a
+    model may output at a padded position out of the gradient.
+    """
+    if inputs.keep is None:
+        return inputs
+    keep = ops.expand_dims(inputs.keep, -1)
+    safe = ops.where(keep, inputs.y_pred, ops.full_like(inputs.y_pred, 0.5))
+    return inputs._replace(y_pred=safe)
+
+
+def _finish(loss, inputs):
+    """Drops ignored positions, marks unusable labels with NaN, casts back.
+
+    Ignored positions get loss 0 and are left out of the mask that Keras'
+    `Loss.__call__` reads, so that `sum_over_batch_size` averages over the
+    labelled positions only (as with Keras' `ignore_class`).
+    """
+    if inputs.valid is not None:
+        loss = ops.where(inputs.valid, loss, ops.full_like(loss, np.nan))
+    if inputs.keep is not None:
+        loss = ops.where(inputs.keep, loss, ops.zeros_like(loss))
+    loss = ops.cast(loss, inputs.out_dtype)
+    if inputs.keep is not None:
+        set_keras_mask(loss, inputs.keep)
+    return loss
+
+
+def _class_mask(labels, num_classes):
+    """Boolean one-hot rows `[..., C]` for valid int32 class ids."""
+    # Compared as float32 where that is exact: XLA on CPU vectorises a float
+    # comparison with the class index much better than an int32 one (the
+    # fused sparse sigmoid loss runs about 1.3x faster on JAX).
+    compare = "float32" if num_classes <= 2**24 else "int32"
+    ids = ops.expand_dims(ops.cast(labels, compare), -1)
+    return ops.equal(ids, ops.arange(num_classes, dtype=compare))
+
+
+def _sample_weights(target, labels, weights, binary_head):
+    """Each position's weight under `weighting="sample"`, `[...]`.
+
+    `w[y]` for sparse ids, `t @ w` for dense rows (a multi-hot row sums
+    the weights of its classes). A one-unit head weights its single term
+    by (1 - t) * w_0 + t * w_1: its two classes are the two sides of the
+    one unit, so both `weighting` modes give this.
+    """
+    if binary_head:
+        target = ops.squeeze(target, axis=-1)
+        return (1.0 - target) * weights[0] + target * weights[1]
+    if labels is not None:
+        return ops.take(weights, labels)
+    return ops.matmul(target, weights)
