@@ -7,7 +7,7 @@ import os
 import pytest
 
 # tests/backend_runs.py: the JAX and PyTorch reruns, one process each, in the
-# background (tests/ is on the path: setup.cfg's `pythonpath`).
+# background (tests/ is on the path: pyproject.toml's `pythonpath`).
 pytest_plugins = ["backend_runs"]
 
 # Silences TensorFlow's C++ start-up logging; must precede its import. Child
