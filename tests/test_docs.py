@@ -45,6 +45,11 @@ def test_every_public_name_is_on_an_api_page():
             re.findall(r"^::: keras_cbloss\.(?:\w+\.)*(\w+)$",
                        page.read_text(), flags=re.M))
     assert documented == set(keras_cbloss.__all__)
+    # and the overview's table names each of them once
+    overview = (ROOT / "docs" / "api" / "index.md").read_text()
+    listed = re.findall(r"`(\w+)`", overview.split("## ")[0])
+    assert sorted(n for n in listed if n != "keras_cbloss") == sorted(
+        keras_cbloss.__all__)
 
 
 class _Page(html.parser.HTMLParser):
