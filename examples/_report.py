@@ -30,7 +30,7 @@ CSV_DEFAULT_DECIMALS = 4
 
 def summarize(records, labels, cb_losses=(), deferred=None, *,
               metrics=METRICS, baseline=BASELINE, reweighted=REWEIGHTED,
-              per_class=("per_class_recall",)):
+              per_class=("per_class_recall",), other_gains=None):
     """Mean/std of every metric per loss, and paired gains.
 
     Args:
@@ -51,11 +51,19 @@ def summarize(records, labels, cb_losses=(), deferred=None, *,
             compared with, or `None`. Defaults to `"ce_class_weight"`.
         per_class: Keys of per-class lists in the records; each gets
             `{key}_mean` and `{key}_std` over seeds.
+        other_gains: Optional dict, gain key -> {loss -> the loss it is
+            compared with}: more paired comparisons, stored under the key.
 
     Returns:
         Dict loss name -> summary entry (JSON-ready).
     """
-    deferred = deferred or {}
+    comparisons = {f"gain_over_{baseline}": {
+        name: baseline for name in labels if name != baseline}}
+    if reweighted is not None:
+        comparisons["gain_over_class_weight"] = {
+            name: reweighted for name in cb_losses}
+    comparisons["gain_over_from_start"] = deferred or {}
+    comparisons.update(other_gains or {})
     metrics = [m for m in metrics if m in records[0]]
     by_loss = {name: [r for r in records if r["loss"] == name]
                for name in labels}
@@ -71,15 +79,10 @@ def summarize(records, labels, cb_losses=(), deferred=None, *,
             mean, std = lt.mean_std(values)
             entry[metric] = {"mean": mean, "std": std,
                              "values": values.tolist()}
-            if name != baseline:
-                entry[metric][f"gain_over_{baseline}"] = lt.paired_gains(
-                    values, scores(baseline, metric))
-            if reweighted is not None and name in cb_losses:
-                entry[metric]["gain_over_class_weight"] = lt.paired_gains(
-                    values, scores(reweighted, metric))
-            if name in deferred:
-                entry[metric]["gain_over_from_start"] = lt.paired_gains(
-                    values, scores(deferred[name], metric))
+            for key, pairs in comparisons.items():
+                if name in pairs:
+                    entry[metric][key] = lt.paired_gains(
+                        values, scores(pairs[name], metric))
         for key in per_class:
             values = np.array([r[key] for r in runs], np.float64)
             entry[f"{key}_mean"] = values.mean(axis=0).tolist()

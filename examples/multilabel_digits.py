@@ -15,6 +15,9 @@ The same small network (an MLP on the 16x16 pixels, sigmoid output per
 label, bias at p = 1/C) is trained with, paired by seed:
 
 - `bce`: Keras' `BinaryCrossentropy`, the baseline;
+- `focal`: Keras' `BinaryFocalCrossentropy` with the same `--gamma` as the
+  CB focal loss and no class balancing: the control that separates the
+  focal term from the class-balanced weights;
 - `cb_sigmoid_sample`, `cb_sigmoid_class`: `CBSigmoidLoss` with
   `weighting="sample"` (the paper: an image's weight is the sum of `w_c`
   over the labels it has) and `weighting="class"` (label c's term gets
@@ -98,14 +101,19 @@ SPLIT_SEED = 0  # the held-out digits and the test set are the same for all
 BASELINE = "bce"
 LOSSES = {
     "bce": "BCE (Keras)",
+    "focal": "focal (Keras)",
     "cb_sigmoid_sample": "CB sigmoid, sample",
     "cb_sigmoid_class": "CB sigmoid, class",
     "cb_focal_sample": "CB focal, sample",
     "cb_focal_class": "CB focal, class",
     "cb_focal_sample_drw": "CB focal, sample + DRW",
 }
-CB_LOSSES = tuple(name for name in LOSSES if name != BASELINE)
+KERAS_LOSSES = ("bce", "focal")
+CB_LOSSES = tuple(name for name in LOSSES if name not in KERAS_LOSSES)
 DEFERRED = {"cb_focal_sample_drw": "cb_focal_sample"}
+# The CB focal runs against Keras' focal loss with the same gamma: the pair
+# isolates the class-balanced weighting from the focal term.
+OVER_FOCAL = {name: "focal" for name in CB_LOSSES if "focal" in name}
 GROUPS = ("head", "medium", "tail")  # shot_groups' many, medium, few
 METRICS = ("map", "head_map", "medium_map", "tail_map", "recall",
            "tail_recall", "precision")
@@ -291,6 +299,9 @@ def make_loss(name, args):
     """The loss of a run, from logits; the CB losses wait for the counts."""
     if name == BASELINE:
         return keras.losses.BinaryCrossentropy(from_logits=True)
+    if name == "focal":
+        return keras.losses.BinaryFocalCrossentropy(
+            gamma=args.gamma, from_logits=True)
     weighting = "class" if "_class" in name else "sample"
     if name.startswith("cb_sigmoid"):
         return CBSigmoidLoss(None, args.beta, from_logits=True,
@@ -312,7 +323,7 @@ def train(name, args, seed, x, y):
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss=loss)
     callbacks = []
-    if name != BASELINE:
+    if name in CB_LOSSES:
         # A labels-only view: counting must not advance the shuffle of `ds`.
         labels_ds = tf.data.Dataset.from_tensor_slices(y).batch(1024)
         callbacks.append(ClassCounter(labels_ds, NUM_LABELS, verbose=0))
@@ -379,7 +390,10 @@ def label_groups(counts):
 
 
 def _mean(values):
-    """The mean, NaN for an empty group (a profile without head labels)."""
+    """The mean of the non-NaN values; NaN when there are none (a profile
+    without head labels, a run that never predicts a label)."""
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
     return float(np.mean(values)) if len(values) else float("nan")
 
 
@@ -394,8 +408,8 @@ def score(logits, y_test, counts):
     record.update({
         "recall": float(np.mean(recall)),
         "tail_recall": _mean(recall[groups["tail"]]),
-        # A label never predicted has no precision; nanmean skips it.
-        "precision": float(np.nanmean(precision)),
+        # A label never predicted has no precision: left out of the mean.
+        "precision": _mean(precision),
         "per_label_ap": ap.tolist(),
         "per_label_recall": recall.tolist(),
         "per_label_precision": precision.tolist(),
@@ -425,7 +439,7 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
             start = time.perf_counter()
             model, loss = train(name, args, seed, x, y)
             seconds = time.perf_counter() - start
-            if name != BASELINE:
+            if name in CB_LOSSES:
                 # ClassCounter counted the multi-hot columns exactly.
                 np.testing.assert_array_equal(loss.class_counts, counts)
             run_logits = model.predict(x_test, verbose=0)
@@ -444,7 +458,8 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
 
 
 def tables(summary, counts, args):
-    """The Markdown tables: scores with gains over BCE, the deferral."""
+    """The Markdown tables: scores with gains over BCE, the CB focal runs
+    against Keras' focal loss, and the deferral."""
     groups = label_groups(counts)
     spans = {g: _report.span(np.flatnonzero(m).tolist())
              for g, m in groups.items()}
@@ -458,15 +473,19 @@ def tables(summary, counts, args):
     lines += [""]
     lines += _report.metric_table(summary, threshold_metrics, headers,
                                   BASELINE)
-    lines += ["", f"| deferred vs from the start | "
-              + " | ".join(f"gain: {headers[m]}" for m in ap_metrics) + " |",
-              "|---|" + "---|" * len(ap_metrics)]
-    lines += [
-        _report.gain_row(
-            f"{summary[n]['label']} vs {summary[start]['label']}",
-            summary[n], "gain_over_from_start", ap_metrics)
-        for n, start in DEFERRED.items()
-    ]
+    gain_titles = " | ".join(f"gain: {headers[m]}" for m in ap_metrics)
+    for title, key, pairs in (
+            ("CB focal vs Keras focal", "gain_over_focal", OVER_FOCAL),
+            ("deferred vs from the start", "gain_over_from_start",
+             DEFERRED)):
+        lines += ["", f"| {title} | {gain_titles} |",
+                  "|---|" + "---|" * len(ap_metrics)]
+        lines += [
+            _report.gain_row(
+                f"{summary[n]['label']} vs {summary[other]['label']}",
+                summary[n], key, ap_metrics)
+            for n, other in pairs.items()
+        ]
     lines += [
         "",
         f"Percent, mean ± std over {args.seeds} seed(s) on the balanced test "
@@ -483,10 +502,10 @@ def tables(summary, counts, args):
 
 
 def plot(summary, counts, path):
-    """Per-label AP and recall of BCE and the four CB losses."""
+    """Per-label AP and recall of the Keras losses and the four CB losses
+    weighted from the start."""
     plt = _report.pyplot()
-    names = (BASELINE, "cb_sigmoid_sample", "cb_sigmoid_class",
-             "cb_focal_sample", "cb_focal_class")
+    names = KERAS_LOSSES + tuple(n for n in CB_LOSSES if n not in DEFERRED)
     fig, axes = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True)
     for ax, key, ylabel in zip(axes, ("per_label_ap", "per_label_recall"),
                                ("test AP", "test recall at p = 0.5")):
@@ -504,7 +523,8 @@ def report(args, records, y_test, logits):
     """Prints the tables and writes the results, predictions and plot."""
     summary = _report.summarize(
         records, LOSSES, deferred=DEFERRED, metrics=METRICS,
-        baseline=BASELINE, reweighted=None, per_class=tuple(PER_LABEL))
+        baseline=BASELINE, reweighted=None, per_class=tuple(PER_LABEL),
+        other_gains={"gain_over_focal": OVER_FOCAL})
     counts = records[0]["train_counts"]
     table = tables(summary, counts, args)
     print()

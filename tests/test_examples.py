@@ -685,21 +685,22 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
               "--head", "200", "--train-images", "300",
               "--output-dir", str(out)])
     stdout = capsys.readouterr().out
-    assert stdout.count("] seed ") == 12
+    assert stdout.count("] seed ") == 14
     for name in ("results.md", "results.json", "results.csv",
                  "predictions.npz", "per_label.png"):
         assert (out / name).is_file(), name
     assert (out / "per_label.png").stat().st_size > 10_000
     table = (out / "results.md").read_text()
     assert "| CB focal, sample + DRW vs CB focal, sample |" in table
+    assert "| CB focal, class vs focal (Keras) |" in table
     # [200, 119, 71, 42, 25, 15, 8, 5, 3, 2] positives: labels 0-1 have
     # more than 100, 2-4 have 20 to 100, 5-9 fewer than 20.
     assert "head mAP (0-1) | medium mAP (2-4) | tail mAP (5-9)" in table
 
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
-    assert len(runs) == 12
-    assert [r["loss"] for r in runs[:6]] == list(mld.LOSSES)
+    assert len(runs) == 14
+    assert [r["loss"] for r in runs[:7]] == list(mld.LOSSES)
     profile = lt.long_tail_counts(200, 10, 100)
     predictions = np.load(out / "predictions.npz")
     y_true = predictions["y_true"]
@@ -733,8 +734,11 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
     assert gain["mean"] == pytest.approx(np.mean(focal - bce))
     assert gain["std"] == pytest.approx(np.std(focal - bce, ddof=1))
     assert "gain_over_class_weight" not in entry
+    keras_focal = np.array([r["map"] for r in runs if r["loss"] == "focal"])
+    assert entry["gain_over_focal"]["mean"] == pytest.approx(
+        np.mean(focal - keras_focal))
     deferred = summary["cb_focal_sample_drw"]["tail_map"]
     assert "gain_over_from_start" in deferred
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
-    assert len(csv_lines) == 13
+    assert len(csv_lines) == 15
     assert "ap_9" in csv_lines[0] and "recall_9" in csv_lines[0]
