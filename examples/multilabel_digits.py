@@ -43,7 +43,7 @@ recall bought by moving the threshold.
 
 Usage:
 
-    python examples/multilabel_digits.py        # ~2 min on 2 busy CPU cores
+    python examples/multilabel_digits.py   # 1 min CPU; 163 s on 2 busy cores
     python examples/multilabel_digits.py --seeds 2 --epochs 2   # smoke run
 
 Writes to `--output-dir` (default `outputs/multilabel_digits/`):
@@ -74,9 +74,13 @@ from pathlib import Path
 # Silences TensorFlow's C++ start-up logging; must precede its import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import _long_tail as lt  # noqa: E402  (next to this file)
+import _report  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from long_tail_digits import drw_start_epoch  # noqa: E402
+from long_tail_digits import make_train_dataset  # noqa: E402
 
 from keras_cbloss import CBFocalLoss  # noqa: E402
 from keras_cbloss import CBSigmoidLoss  # noqa: E402
@@ -84,11 +88,6 @@ from keras_cbloss import ClassCounter  # noqa: E402
 from keras_cbloss import DeferredReweighting  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
 from keras_cbloss import shot_groups  # noqa: E402
-
-import _long_tail as lt  # noqa: E402  (next to this file)
-import _report  # noqa: E402
-from long_tail_digits import drw_start_epoch  # noqa: E402
-from long_tail_digits import make_train_dataset  # noqa: E402
 
 NUM_LABELS = 10
 GRID = 2  # cells per side: 2x2 cells of 8x8 pixels
@@ -116,15 +115,29 @@ DEFERRED = {"cb_focal_sample_drw": "cb_focal_sample"}
 # isolates the class-balanced weighting from the focal term.
 OVER_FOCAL = {name: "focal" for name in CB_LOSSES if "focal" in name}
 GROUPS = ("head", "medium", "tail")  # shot_groups' many, medium, few
-METRICS = ("map", "head_map", "medium_map", "tail_map", "recall",
-           "tail_recall", "precision")
+METRICS = (
+    "map",
+    "head_map",
+    "medium_map",
+    "tail_map",
+    "recall",
+    "tail_recall",
+    "precision",
+)
 HEADERS = {
-    "map": "mAP", "head_map": "head mAP", "medium_map": "medium mAP",
-    "tail_map": "tail mAP", "recall": "recall", "tail_recall": "tail recall",
+    "map": "mAP",
+    "head_map": "head mAP",
+    "medium_map": "medium mAP",
+    "tail_map": "tail mAP",
+    "recall": "recall",
+    "tail_recall": "tail recall",
     "precision": "precision",
 }
-PER_LABEL = {"per_label_ap": "ap", "per_label_recall": "recall",
-             "per_label_precision": "precision"}
+PER_LABEL = {
+    "per_label_ap": "ap",
+    "per_label_recall": "recall",
+    "per_label_precision": "precision",
+}
 
 
 def parse_args(argv=None):
@@ -132,22 +145,40 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    lt.add_run_arguments(parser, epochs=40, batch_size=32,
-                         output_dir="outputs/multilabel_digits")
-    parser.add_argument("--rho", type=float, default=100.0,
-                        help="imbalance: training images holding digit 0 "
-                        "per image holding digit 9")
-    parser.add_argument("--head", type=int, default=500,
-                        help="training images holding digit 0 (the head)")
-    parser.add_argument("--train-images", type=int, default=800,
-                        help="training images (each holds 1 to 4 digits)")
-    parser.add_argument("--beta", type=float, default=0.99,
-                        help="beta of the CB losses")
-    parser.add_argument("--gamma", type=float, default=1.0,
-                        help="gamma of the CB focal loss")
-    parser.add_argument("--drw-fraction", type=float, default=0.8,
-                        help="deferred re-weighting starts after this "
-                        "fraction of the epochs")
+    lt.add_run_arguments(
+        parser, epochs=40, batch_size=32, output_dir="outputs/multilabel_digits"
+    )
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=100.0,
+        help="imbalance: training images holding digit 0 "
+        "per image holding digit 9",
+    )
+    parser.add_argument(
+        "--head",
+        type=int,
+        default=500,
+        help="training images holding digit 0 (the head)",
+    )
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=800,
+        help="training images (each holds 1 to 4 digits)",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.99, help="beta of the CB losses"
+    )
+    parser.add_argument(
+        "--gamma", type=float, default=1.0, help="gamma of the CB focal loss"
+    )
+    parser.add_argument(
+        "--drw-fraction",
+        type=float,
+        default=0.8,
+        help="deferred re-weighting starts after this fraction of the epochs",
+    )
     args = parser.parse_args(argv)
     lt.check_run_arguments(parser, args)
     if not 0.0 <= args.drw_fraction < 1.0:
@@ -161,7 +192,8 @@ def parse_args(argv=None):
         parser.error(
             f"--train-images must be in [--head, {counts.sum()}] (every "
             "image holds 1 to 4 digits, and at most one of each); received "
-            f"{args.train_images}")
+            f"{args.train_images}"
+        )
     return args
 
 
@@ -197,7 +229,8 @@ def multi_hot_rows(counts, num_images, rng, max_labels=MAX_LABELS):
     if not (counts.max() <= num_images <= total <= max_labels * num_images):
         raise ValueError(
             f"Cannot spread {counts.tolist()} positives over {num_images} "
-            f"rows of 1 to {max_labels} labels.")
+            f"rows of 1 to {max_labels} labels."
+        )
     rows = np.zeros((num_images, len(counts)), np.float32)
     for c in np.argsort(-counts, kind="stable"):
         room = np.flatnonzero(rows.sum(1) < max_labels)
@@ -236,13 +269,13 @@ def grid_images(labels, x_digits, y_digits, rng):
     for c in range(labels.shape[1]):
         rows = np.flatnonzero(labels[:, c])
         pool = np.flatnonzero(y_digits == c)
-        chosen = rng.choice(pool, size=len(rows),
-                            replace=len(rows) > len(pool))
+        chosen = rng.choice(pool, size=len(rows), replace=len(rows) > len(pool))
         for row, digit in zip(rows, chosen):
             r, col = divmod(int(cells[row, slot[row]]), GRID)
             slot[row] += 1
-            images[row, r * CELL:(r + 1) * CELL,
-                   col * CELL:(col + 1) * CELL] = x_digits[digit]
+            images[
+                row, r * CELL : (r + 1) * CELL, col * CELL : (col + 1) * CELL
+            ] = x_digits[digit]
     return images.reshape(n, -1)
 
 
@@ -259,7 +292,8 @@ def load_digit_split():
     x = (digits.images / 16.0).astype(np.float32)
     y = digits.target.astype(np.int32)
     test, pool = lt.balanced_split(
-        y, TEST_PER_DIGIT, np.random.default_rng(SPLIT_SEED))
+        y, TEST_PER_DIGIT, np.random.default_rng(SPLIT_SEED)
+    )
     return x[test], y[test], x[pool], y[pool]
 
 
@@ -291,8 +325,10 @@ def build_model(name):
     x = keras.layers.Dense(128, activation="relu")(inputs)
     x = keras.layers.Dropout(0.2)(x)
     logits = keras.layers.Dense(
-        NUM_LABELS, bias_initializer=prior_bias_initializer(NUM_LABELS),
-        name="logits")(x)
+        NUM_LABELS,
+        bias_initializer=prior_bias_initializer(NUM_LABELS),
+        name="logits",
+    )(x)
     return keras.Model(inputs, logits, name=f"digits_mlt_{name}")
 
 
@@ -302,14 +338,17 @@ def make_loss(name, args):
         return keras.losses.BinaryCrossentropy(from_logits=True)
     if name == "focal":
         return keras.losses.BinaryFocalCrossentropy(
-            gamma=args.gamma, from_logits=True)
+            gamma=args.gamma, from_logits=True
+        )
     weighting = "class" if "_class" in name else "sample"
     if name.startswith("cb_sigmoid"):
-        return CBSigmoidLoss(None, args.beta, from_logits=True,
-                             weighting=weighting)
+        return CBSigmoidLoss(
+            None, args.beta, from_logits=True, weighting=weighting
+        )
     if name.startswith("cb_focal"):
-        return CBFocalLoss(None, args.beta, args.gamma, from_logits=True,
-                           weighting=weighting)
+        return CBFocalLoss(
+            None, args.beta, args.gamma, from_logits=True, weighting=weighting
+        )
     raise ValueError(f"Unknown loss {name!r}")
 
 
@@ -323,18 +362,25 @@ def train(name, args, seed, x, y):
     loss = make_loss(name, args)
     # Several steps per call of the compiled train function: the same
     # updates (the same scores, to the digit), with less Python per step.
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss=loss, steps_per_execution=STEPS_PER_EXECUTION)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=loss,
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
     callbacks = []
     if name in CB_LOSSES:
         # A labels-only view: counting must not advance the shuffle of `ds`.
         labels_ds = tf.data.Dataset.from_tensor_slices(y).batch(1024)
         callbacks.append(ClassCounter(labels_ds, NUM_LABELS, verbose=0))
     if name in DEFERRED:
-        callbacks.append(DeferredReweighting(
-            drw_start_epoch(args.epochs, args.drw_fraction), args.beta))
-    model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks,
-              shuffle=False)
+        callbacks.append(
+            DeferredReweighting(
+                drw_start_epoch(args.epochs, args.drw_fraction), args.beta
+            )
+        )
+    model.fit(
+        ds, epochs=args.epochs, verbose=0, callbacks=callbacks, shuffle=False
+    )
     return model, loss
 
 
@@ -361,11 +407,14 @@ def per_label_ap(y_true, scores):
 
     y_true = np.asarray(y_true)
     scores = np.asarray(scores)
-    return np.array([
-        average_precision_score(y_true[:, c], scores[:, c])
-        if y_true[:, c].any() else np.nan
-        for c in range(y_true.shape[1])
-    ])
+    return np.array(
+        [
+            average_precision_score(y_true[:, c], scores[:, c])
+            if y_true[:, c].any()
+            else np.nan
+            for c in range(y_true.shape[1])
+        ]
+    )
 
 
 def per_label_recall_precision(y_true, predicted):
@@ -408,15 +457,17 @@ def score(logits, y_test, counts):
     record = {"map": float(np.mean(ap))}
     for group, mask in groups.items():
         record[f"{group}_map"] = _mean(ap[mask])
-    record.update({
-        "recall": float(np.mean(recall)),
-        "tail_recall": _mean(recall[groups["tail"]]),
-        # A label never predicted has no precision: left out of the mean.
-        "precision": _mean(precision),
-        "per_label_ap": ap.tolist(),
-        "per_label_recall": recall.tolist(),
-        "per_label_precision": precision.tolist(),
-    })
+    record.update(
+        {
+            "recall": float(np.mean(recall)),
+            "tail_recall": _mean(recall[groups["tail"]]),
+            # A label never predicted has no precision: left out of the mean.
+            "precision": _mean(precision),
+            "per_label_ap": ap.tolist(),
+            "per_label_recall": recall.tolist(),
+            "per_label_precision": precision.tolist(),
+        }
+    )
     return record
 
 
@@ -436,8 +487,10 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
     records, logits = [], {}
     for seed in range(args.seeds):
         x, y, counts = make_train_set(x_pool, y_pool, args, seed)
-        print(f"seed {seed}: {len(y)} training images, label counts "
-              f"{counts.tolist()}")
+        print(
+            f"seed {seed}: {len(y)} training images, label counts "
+            f"{counts.tolist()}"
+        )
         for name in LOSSES:
             start = time.perf_counter()
             model, loss = train(name, args, seed, x, y)
@@ -447,18 +500,23 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
                 np.testing.assert_array_equal(loss.class_counts, counts)
             # One eager call: `predict` would trace a function per model.
             run_logits = keras.ops.convert_to_numpy(
-                model(x_test, training=False))
+                model(x_test, training=False)
+            )
             logits[f"{name}/seed{seed}"] = run_logits
             record = {"loss": name, "seed": seed}
             record.update(score(run_logits, y_test, counts))
-            record.update({"train_counts": counts.tolist(),
-                           "train_seconds": seconds})
+            record.update(
+                {"train_counts": counts.tolist(), "train_seconds": seconds}
+            )
             records.append(record)
-            print(f"  [{len(records):2d}/{total}] seed {seed} "
-                  f"{LOSSES[name]:<24} mAP {record['map']:6.1%}  "
-                  f"tail mAP {record['tail_map']:6.1%}  "
-                  f"recall {record['recall']:6.1%}  "
-                  f"({seconds:.1f} s)", flush=True)
+            print(
+                f"  [{len(records):2d}/{total}] seed {seed} "
+                f"{LOSSES[name]:<24} mAP {record['map']:6.1%}  "
+                f"tail mAP {record['tail_map']:6.1%}  "
+                f"recall {record['recall']:6.1%}  "
+                f"({seconds:.1f} s)",
+                flush=True,
+            )
     return records, logits
 
 
@@ -466,8 +524,9 @@ def tables(summary, counts, args):
     """The Markdown tables: scores with gains over BCE, the CB focal runs
     against Keras' focal loss, and the deferral."""
     groups = label_groups(counts)
-    spans = {g: _report.span(np.flatnonzero(m).tolist())
-             for g, m in groups.items()}
+    spans = {
+        g: _report.span(np.flatnonzero(m).tolist()) for g, m in groups.items()
+    }
     headers = dict(HEADERS)
     for group in GROUPS:
         headers[f"{group}_map"] = f"{group} mAP ({spans[group]})"
@@ -476,19 +535,24 @@ def tables(summary, counts, args):
     threshold_metrics = ("recall", "tail_recall", "precision")
     lines = _report.metric_table(summary, ap_metrics, headers, BASELINE)
     lines += [""]
-    lines += _report.metric_table(summary, threshold_metrics, headers,
-                                  BASELINE)
+    lines += _report.metric_table(summary, threshold_metrics, headers, BASELINE)
     gain_titles = " | ".join(f"gain: {headers[m]}" for m in ap_metrics)
     for title, key, pairs in (
-            ("CB focal vs Keras focal", "gain_over_focal", OVER_FOCAL),
-            ("deferred vs from the start", "gain_over_from_start",
-             DEFERRED)):
-        lines += ["", f"| {title} | {gain_titles} |",
-                  "|---|" + "---|" * len(ap_metrics)]
+        ("CB focal vs Keras focal", "gain_over_focal", OVER_FOCAL),
+        ("deferred vs from the start", "gain_over_from_start", DEFERRED),
+    ):
+        lines += [
+            "",
+            f"| {title} | {gain_titles} |",
+            "|---|" + "---|" * len(ap_metrics),
+        ]
         lines += [
             _report.gain_row(
                 f"{summary[n]['label']} vs {summary[other]['label']}",
-                summary[n], key, ap_metrics)
+                summary[n],
+                key,
+                ap_metrics,
+            )
             for n, other in pairs.items()
         ]
     lines += [
@@ -512,11 +576,16 @@ def plot(summary, counts, path):
     plt = _report.pyplot()
     names = KERAS_LOSSES + tuple(n for n in CB_LOSSES if n not in DEFERRED)
     fig, axes = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True)
-    for ax, key, ylabel in zip(axes, ("per_label_ap", "per_label_recall"),
-                               ("test AP", "test recall at p = 0.5")):
+    for ax, key, ylabel in zip(
+        axes,
+        ("per_label_ap", "per_label_recall"),
+        ("test AP", "test recall at p = 0.5"),
+    ):
         _report.bar_panel(ax, summary, counts, names, key, ylabel)
-    axes[0].set_title("Per-label AP and recall, mean ± std over seeds "
-                      "(head label on the left)")
+    axes[0].set_title(
+        "Per-label AP and recall, mean ± std over seeds "
+        "(head label on the left)"
+    )
     axes[1].set_xlabel("digit and the number of training images holding it")
     axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
@@ -527,25 +596,41 @@ def plot(summary, counts, path):
 def report(args, records, y_test, logits):
     """Prints the tables and writes the results, predictions and plot."""
     summary = _report.summarize(
-        records, LOSSES, deferred=DEFERRED, metrics=METRICS,
-        baseline=BASELINE, reweighted=None, per_class=tuple(PER_LABEL),
-        other_gains={"gain_over_focal": OVER_FOCAL})
+        records,
+        LOSSES,
+        deferred=DEFERRED,
+        metrics=METRICS,
+        baseline=BASELINE,
+        reweighted=None,
+        per_class=tuple(PER_LABEL),
+        other_gains={"gain_over_focal": OVER_FOCAL},
+    )
     counts = records[0]["train_counts"]
     table = tables(summary, counts, args)
     print()
     print(table)
     out = args.output_dir
-    _report.write_results(out, table, {
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in vars(args).items()},
-        "test_images": TEST_IMAGES,
-        "test_positives_per_label": TEST_POSITIVES,
-        "label_groups": {g: np.flatnonzero(m).tolist()
-                         for g, m in label_groups(counts).items()},
-        "drw_start_epoch": drw_start_epoch(args.epochs, args.drw_fraction),
-        "summary": summary,
-        "runs": records,
-    }, records, per_class=PER_LABEL)
+    _report.write_results(
+        out,
+        table,
+        {
+            "settings": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+            },
+            "test_images": TEST_IMAGES,
+            "test_positives_per_label": TEST_POSITIVES,
+            "label_groups": {
+                g: np.flatnonzero(m).tolist()
+                for g, m in label_groups(counts).items()
+            },
+            "drw_start_epoch": drw_start_epoch(args.epochs, args.drw_fraction),
+            "summary": summary,
+            "runs": records,
+        },
+        records,
+        per_class=PER_LABEL,
+    )
     np.savez_compressed(out / "predictions.npz", y_true=y_test, **logits)
     plot(summary, counts, out / "per_label.png")
     return summary
@@ -557,15 +642,19 @@ def main(argv=None):
     args.output_dir.mkdir(parents=True, exist_ok=True)
     x_digits, y_digits, x_pool, y_pool = load_digit_split()
     x_test, y_test = make_test_set(x_digits, y_digits)
-    print(f"digits-MLT: rho={args.rho:g}, head={args.head}, "
-          f"{args.train_images} training images, beta={args.beta}, "
-          f"gamma={args.gamma}, {args.epochs} epochs (DRW from epoch "
-          f"{drw_start_epoch(args.epochs, args.drw_fraction)}), "
-          f"{args.seeds} seed(s); test set {TEST_IMAGES} images")
+    print(
+        f"digits-MLT: rho={args.rho:g}, head={args.head}, "
+        f"{args.train_images} training images, beta={args.beta}, "
+        f"gamma={args.gamma}, {args.epochs} epochs (DRW from epoch "
+        f"{drw_start_epoch(args.epochs, args.drw_fraction)}), "
+        f"{args.seeds} seed(s); test set {TEST_IMAGES} images"
+    )
     records, logits = run_all(args, x_test, y_test, x_pool, y_pool)
     summary = report(args, records, y_test, logits)
-    print(f"outputs in {args.output_dir}/; "
-          f"total time {time.perf_counter() - start:.0f} s")
+    print(
+        f"outputs in {args.output_dir}/; "
+        f"total time {time.perf_counter() - start:.0f} s"
+    )
     return summary
 
 

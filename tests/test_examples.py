@@ -742,3 +742,28 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 15
     assert "ap_9" in csv_lines[0] and "recall_9" in csv_lines[0]
+
+
+def test_committed_multilabel_table_is_the_scripts_output_of_its_json():
+    # docs/results.md includes docs/outputs/multilabel_digits/results.md;
+    # that table must be what the script makes of the runs in results.json
+    # (no hand edits, no stale numbers).
+    import multilabel_digits as mld
+
+    out = EXAMPLES.parent / "docs" / "outputs" / "multilabel_digits"
+    results = json.loads((out / "results.json").read_text())
+    runs = [
+        {k: np.array(v, np.float64) if isinstance(v, list) and k.startswith(
+            "per_label") else v for k, v in run.items()}
+        for run in results["runs"]
+    ]
+    summary = _report.summarize(
+        runs, mld.LOSSES, deferred=mld.DEFERRED, metrics=mld.METRICS,
+        baseline=mld.BASELINE, reweighted=None, per_class=(),
+        other_gains={"gain_over_focal": mld.OVER_FOCAL})
+    settings = results["settings"]
+    args = mld.parse_args(["--seeds", str(settings["seeds"]),
+                           "--train-images", str(settings["train_images"])])
+    table = mld.tables(summary, runs[0]["train_counts"], args)
+    assert (out / "results.md").read_text() == table + "\n"
+    assert len(runs) == 5 * len(mld.LOSSES)  # the default run
