@@ -18,7 +18,10 @@ import numpy as np
 from keras import ops
 
 from keras_cbloss._base import CountBasedLoss
+from keras_cbloss._compat import executing_eagerly
+from keras_cbloss._labels import _check_prediction_rank
 from keras_cbloss._labels import _finish
+from keras_cbloss._labels import _mark_invalid
 from keras_cbloss._labels import _prepare
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_ignore_class
@@ -27,6 +30,7 @@ from keras_cbloss.weights import class_log_prior
 
 
 def _check_softmax_units(y_pred):
+    _check_prediction_rank(y_pred)
     if ops.shape(y_pred)[-1] == 1:
         raise ValueError(
             "Logit adjustment shifts the logits of a softmax, and a softmax "
@@ -51,6 +55,34 @@ def _check_log_prior(log_prior):
             "class with a count of 0 a finite value."
         )
     return array
+
+
+# Soft targets summing to 1 in float32 or 16-bit storage stay well below.
+_ROW_SUM_TOLERANCE = 1e-2
+
+
+def _single_label_rows(target):
+    """Marks dense rows that sum to at most 1: not multi-hot.
+
+    Raises for multi-hot rows when values can be seen; in compiled code
+    they give a NaN loss (`_finish`).
+    """
+    row_sums = ops.sum(target, axis=-1)
+    single = row_sums <= 1.0 + _ROW_SUM_TOLERANCE
+    if executing_eagerly(single) and not bool(ops.all(single)):
+        sums = ops.convert_to_numpy(row_sums)[~ops.convert_to_numpy(single)]
+        raise ValueError(
+            "Invalid dense targets for `LogitAdjustedLoss` "
+            "(`logit_adjusted_crossentropy`). Logit adjustment shifts the "
+            "logits of a softmax over the classes, which takes one class "
+            "per row (one-hot, or soft targets summing to 1); multi-hot "
+            "rows (several positive classes) have no meaning there. "
+            f"Received {len(sums)} row(s) summing to "
+            f"{[round(float(v), 4) for v in sums[:10]]}. For multi-label "
+            "targets use `CBSigmoidLoss` or `CBFocalLoss` (e.g. with "
+            "`weighting=\"class\"`), one binary problem per class."
+        )
+    return single
 
 
 def _log_probabilities(y_pred):
@@ -131,7 +163,10 @@ def logit_adjusted_crossentropy(
     ignore_class = check_ignore_class(ignore_class)
     _check_softmax_units(y_pred)
     log_prior = _check_log_prior(log_prior)
-    inputs = _prepare(y_true, y_pred, log_prior, ignore_class, "log priors")
+    inputs = _prepare(y_true, y_pred, log_prior, ignore_class, "log priors",
+                      softmax=True)
+    if inputs.target is not None:
+        inputs = _mark_invalid(inputs, _single_label_rows(inputs.target))
     z = inputs.y_pred if from_logits else _log_probabilities(inputs.y_pred)
     adjusted = z + tau * inputs.weights
     if inputs.labels is not None:

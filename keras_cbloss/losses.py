@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_cbloss import _kernels
 from keras_cbloss._base import ClassBalancedLoss
+from keras_cbloss._labels import _check_prediction_rank
 from keras_cbloss._labels import _class_mask
 from keras_cbloss._labels import _finish
 from keras_cbloss._labels import _prepare
@@ -89,6 +90,7 @@ def cb_softmax_crossentropy(
     """
     from_logits = check_bool(from_logits, "from_logits")
     ignore_class = check_ignore_class(ignore_class)
+    _check_prediction_rank(y_pred)
     if ops.shape(y_pred)[-1] == 1:
         raise ValueError(
             "A softmax over one output unit is always 1, so the softmax loss "
@@ -97,7 +99,8 @@ def cb_softmax_crossentropy(
             "with `class_counts=[n_neg, n_pos]`, or give the model 2 output "
             f"units. Received: y_pred.shape={tuple(ops.shape(y_pred))}"
         )
-    inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
+    inputs = _prepare(y_true, y_pred, class_weights, ignore_class,
+                      softmax=True)
     if inputs.labels is not None:
         ce = ops.sparse_categorical_crossentropy(
             inputs.labels, inputs.y_pred, from_logits=from_logits
@@ -279,6 +282,14 @@ def cb_focal_crossentropy(
     if inputs.labels is not None:
         target = _class_mask(inputs.labels, inputs.weights.shape[0])
     per_class = weighting == "class" and not inputs.binary_head
+    entry_weights = inputs.weights if per_class else None
+    if inputs.known is not None:
+        # Unknown entries of dense rows weigh 0: the sum runs over the
+        # known entries only (their predictions are already a constant, so
+        # their gradient is exactly 0).
+        known = ops.cast(inputs.known, inputs.y_pred.dtype)
+        entry_weights = known if entry_weights is None else (
+            known * entry_weights)
     # The binary (focal) terms, their sum over classes and its gradient
     # live in one place, `_kernels.binary_focal_sum`.
     loss = _kernels.binary_focal_sum(
@@ -286,9 +297,11 @@ def cb_focal_crossentropy(
         target,
         gamma=gamma,
         from_logits=from_logits,
-        class_weights=inputs.weights if per_class else None,
+        class_weights=entry_weights,
     )
     if not per_class:
+        # `target` is 0 at unknown entries: a row's weight sums w_c over
+        # its known positives.
         loss = loss * _sample_weights(
             target, inputs.labels, inputs.weights, inputs.binary_head
         )
