@@ -118,16 +118,21 @@ def logit_adjusted_crossentropy(
 
     Args:
         y_true: Sparse class ids of shape `[...]` or `[..., 1]`, or dense
-            labels `[..., C]` (one-hot or soft).
+            labels `[..., C]` in [0, 1], one class per row (one-hot, or
+            soft rows summing to 1; multi-hot rows raise: use
+            `cb_sigmoid_crossentropy` or `cb_focal_crossentropy` for
+            multi-label targets).
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
-            with `C >= 2`.
+            with `C >= 2` and at least two dimensions.
         log_prior: 1-D array-like or tensor of the `C` per-class log
             priors, finite; `class_log_prior(class_counts)` computes them.
             Array-likes are checked; a tensor is used as given.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
-            `cb_softmax_crossentropy`. Defaults to `None`.
+            `cb_softmax_crossentropy`: sparse positions, and dense rows made
+            only of it (a row with only some such entries raises).
+            Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
@@ -135,10 +140,14 @@ def logit_adjusted_crossentropy(
 
     Raises:
         ValueError: For a negative or non-finite tau, a non-finite or
-            non-1-D `log_prior`, mismatched shapes, `y_pred` with one unit,
-            a wrong number of classes, `ignore_class` with dense labels, or
-            (when values can be inspected) sparse labels outside `[0, C)`.
-            In compiled code such a label gives a NaN loss instead.
+            non-1-D `log_prior`, mismatched shapes, `y_pred` with one unit
+            or no class axis (rank 1), a wrong number of classes,
+            `ignore_class` 0 or 1 with dense labels, or (when values can be
+            inspected) sparse labels outside `[0, C)`, dense labels outside
+            [0, 1] (other than `ignore_class`), dense rows only partly
+            `ignore_class`, or multi-hot rows (summing to more than 1, with
+            a tolerance of 0.01 for rounding). In compiled code such labels
+            give a NaN loss instead.
         TypeError: For string labels, or a non-float tau.
 
     Example:
@@ -262,8 +271,10 @@ class LogitAdjustedLoss(CountBasedLoss):
     model's logits z become the balanced scores and `argmax(z)` targets the
     balanced error (Menon et al.). `tau = 0` is Keras' plain
     cross-entropy; `tau = 1` is Ren et al.'s balanced softmax. Takes the
-    same labels as `CBSoftmaxLoss`, counts from `ClassCounter`, and saves
-    its counts and tau in the config. With `from_logits=False` the logits
+    same labels as `CBSoftmaxLoss` (but one class per row: multi-hot rows
+    have no meaning in a softmax and raise, naming `CBSigmoidLoss` /
+    `CBFocalLoss` for multi-label data), counts from `ClassCounter`, and
+    saves its counts and tau in the config. With `from_logits=False` the logits
     are the logs of the probabilities, clipped as in Keras.
 
     A class with a count of 0 (which cannot appear in the training labels)
@@ -279,7 +290,8 @@ class LogitAdjustedLoss(CountBasedLoss):
             (Menon et al. found 1 close to best; tune on validation data).
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
-            `CBSoftmaxLoss`. Defaults to `None`.
+            `CBSoftmaxLoss` (sparse positions, and dense rows made only of
+            it). Defaults to `None`.
         reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
         name: Defaults to `"logit_adjusted_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
@@ -288,6 +300,8 @@ class LogitAdjustedLoss(CountBasedLoss):
     Raises:
         ValueError, TypeError: For invalid counts (fewer than two classes
             included, or all zero), tau, `from_logits` or `ignore_class`.
+            When called: as `logit_adjusted_crossentropy` (e.g. multi-hot
+            rows).
 
     Example:
 

@@ -9,6 +9,8 @@ NaN in compiled code, as sparse labels outside [0, C) do. The module runs on
 the active backend; tests/backend_runs.py reruns it under JAX and PyTorch.
 """
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -307,16 +309,30 @@ def test_gradients_at_unknown_entries_from_probabilities(weighting):
 # Dense targets outside [0, 1]: an error eagerly, NaN in compiled code.
 # ---------------------------------------------------------------------------
 
-FUNCTIONS = {
-    "softmax": lambda y, z, **kw: cb_softmax_crossentropy(
-        y, z, WEIGHTS, from_logits=True, **kw),
-    "sigmoid": lambda y, z, **kw: cb_sigmoid_crossentropy(
-        y, z, WEIGHTS, from_logits=True, **kw),
-    "focal": lambda y, z, **kw: cb_focal_crossentropy(
-        y, z, WEIGHTS, gamma=2.0, from_logits=True, **kw),
-    "logit_adjusted": lambda y, z, **kw: logit_adjusted_crossentropy(
-        y, z, class_log_prior(COUNTS), from_logits=True, **kw),
-}
+
+
+# Named functions, not lambdas: TensorFlow's autograph reads a lambda's
+# source and may pick another lambda from the same statement.
+def _softmax(y, z, **kwargs):
+    return cb_softmax_crossentropy(y, z, WEIGHTS, from_logits=True, **kwargs)
+
+
+def _sigmoid(y, z, **kwargs):
+    return cb_sigmoid_crossentropy(y, z, WEIGHTS, from_logits=True, **kwargs)
+
+
+def _focal(y, z, **kwargs):
+    return cb_focal_crossentropy(y, z, WEIGHTS, gamma=2.0, from_logits=True,
+                                 **kwargs)
+
+
+def _logit_adjusted(y, z, **kwargs):
+    return logit_adjusted_crossentropy(y, z, class_log_prior(COUNTS),
+                                       from_logits=True, **kwargs)
+
+
+FUNCTIONS = {"softmax": _softmax, "sigmoid": _sigmoid, "focal": _focal,
+             "logit_adjusted": _logit_adjusted}
 ONE_HOT = np.eye(3, dtype="f4")[[0, 2, 1, 0]]
 
 
@@ -487,18 +503,19 @@ def test_logit_adjustment_refuses_multi_hot_rows_and_the_advice_works():
 BINARY_COUNTS = [60, 4]
 BINARY_WEIGHTS = reference.cb_weights(BINARY_COUNTS, 0.999)
 RANK_ONE = {
-    "CBSoftmaxLoss": lambda y, z: CBSoftmaxLoss(BINARY_COUNTS)(y, z),
-    "CBSigmoidLoss": lambda y, z: CBSigmoidLoss(BINARY_COUNTS)(y, z),
-    "CBFocalLoss": lambda y, z: CBFocalLoss(BINARY_COUNTS)(y, z),
-    "LogitAdjustedLoss": lambda y, z: LogitAdjustedLoss(BINARY_COUNTS)(y, z),
-    "cb_softmax_crossentropy": lambda y, z: cb_softmax_crossentropy(
-        y, z, BINARY_WEIGHTS),
-    "cb_sigmoid_crossentropy": lambda y, z: cb_sigmoid_crossentropy(
-        y, z, BINARY_WEIGHTS),
-    "cb_focal_crossentropy": lambda y, z: cb_focal_crossentropy(
-        y, z, BINARY_WEIGHTS),
-    "logit_adjusted_crossentropy": lambda y, z: logit_adjusted_crossentropy(
-        y, z, class_log_prior(BINARY_COUNTS)),
+    "CBSoftmaxLoss": CBSoftmaxLoss(BINARY_COUNTS),
+    "CBSigmoidLoss": CBSigmoidLoss(BINARY_COUNTS),
+    "CBFocalLoss": CBFocalLoss(BINARY_COUNTS),
+    "LogitAdjustedLoss": LogitAdjustedLoss(BINARY_COUNTS),
+    "cb_softmax_crossentropy": functools.partial(
+        cb_softmax_crossentropy, class_weights=BINARY_WEIGHTS),
+    "cb_sigmoid_crossentropy": functools.partial(
+        cb_sigmoid_crossentropy, class_weights=BINARY_WEIGHTS),
+    "cb_focal_crossentropy": functools.partial(
+        cb_focal_crossentropy, class_weights=BINARY_WEIGHTS),
+    "logit_adjusted_crossentropy": functools.partial(
+        logit_adjusted_crossentropy,
+        log_prior=class_log_prior(BINARY_COUNTS)),
 }
 
 
