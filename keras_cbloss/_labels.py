@@ -238,6 +238,32 @@ def _check_prediction_rank(y_pred):
     )
 
 
+def _check_sample_weight_shape(sample_weight, y_pred):
+    """Raises for a per-entry `sample_weight` `[..., C]` (C > 1).
+
+    The losses give one value per position, summed over the classes, so a
+    sample weight weighs positions; Keras would fail on `[B, C]` with
+    "Incompatible shapes". Unknown entries go through `ignore_class`.
+    """
+    weight_shape = getattr(sample_weight, "shape", None)
+    weight_shape = tuple(
+        np.shape(sample_weight) if weight_shape is None else weight_shape)
+    pred_shape = tuple(ops.shape(y_pred))
+    if (len(weight_shape) != len(pred_shape) or not pred_shape
+            or pred_shape[-1] in (None, 1)
+            or weight_shape[-1] != pred_shape[-1]):
+        return
+    raise ValueError(
+        "Invalid shape for argument `sample_weight`. The loss gives one "
+        "value per sample (or position), summed over the classes, so "
+        "`sample_weight` weighs samples: expected the shape "
+        f"y_pred.shape[:-1] = {pred_shape[:-1]}. Received: "
+        f"sample_weight.shape={weight_shape}. To leave unknown entries of "
+        "multi-label targets out of the loss, mark them with a value "
+        "outside [0, 1] (e.g. -1) and pass `ignore_class=-1`."
+    )
+
+
 def _prepare(y_true, y_pred, class_weights, ignore_class=None,
              what="class weights", softmax=False):
     """Shared front end: casts, label form, class weights and checks.

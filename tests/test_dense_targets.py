@@ -14,8 +14,6 @@ import functools
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
 import reference
 from backend_utils import BACKEND
 from backend_utils import compiled
@@ -23,6 +21,8 @@ from backend_utils import fit_kwargs
 from backend_utils import random_logits
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
@@ -37,7 +37,7 @@ from keras_cbloss import logit_adjusted_crossentropy
 COUNTS = [2, 2, 1]
 WEIGHTS = [0.769231, 0.769231, 1.461538]
 TARGETS = np.array([[1, 0, -1], [0, 1, 1], [-1, -1, 0], [1, 1, 0]], "f4")
-LOGITS = np.array([[2, -1, .5], [-1, 1, 2], [.3, .2, -2], [1, 1, -1]], "f4")
+LOGITS = np.array([[2, -1, 0.5], [-1, 1, 2], [0.3, 0.2, -2], [1, 1, -1]], "f4")
 ISSUE_VALUES = {
     ("sigmoid", "class"): [0.338607, 0.667451, 0.185510, 0.939785],
     ("sigmoid", "sample"): [0.338607, 1.680776, 0.0, 1.445823],
@@ -58,7 +58,8 @@ def _reference(kind, weighting, y=TARGETS, z=LOGITS, gamma=None):
     if gamma is None:
         gamma = 0.0 if kind == "sigmoid" else 2.0
     return reference.unknown_entries_loss(
-        y, z, reference.cb_weights(COUNTS, 0.9), gamma, weighting)
+        y, z, reference.cb_weights(COUNTS, 0.9), gamma, weighting
+    )
 
 
 def _compiled_functions(fn):
@@ -79,8 +80,9 @@ def _compiled_functions(fn):
 
 
 def test_the_reference_gives_the_issue_values():
-    np.testing.assert_allclose(reference.cb_weights(COUNTS, 0.9), WEIGHTS,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        reference.cb_weights(COUNTS, 0.9), WEIGHTS, atol=1e-6
+    )
     for (kind, weighting), want in ISSUE_VALUES.items():
         per_row, keep = _reference(kind, weighting)
         np.testing.assert_allclose(per_row, want, atol=1e-6)
@@ -93,11 +95,13 @@ def test_unknown_entries_give_the_issue_values_eager_and_compiled(
 ):
     loss = _cb_loss(kind, weighting, ignore_class=-1, reduction="none")
     want = ISSUE_VALUES[kind, weighting]
-    np.testing.assert_allclose(to_numpy(loss(TARGETS, LOGITS)), want,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(loss(TARGETS, LOGITS)), want, rtol=1e-5, atol=1e-6
+    )
     for function in _compiled_functions(lambda a, b: loss(a, b)):
-        got = function(ops.convert_to_tensor(TARGETS),
-                       ops.convert_to_tensor(LOGITS))
+        got = function(
+            ops.convert_to_tensor(TARGETS), ops.convert_to_tensor(LOGITS)
+        )
         np.testing.assert_allclose(to_numpy(got), want, rtol=1e-5, atol=1e-6)
 
 
@@ -105,19 +109,32 @@ def test_unknown_entries_give_the_issue_values_eager_and_compiled(
 def test_per_sample_functions_take_unknown_entries(kind, weighting):
     weights = reference.cb_weights(COUNTS, 0.9)
     if kind == "sigmoid":
-        got = cb_sigmoid_crossentropy(TARGETS, LOGITS, weights,
-                                      from_logits=True, weighting=weighting,
-                                      ignore_class=-1)
+        got = cb_sigmoid_crossentropy(
+            TARGETS,
+            LOGITS,
+            weights,
+            from_logits=True,
+            weighting=weighting,
+            ignore_class=-1,
+        )
     else:
-        got = cb_focal_crossentropy(TARGETS, LOGITS, weights, gamma=2.0,
-                                    from_logits=True, weighting=weighting,
-                                    ignore_class=-1)
-    np.testing.assert_allclose(to_numpy(got), ISSUE_VALUES[kind, weighting],
-                               rtol=1e-5, atol=1e-6)
+        got = cb_focal_crossentropy(
+            TARGETS,
+            LOGITS,
+            weights,
+            gamma=2.0,
+            from_logits=True,
+            weighting=weighting,
+            ignore_class=-1,
+        )
+    np.testing.assert_allclose(
+        to_numpy(got), ISSUE_VALUES[kind, weighting], rtol=1e-5, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("kind, weighting", [("sigmoid", "class"),
-                                             ("focal", "sample")])
+@pytest.mark.parametrize(
+    "kind, weighting", [("sigmoid", "class"), ("focal", "sample")]
+)
 def test_a_row_of_unknown_entries_leaves_the_mean(kind, weighting):
     # The default reduction averages over the 3 rows with a known entry.
     y = TARGETS.copy()
@@ -130,11 +147,14 @@ def test_a_row_of_unknown_entries_leaves_the_mean(kind, weighting):
     np.testing.assert_allclose(to_numpy(loss(y, LOGITS)), want, rtol=1e-5)
     weighted = reference.masked_mean(per_row, keep, sample_weight)
     np.testing.assert_allclose(
-        to_numpy(loss(y, LOGITS, sample_weight=sample_weight)), weighted,
-        rtol=1e-5)
+        to_numpy(loss(y, LOGITS, sample_weight=sample_weight)),
+        weighted,
+        rtol=1e-5,
+    )
     for function in _compiled_functions(lambda a, b: loss(a, b)):
-        np.testing.assert_allclose(to_numpy(function(y, LOGITS)), want,
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            to_numpy(function(y, LOGITS)), want, rtol=1e-5
+        )
     unreduced = _cb_loss(kind, weighting, ignore_class=-1, reduction="none")
     assert to_numpy(unreduced(y, LOGITS))[2] == 0.0
 
@@ -149,23 +169,39 @@ def test_unknown_entries_in_maps_and_probabilities():
     p = (1 / (1 + np.exp(-z.astype("f8")))).astype("f4")
     z_used = np.log(p.astype("f8")) - np.log1p(-p.astype("f8"))
     for weighting in ("sample", "class"):
-        loss = CBFocalLoss(COUNTS, 0.9, 0.5, weighting=weighting,
-                           ignore_class=255)
+        loss = CBFocalLoss(
+            COUNTS, 0.9, 0.5, weighting=weighting, ignore_class=255
+        )
         per_row, keep = reference.unknown_entries_loss(
-            y, z_used, reference.cb_weights(COUNTS, 0.9), 0.5, weighting,
-            ignore_class=255)
-        np.testing.assert_allclose(to_numpy(loss(y, p)),
-                                   reference.masked_mean(per_row, keep),
-                                   rtol=1e-4)
+            y,
+            z_used,
+            reference.cb_weights(COUNTS, 0.9),
+            0.5,
+            weighting,
+            ignore_class=255,
+        )
+        np.testing.assert_allclose(
+            to_numpy(loss(y, p)),
+            reference.masked_mean(per_row, keep),
+            rtol=1e-4,
+        )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_unknown_entries_with_a_sixteen_bit_loss(dtype):
-    loss = CBFocalLoss(COUNTS, 0.9, 2.0, from_logits=True, ignore_class=-1,
-                       reduction="none", dtype=dtype)
+    loss = CBFocalLoss(
+        COUNTS,
+        0.9,
+        2.0,
+        from_logits=True,
+        ignore_class=-1,
+        reduction="none",
+        dtype=dtype,
+    )
     got = to_numpy(loss(TARGETS, ops.cast(LOGITS, dtype)))
-    np.testing.assert_allclose(got, ISSUE_VALUES["focal", "sample"],
-                               rtol=1e-2, atol=1e-3)
+    np.testing.assert_allclose(
+        got, ISSUE_VALUES["focal", "sample"], rtol=1e-2, atol=1e-3
+    )
 
 
 def _multi_task_data(rows=96, seed=5):
@@ -178,8 +214,9 @@ def _multi_task_data(rows=96, seed=5):
     return x, y
 
 
-@pytest.mark.parametrize("kind, weighting", [("sigmoid", "class"),
-                                             ("focal", "sample")])
+@pytest.mark.parametrize(
+    "kind, weighting", [("sigmoid", "class"), ("focal", "sample")]
+)
 def test_unknown_entries_train_in_fit(kind, weighting):
     x, y = _multi_task_data()
     keras.utils.set_random_seed(0)
@@ -193,16 +230,20 @@ def test_unknown_entries_train_in_fit(kind, weighting):
     after = model.evaluate(x, y, batch_size=96, verbose=0)
     assert after < before
     per_row, keep = _reference(kind, weighting, y, model.predict(x, verbose=0))
-    np.testing.assert_allclose(after, reference.masked_mean(per_row, keep),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        after, reference.masked_mean(per_row, keep), rtol=1e-4
+    )
 
 
 def test_ignore_class_is_saved_in_the_config_and_used_after_loading():
     loss = _cb_loss("focal", ignore_class=-1, reduction="none")
     clone = CBFocalLoss.from_config(loss.get_config())
     assert clone.get_config()["ignore_class"] == -1
-    np.testing.assert_allclose(to_numpy(clone(TARGETS, LOGITS)),
-                               ISSUE_VALUES["focal", "sample"], atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(clone(TARGETS, LOGITS)),
+        ISSUE_VALUES["focal", "sample"],
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -214,13 +255,17 @@ def test_ignore_class_is_saved_in_the_config_and_used_after_loading():
 
 def test_unknown_entries_without_ignore_class_raise_and_the_advice_works():
     loss = _cb_loss("sigmoid", reduction="none")
-    with pytest.raises(ValueError, match=r"Invalid dense targets.*\[0, 1\]"
-                       r".*\[-1, -1, -1\].*`ignore_class=-1`"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid dense targets.*\[0, 1\]"
+        r".*\[-1, -1, -1\].*`ignore_class=-1`",
+    ):
         loss(TARGETS, LOGITS)
     fixed = _cb_loss("sigmoid", ignore_class=-1, reduction="none")
     got = to_numpy(fixed(TARGETS, LOGITS))
-    np.testing.assert_allclose(got, ISSUE_VALUES["sigmoid", "sample"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        got, ISSUE_VALUES["sigmoid", "sample"], atol=1e-6
+    )
     assert np.all(got >= 0)
     # the old negative values came from training on the -1 entries
     assert not np.allclose(got, REPORTED_NEGATIVE, atol=1e-3)
@@ -248,15 +293,54 @@ def test_the_reported_fit_stops_on_nan_and_the_fix_trains():
         with pytest.raises(ValueError, match="ignore_class=-1"):
             model.fit(x, y, epochs=1, verbose=0)
     else:
-        history = model.fit(x, y, epochs=3, verbose=0,
-                            callbacks=[keras.callbacks.TerminateOnNaN()])
+        history = model.fit(
+            x,
+            y,
+            epochs=3,
+            verbose=0,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+        )
         assert len(history.history["loss"]) == 1
         assert np.isnan(history.history["loss"][0])
-    model.compile("sgd", loss=_cb_loss("sigmoid", ignore_class=-1),
-                  **fit_kwargs())
+    model.compile(
+        "sgd", loss=_cb_loss("sigmoid", ignore_class=-1), **fit_kwargs()
+    )
     history = model.fit(x, y, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert min(history.history["loss"]) > 0.0
+
+
+def test_a_per_entry_sample_weight_raises_and_the_advice_works():
+    # The old advice (sample_weight=0 at unknown entries with
+    # "mean_with_sample_weight") crashed in Keras with "Incompatible
+    # shapes: [4] vs. [4,3]": the loss has one value per row.
+    loss = _cb_loss("sigmoid", reduction="mean_with_sample_weight")
+    known = (TARGETS != -1).astype("f4")
+    for weight in (known, known.tolist()):
+        with pytest.raises(
+            ValueError,
+            match=r"argument `sample_weight`.*y_pred.shape\[:-1\] = "
+            r"\(4,\). Received: sample_weight.shape=\(4, 3\).*"
+            r"`ignore_class=-1`",
+        ):
+            loss(np.maximum(TARGETS, 0), LOGITS, sample_weight=weight)
+    fixed = _cb_loss("sigmoid", ignore_class=-1, reduction="none")
+    np.testing.assert_allclose(
+        to_numpy(fixed(TARGETS, LOGITS)),
+        ISSUE_VALUES["sigmoid", "sample"],
+        atol=1e-6,
+    )
+    # a per-row weight, [B] or [B, 1], stays a sample weight
+    row_weight = np.array([[1.0], [2.0], [0.0], [1.0]], "f4")
+    weighted = _cb_loss("sigmoid", ignore_class=-1, reduction="sum")
+    want = (
+        np.array(ISSUE_VALUES["sigmoid", "sample"]) * row_weight[:, 0]
+    ).sum()
+    np.testing.assert_allclose(
+        to_numpy(weighted(TARGETS, LOGITS, sample_weight=row_weight)),
+        want,
+        rtol=1e-5,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -264,10 +348,15 @@ def test_the_reported_fit_stops_on_nan_and_the_fix_trains():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind, weighting", [("sigmoid", "sample"),
-                                             ("sigmoid", "class"),
-                                             ("focal", "sample"),
-                                             ("focal", "class")])
+@pytest.mark.parametrize(
+    "kind, weighting",
+    [
+        ("sigmoid", "sample"),
+        ("sigmoid", "class"),
+        ("focal", "sample"),
+        ("focal", "class"),
+    ],
+)
 def test_gradients_at_unknown_entries_are_exactly_zero(kind, weighting):
     z = LOGITS.copy()
     z[0, 2], z[2, 0], z[2, 1] = np.nan, np.inf, -1e30  # unknown there
@@ -278,21 +367,25 @@ def test_gradients_at_unknown_entries_are_exactly_zero(kind, weighting):
     assert np.all(grad[unknown] == 0.0)
     gamma = 0.0 if kind == "sigmoid" else 2.0
     want = reference.unknown_entries_gradient(
-        TARGETS, z, reference.cb_weights(COUNTS, 0.9), gamma, weighting)
+        TARGETS, z, reference.cb_weights(COUNTS, 0.9), gamma, weighting
+    )
     np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(
-        value, _reference(kind, weighting, TARGETS, z)[0].sum(), rtol=1e-5)
+        value, _reference(kind, weighting, TARGETS, z)[0].sum(), rtol=1e-5
+    )
     for function in _compiled_functions(lambda a, b: loss(a, b)):
-        np.testing.assert_allclose(to_numpy(function(TARGETS, z)), value,
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            to_numpy(function(TARGETS, z)), value, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("weighting", ["sample", "class"])
 def test_gradients_at_unknown_entries_from_probabilities(weighting):
     p = (1 / (1 + np.exp(-LOGITS.astype("f8")))).astype("f4")
     p[0, 2], p[2, 0] = np.nan, 1.0  # unknown there
-    loss = CBFocalLoss(COUNTS, 0.9, 0.5, ignore_class=-1, weighting=weighting,
-                       reduction="sum")
+    loss = CBFocalLoss(
+        COUNTS, 0.9, 0.5, ignore_class=-1, weighting=weighting, reduction="sum"
+    )
     value, grad = value_and_grad(lambda x: loss(TARGETS, x), p)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     assert np.all(grad[TARGETS == -1] == 0.0)
@@ -300,7 +393,8 @@ def test_gradients_at_unknown_entries_from_probabilities(weighting):
     known_p = np.where(TARGETS == -1, 0.5, p).astype("f8")
     z = np.log(known_p) - np.log1p(-known_p)
     want = reference.unknown_entries_gradient(
-        TARGETS, z, reference.cb_weights(COUNTS, 0.9), 0.5, weighting)
+        TARGETS, z, reference.cb_weights(COUNTS, 0.9), 0.5, weighting
+    )
     want = want / (known_p * (1 - known_p))
     np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-6)
 
@@ -308,7 +402,6 @@ def test_gradients_at_unknown_entries_from_probabilities(weighting):
 # ---------------------------------------------------------------------------
 # Dense targets outside [0, 1]: an error eagerly, NaN in compiled code.
 # ---------------------------------------------------------------------------
-
 
 
 # Named functions, not lambdas: TensorFlow's autograph reads a lambda's
@@ -322,17 +415,23 @@ def _sigmoid(y, z, **kwargs):
 
 
 def _focal(y, z, **kwargs):
-    return cb_focal_crossentropy(y, z, WEIGHTS, gamma=2.0, from_logits=True,
-                                 **kwargs)
+    return cb_focal_crossentropy(
+        y, z, WEIGHTS, gamma=2.0, from_logits=True, **kwargs
+    )
 
 
 def _logit_adjusted(y, z, **kwargs):
-    return logit_adjusted_crossentropy(y, z, class_log_prior(COUNTS),
-                                       from_logits=True, **kwargs)
+    return logit_adjusted_crossentropy(
+        y, z, class_log_prior(COUNTS), from_logits=True, **kwargs
+    )
 
 
-FUNCTIONS = {"softmax": _softmax, "sigmoid": _sigmoid, "focal": _focal,
-             "logit_adjusted": _logit_adjusted}
+FUNCTIONS = {
+    "softmax": _softmax,
+    "sigmoid": _sigmoid,
+    "focal": _focal,
+    "logit_adjusted": _logit_adjusted,
+}
 ONE_HOT = np.eye(3, dtype="f4")[[0, 2, 1, 0]]
 
 
@@ -342,9 +441,12 @@ def test_dense_targets_outside_zero_one_raise_eagerly(kind, bad):
     y = ONE_HOT.copy()
     y[1, 1] = bad
     shown = "nan" if np.isnan(bad) else f"{bad:g}"
-    with pytest.raises(ValueError, match=r"Invalid dense targets. Expected "
-                       rf"one-hot, multi-hot or soft targets in \[0, 1\]. "
-                       rf"Received values \[{shown}(\.0)?\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid dense targets. Expected "
+        rf"one-hot, multi-hot or soft targets in \[0, 1\]. "
+        rf"Received values \[{shown}(\.0)?\]",
+    ):
         FUNCTIONS[kind](y, LOGITS)
 
 
@@ -367,25 +469,33 @@ def test_soft_and_boolean_dense_targets_stay_accepted():
     boolean = ONE_HOT.astype(bool)
     np.testing.assert_allclose(
         to_numpy(FUNCTIONS["focal"](boolean, LOGITS)),
-        reference.focal_loss(ONE_HOT, LOGITS, WEIGHTS, True, 2.0), rtol=1e-5)
+        reference.focal_loss(ONE_HOT, LOGITS, WEIGHTS, True, 2.0),
+        rtol=1e-5,
+    )
 
 
 def test_only_entries_equal_to_ignore_class_may_lie_outside_zero_one():
     y = TARGETS.copy()
     y[1, 0] = 2.0
-    with pytest.raises(ValueError, match=r"Received values \[2\].*Only "
-                       r"entries equal to `ignore_class=-1`"):
+    with pytest.raises(
+        ValueError,
+        match=r"Received values \[2\].*Only "
+        r"entries equal to `ignore_class=-1`",
+    ):
         _cb_loss("focal", ignore_class=-1)(y, LOGITS)
 
 
 @pytest.mark.parametrize("ignore_class", [0, 1])
 def test_ignore_class_inside_the_target_range_raises_and_the_advice_works(
-    ignore_class
+    ignore_class,
 ):
     loss = _cb_loss("sigmoid", ignore_class=ignore_class, reduction="none")
-    with pytest.raises(ValueError, match=r"argument `ignore_class`.*outside "
-                       rf"the target range \[0, 1\].*ignore_class="
-                       rf"{ignore_class}.*`ignore_class=-1`"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument `ignore_class`.*outside "
+        rf"the target range \[0, 1\].*ignore_class="
+        rf"{ignore_class}.*`ignore_class=-1`",
+    ):
         loss(TARGETS, LOGITS)
     # sparse class ids may still skip class 0 or 1
     ids = np.array([0, 1, 2, 1])
@@ -393,8 +503,11 @@ def test_ignore_class_inside_the_target_range_raises_and_the_advice_works(
     np.testing.assert_array_equal(kept, ids != ignore_class)
     # the advice: mark the unknown entries -1
     fixed = _cb_loss("sigmoid", ignore_class=-1, reduction="none")
-    np.testing.assert_allclose(to_numpy(fixed(TARGETS, LOGITS)),
-                               ISSUE_VALUES["sigmoid", "sample"], atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(fixed(TARGETS, LOGITS)),
+        ISSUE_VALUES["sigmoid", "sample"],
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -412,8 +525,9 @@ def _softmax_loss(kind, **kwargs):
 
 def _softmax_reference(kind, y, z):
     if kind == "softmax":
-        return reference.softmax_loss(y, z, reference.cb_weights(COUNTS, 0.9),
-                                      True)
+        return reference.softmax_loss(
+            y, z, reference.cb_weights(COUNTS, 0.9), True
+        )
     return reference.logit_adjusted_loss(y, z, COUNTS, 1.0, True)
 
 
@@ -430,24 +544,37 @@ def test_softmax_rows_of_unknown_entries_only_are_skipped(kind):
     ids = np.array([0, 2, -1, 0])
     np.testing.assert_allclose(to_numpy(loss(ids, LOGITS)), want, rtol=1e-5)
     for function in _compiled_functions(lambda a, b: loss(a, b)):
-        np.testing.assert_allclose(to_numpy(function(y, LOGITS)), want,
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            to_numpy(function(y, LOGITS)), want, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize("kind", SOFTMAX_KINDS)
 def test_softmax_rows_with_some_unknown_entries_raise_and_the_advice_works(
-    kind
+    kind,
 ):
     loss = _softmax_loss(kind, ignore_class=-1)
-    with pytest.raises(ValueError, match=r"softmax loss.*`ignore_class=-1`.*"
-                       r"Received 2 such row\(s\), e.g. \[1.0, 0.0, -1.0\]"
-                       r".*`CBSigmoidLoss` or `CBFocalLoss`"):
+    with pytest.raises(
+        ValueError,
+        match=r"softmax loss.*`ignore_class=-1`.*"
+        r"Received 2 such row\(s\), e.g. \[1.0, 0.0, -1.0\]"
+        r".*`CBSigmoidLoss` or `CBFocalLoss`",
+    ):
         loss(TARGETS, LOGITS)
     # the advice: a sigmoid loss, which leaves each unknown entry out
-    fixed = CBSigmoidLoss(COUNTS, 0.9, from_logits=True, ignore_class=-1,
-                          weighting="class", reduction="none")
-    np.testing.assert_allclose(to_numpy(fixed(TARGETS, LOGITS)),
-                               ISSUE_VALUES["sigmoid", "class"], atol=1e-6)
+    fixed = CBSigmoidLoss(
+        COUNTS,
+        0.9,
+        from_logits=True,
+        ignore_class=-1,
+        weighting="class",
+        reduction="none",
+    )
+    np.testing.assert_allclose(
+        to_numpy(fixed(TARGETS, LOGITS)),
+        ISSUE_VALUES["sigmoid", "class"],
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("kind", SOFTMAX_KINDS)
@@ -460,40 +587,53 @@ def test_softmax_rows_with_some_unknown_entries_give_nan_when_compiled(kind):
     got = to_numpy(compiled(lambda a, b: loss(a, b))(y, LOGITS))
     assert np.isnan(got[1]) and got[3] == 0.0
     np.testing.assert_allclose(
-        got[[0, 2]], _softmax_reference(kind, y[[0, 2]], LOGITS[[0, 2]]),
-        rtol=1e-5)
+        got[[0, 2]],
+        _softmax_reference(kind, y[[0, 2]], LOGITS[[0, 2]]),
+        rtol=1e-5,
+    )
 
 
 def test_logit_adjustment_refuses_multi_hot_rows_and_the_advice_works():
     multi_hot = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1]], "f4")
     loss = LogitAdjustedLoss(COUNTS, from_logits=True)
-    with pytest.raises(ValueError, match=r"`LogitAdjustedLoss`.*multi-hot "
-                       r"rows.*Received 2 row\(s\) summing to \[2.0, 2.0\]"
-                       r".*`CBSigmoidLoss` or `CBFocalLoss`"):
+    with pytest.raises(
+        ValueError,
+        match=r"`LogitAdjustedLoss`.*multi-hot "
+        r"rows.*Received 2 row\(s\) summing to \[2.0, 2.0\]"
+        r".*`CBSigmoidLoss` or `CBFocalLoss`",
+    ):
         loss(multi_hot, LOGITS)
     # the advice: one binary problem per class
-    fixed = CBSigmoidLoss(COUNTS, 0.9, from_logits=True, weighting="class",
-                          reduction="none")
-    want = reference.sigmoid_loss(multi_hot, LOGITS,
-                                  reference.cb_weights(COUNTS, 0.9), True,
-                                  "class")
-    np.testing.assert_allclose(to_numpy(fixed(multi_hot, LOGITS)), want,
-                               rtol=1e-5)
+    fixed = CBSigmoidLoss(
+        COUNTS, 0.9, from_logits=True, weighting="class", reduction="none"
+    )
+    want = reference.sigmoid_loss(
+        multi_hot, LOGITS, reference.cb_weights(COUNTS, 0.9), True, "class"
+    )
+    np.testing.assert_allclose(
+        to_numpy(fixed(multi_hot, LOGITS)), want, rtol=1e-5
+    )
     # soft targets summing to 1 (label smoothing) and all-zero rows pass
     soft = ONE_HOT * 0.9 + 0.1 / 3
     soft[3] = 0.0
     np.testing.assert_allclose(
-        to_numpy(logit_adjusted_crossentropy(
-            soft, LOGITS, class_log_prior(COUNTS), from_logits=True)),
+        to_numpy(
+            logit_adjusted_crossentropy(
+                soft, LOGITS, class_log_prior(COUNTS), from_logits=True
+            )
+        ),
         reference.logit_adjusted_loss(soft, LOGITS, COUNTS, 1.0, True),
-        rtol=1e-5, atol=1e-7)
+        rtol=1e-5,
+        atol=1e-7,
+    )
     if BACKEND != "torch":  # compiled: NaN on the multi-hot rows only
-        unreduced = LogitAdjustedLoss(COUNTS, from_logits=True,
-                                      reduction="none")
-        got = to_numpy(compiled(lambda a, b: unreduced(a, b))(multi_hot,
-                                                               LOGITS))
-        np.testing.assert_array_equal(np.isnan(got),
-                                      [True, False, True, False])
+        unreduced = LogitAdjustedLoss(
+            COUNTS, from_logits=True, reduction="none"
+        )
+        got = to_numpy(
+            compiled(lambda a, b: unreduced(a, b))(multi_hot, LOGITS)
+        )
+        np.testing.assert_array_equal(np.isnan(got), [True, False, True, False])
 
 
 # ---------------------------------------------------------------------------
@@ -508,14 +648,17 @@ RANK_ONE = {
     "CBFocalLoss": CBFocalLoss(BINARY_COUNTS),
     "LogitAdjustedLoss": LogitAdjustedLoss(BINARY_COUNTS),
     "cb_softmax_crossentropy": functools.partial(
-        cb_softmax_crossentropy, class_weights=BINARY_WEIGHTS),
+        cb_softmax_crossentropy, class_weights=BINARY_WEIGHTS
+    ),
     "cb_sigmoid_crossentropy": functools.partial(
-        cb_sigmoid_crossentropy, class_weights=BINARY_WEIGHTS),
+        cb_sigmoid_crossentropy, class_weights=BINARY_WEIGHTS
+    ),
     "cb_focal_crossentropy": functools.partial(
-        cb_focal_crossentropy, class_weights=BINARY_WEIGHTS),
+        cb_focal_crossentropy, class_weights=BINARY_WEIGHTS
+    ),
     "logit_adjusted_crossentropy": functools.partial(
-        logit_adjusted_crossentropy,
-        log_prior=class_log_prior(BINARY_COUNTS)),
+        logit_adjusted_crossentropy, log_prior=class_log_prior(BINARY_COUNTS)
+    ),
 }
 
 
@@ -525,9 +668,12 @@ def test_rank_one_predictions_raise_naming_the_unit_axis(name, batch):
     # With B = 2 a [B] vector once read as one sample of two classes.
     y = np.array([0, 1, 1, 0][:batch], "f4")
     p = np.array([0.2, 0.7, 0.9, 0.4][:batch], "f4")
-    with pytest.raises(ValueError, match=r"argument `y_pred`.*\[\.\.\., C\].*"
-                       rf"y_pred.shape=\({batch},\).*\[B, 1\].*keep the "
-                       r"unit axis"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument `y_pred`.*\[\.\.\., C\].*"
+        rf"y_pred.shape=\({batch},\).*\[B, 1\].*keep the "
+        r"unit axis",
+    ):
         RANK_ONE[name](y, p)
 
 
@@ -537,16 +683,19 @@ def test_keeping_the_unit_axis_gives_the_binary_head_value(kind):
     logits = np.array([3.0, -1.0], "f4")
     gamma = 0.0 if kind == "sigmoid" else 2.0
     if kind == "sigmoid":
-        loss = CBSigmoidLoss(BINARY_COUNTS, 0.999, from_logits=True,
-                             reduction="none")
+        loss = CBSigmoidLoss(
+            BINARY_COUNTS, 0.999, from_logits=True, reduction="none"
+        )
     else:
-        loss = CBFocalLoss(BINARY_COUNTS, 0.999, gamma, from_logits=True,
-                           reduction="none")
+        loss = CBFocalLoss(
+            BINARY_COUNTS, 0.999, gamma, from_logits=True, reduction="none"
+        )
     with pytest.raises(ValueError, match="keep the unit axis"):
         loss(y, logits)
     got = to_numpy(loss(y, ops.expand_dims(logits, -1)))  # the advice
-    want = reference.binary_head_loss(y, logits[:, None], BINARY_COUNTS,
-                                      0.999, gamma)
+    want = reference.binary_head_loss(
+        y, logits[:, None], BINARY_COUNTS, 0.999, gamma
+    )
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
@@ -554,26 +703,34 @@ def test_a_single_sample_needs_its_batch_axis():
     logits = np.array([2.0, 0.0, -1.0], "f4")
     with pytest.raises(ValueError, match=r"single sample.*\[1, C\]"):
         cb_softmax_crossentropy(2, logits, WEIGHTS, from_logits=True)
-    got = cb_softmax_crossentropy([2], logits[None], WEIGHTS,
-                                  from_logits=True)  # the advice
+    got = cb_softmax_crossentropy(
+        [2], logits[None], WEIGHTS, from_logits=True
+    )  # the advice
     np.testing.assert_allclose(
-        to_numpy(got), reference.softmax_loss([2], logits[None], WEIGHTS,
-                                              True), rtol=1e-6)
+        to_numpy(got),
+        reference.softmax_loss([2], logits[None], WEIGHTS, True),
+        rtol=1e-6,
+    )
 
 
 def test_a_squeezed_head_is_refused_in_fit_and_the_unsqueezed_one_trains():
     rng = np.random.default_rng(6)
     x = rng.normal(0, 1, (64, 3)).astype("f4")
     y = (x[:, 0] > 1.0).astype("f4")
-    loss = CBFocalLoss([int((y == 0).sum()), int(y.sum())], 0.999, 2.0,
-                       from_logits=True)
+    loss = CBFocalLoss(
+        [int((y == 0).sum()), int(y.sum())], 0.999, 2.0, from_logits=True
+    )
     keras.utils.set_random_seed(0)
     head = keras.layers.Dense(1)
-    squeezed = keras.Sequential([
-        keras.Input((3,)), head,
-        keras.layers.Lambda(lambda t: ops.squeeze(t, -1),
-                            output_shape=lambda s: s[:-1]),
-    ])
+    squeezed = keras.Sequential(
+        [
+            keras.Input((3,)),
+            head,
+            keras.layers.Lambda(
+                lambda t: ops.squeeze(t, -1), output_shape=lambda s: s[:-1]
+            ),
+        ]
+    )
     squeezed.compile("sgd", loss=loss, **fit_kwargs())
     with pytest.raises(ValueError, match="keep the unit axis"):
         squeezed.fit(x, y, epochs=1, verbose=0)
@@ -581,6 +738,6 @@ def test_a_squeezed_head_is_refused_in_fit_and_the_unsqueezed_one_trains():
     model.compile("sgd", loss=loss, **fit_kwargs())
     model.fit(x, y, epochs=1, verbose=0)
     want = reference.binary_head_loss(
-        y, model.predict(x, verbose=0), loss.class_counts, 0.999, 2.0).mean()
-    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), want,
-                               rtol=1e-4)
+        y, model.predict(x, verbose=0), loss.class_counts, 0.999, 2.0
+    ).mean()
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), want, rtol=1e-4)
