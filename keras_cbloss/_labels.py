@@ -328,7 +328,27 @@ def _dense_targets(y_true, dtype, known, ignore_class, softmax):
     if known is not None:
         target = ops.where(known, target, ops.zeros_like(target))
         keep = ops.any(known, axis=-1)
-    # One fused comparison and reduction (NaN is out of range too).
+    valid = _in_unit_range(y_true, target, ignore_class)
+    if softmax and known is not None:
+        complete = ops.logical_or(ops.all(known, axis=-1),
+                                  ops.logical_not(keep))
+        _raise_if_incomplete(y_true, complete, ignore_class)
+        valid = ops.logical_and(valid, complete)
+    return dict(target=target, valid=valid, keep=keep, known=known)
+
+
+def _in_unit_range(y_true, target, ignore_class):
+    """Marks rows `[...]` whose targets all lie in [0, 1]; raises eagerly.
+
+    Compiled code (every training step) compares the row minimum and
+    maximum: measured cheaper than reducing an elementwise mask, under XLA
+    and `tf.function` alike. A NaN may escape the two reductions, but a NaN
+    target makes the loss NaN by itself. Eager calls build the mask, to
+    name the bad values.
+    """
+    if not executing_eagerly(target) and 0 not in target.shape:
+        return ops.logical_and(ops.min(target, axis=-1) >= 0,
+                               ops.max(target, axis=-1) <= 1)
     in_range = ops.logical_and(target >= 0, target <= 1)
     if executing_eagerly(in_range) and not bool(ops.all(in_range)):
         _raise_if_invalid(
@@ -336,13 +356,7 @@ def _dense_targets(y_true, dtype, known, ignore_class, softmax):
             kind="dense targets",
             advice=_dense_advice(_bad_values(y_true, in_range), ignore_class),
         )
-    valid = ops.all(in_range, axis=-1)
-    if softmax and known is not None:
-        complete = ops.logical_or(ops.all(known, axis=-1),
-                                  ops.logical_not(keep))
-        _raise_if_incomplete(y_true, complete, ignore_class)
-        valid = ops.logical_and(valid, complete)
-    return dict(target=target, valid=valid, keep=keep, known=known)
+    return ops.all(in_range, axis=-1)
 
 
 def _dense_advice(bad, ignore_class):

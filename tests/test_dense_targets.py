@@ -455,11 +455,23 @@ def test_dense_targets_outside_zero_one_give_nan_when_compiled(kind):
     if BACKEND == "torch":
         pytest.skip("torch runs eagerly and raises (tested above)")
     y = ONE_HOT.copy()
-    y[1, 1], y[3, 0] = 1.5, -0.25
-    got = to_numpy(compiled(lambda a, b: FUNCTIONS[kind](a, b))(y, LOGITS))
-    np.testing.assert_array_equal(np.isnan(got), [False, True, False, True])
-    eager = to_numpy(FUNCTIONS[kind](ONE_HOT[[0, 2]], LOGITS[[0, 2]]))
-    np.testing.assert_allclose(got[[0, 2]], eager, rtol=1e-6)
+    y[1, 1], y[2, 0], y[3, 0] = 1.5, np.nan, -0.25
+    eager = to_numpy(FUNCTIONS[kind](ONE_HOT[:1], LOGITS[:1]))
+    for function in _compiled_functions(lambda a, b: FUNCTIONS[kind](a, b)):
+        got = to_numpy(function(y, LOGITS))
+        np.testing.assert_array_equal(np.isnan(got), [False, True, True, True])
+        np.testing.assert_allclose(got[:1], eager, rtol=1e-6)
+    # with ignore_class, only entries equal to it may lie outside [0, 1]
+    y[2, 0], y[3, 0] = -1, 0
+    masked = _compiled_functions(
+        lambda a, b: FUNCTIONS[kind](a, b, ignore_class=-1)
+    )
+    for function in masked:
+        got = to_numpy(function(y, LOGITS))
+        if kind in ("softmax", "logit_adjusted"):  # row 2 is partly unknown
+            np.testing.assert_array_equal(np.isnan(got), [0, 1, 1, 0])
+        else:
+            np.testing.assert_array_equal(np.isnan(got), [0, 1, 0, 0])
 
 
 def test_soft_and_boolean_dense_targets_stay_accepted():
