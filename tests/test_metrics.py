@@ -282,7 +282,8 @@ def test_out_of_range_labels_raise_when_eager():
         metric.update_state(np.array([0.0, 1.5, 2.0]), scores)
     with pytest.raises(ValueError, match="has 3"):
         metric.update_state(np.array([0, 1]), np.zeros((2, 3), "float32"))
-    with pytest.raises(ValueError, match="Invalid labels"):
+    with pytest.raises(ValueError, match="Labels and predictions do not "
+                       "match"):
         metric.update_state(np.zeros((3, 2, 2)), scores)
 
 
