@@ -1063,10 +1063,10 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def _check_state(self):
         """Raises for rows that did not fit, when values can be seen."""
-        dropped = ops.convert_to_tensor(self.rows_dropped)
+        # A cast reads the value (a sum over replicas under tf.distribute).
+        dropped = ops.cast(self.rows_dropped, "int32")
         if executing_eagerly(dropped) and int(dropped) > 0:
-            total = int(dropped) + int(ops.convert_to_tensor(
-                self.rows_written))
+            total = int(dropped) + int(ops.cast(self.rows_written, "int32"))
             raise ValueError(self._overflow_message(total))
         return ops.logical_or(dropped > 0, self.invalid > 0)
 
