@@ -7,6 +7,7 @@ run with `KERAS_BACKEND=jax` too. The MirroredStrategy check runs in a
 subprocess with two logical CPUs (TensorFlow backend).
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from sklearn.metrics import recall_score
 import backend_utils
 import reference
 from keras_cbloss import BalancedAccuracy
+from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import MeanAveragePrecision
 from keras_cbloss import PerClassRecall
 from keras_cbloss import ShotAccuracy
@@ -789,6 +791,18 @@ def test_mean_average_precision_under_jax_data_parallel():
     (lambda: ShotAccuracy("few", [10, -1]), ValueError, "non-negative"),
     (lambda: ShotAccuracy("few", many_threshold=10, few_threshold=20),
      ValueError, "few_threshold <= many_threshold"),
+    (lambda: BalancedAccuracy(multi_label="yes"), TypeError, "multi_label"),
+    (lambda: PerClassRecall(1, 1, multi_label=True), ValueError,
+     r"class_id.*\[0, 1\)"),
+    (lambda: BalancedAccuracy(0, multi_label=True), ValueError,
+     "num_classes.*positive integer"),
+    (lambda: MeanAveragePrecision(0), ValueError,
+     "num_classes.*positive integer"),
+    (lambda: MeanAveragePrecision(max_samples=0), ValueError, "max_samples"),
+    (lambda: MeanAveragePrecision(max_samples=2.5), TypeError,
+     "max_samples"),
+    (lambda: MeanAveragePrecision(ignore_class=0.5), TypeError,
+     "ignore_class"),
 ])
 def test_bad_arguments_raise_keras_style_errors(make, error, match):
     with pytest.raises(error, match=match):
@@ -846,6 +860,69 @@ def test_get_config_round_trip_keeps_state_shape_and_arguments():
             v.shape for v in metric.variables]
     serialized = keras.saving.serialize_keras_object(metrics[2])
     assert serialized["registered_name"] == "keras_cbloss>ShotAccuracy"
+
+
+# Every constructor argument, each with a value other than its default.
+CONFIG_CASES = [
+    (BalancedAccuracy, {"num_classes": 7, "threshold": 0.2,
+                        "ignore_class": 255, "multi_label": True,
+                        "name": "ba", "dtype": "float32"}),
+    (PerClassRecall, {"class_id": 3, "num_classes": 5, "threshold": 0.7,
+                      "ignore_class": -1, "multi_label": True,
+                      "name": "tail", "dtype": "float32"}),
+    (ShotAccuracy, {"shot": "medium", "class_counts": [900, 150, 40, 3],
+                    "many_threshold": 150.0, "few_threshold": 10.0,
+                    "threshold": 0.3, "ignore_class": 255,
+                    "multi_label": True, "name": "med", "dtype": "float32"}),
+    (MeanAveragePrecision, {"num_classes": 4, "max_samples": 64,
+                            "ignore_class": -1, "name": "map",
+                            "dtype": "float32"}),
+]
+
+
+@pytest.mark.parametrize("cls,arguments", CONFIG_CASES,
+                         ids=[c.__name__ for c, _ in CONFIG_CASES])
+def test_get_config_carries_every_argument_with_the_value_given(cls,
+                                                                arguments):
+    signature = inspect.signature(cls.__init__).parameters
+    assert set(arguments) == set(signature) - {"self"}  # none left out
+    config = cls(**arguments).get_config()
+    json.dumps(config)  # plain Python values only
+    for name, value in arguments.items():
+        assert config[name] == value, name
+    clone = cls.from_config(config)
+    for name, value in arguments.items():
+        assert clone.get_config()[name] == value, name
+
+
+def test_saved_model_keeps_the_metrics_void_label_and_threshold(tmp_path):
+    # Issue 16: a metric config without `ignore_class` or `threshold` passed
+    # the round-trip test, and a reloaded model then failed on its voids.
+    x, y = _tiny_data(num_classes=2)
+    y = y.astype("float32")
+    y[::7] = 255  # void
+    kept = y != 255
+    model = keras.Sequential([keras.Input((6,)),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    counts = np.bincount(y[kept].astype(int))
+    model.compile("adam", CBSigmoidLoss(counts, 0.9, ignore_class=255),
+                  metrics=[BalancedAccuracy(threshold=0.3, ignore_class=255),
+                           MeanAveragePrecision(max_samples=96,
+                                                ignore_class=255)],
+                  **backend_utils.fit_kwargs())
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    logs = loaded.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    p = loaded.predict(x, verbose=0)[kept, 0]
+    t = y[kept].astype(int)
+    expected = balanced_accuracy_score(t, p > 0.3)
+    assert abs(expected - balanced_accuracy_score(t, p > 0.5)) > 0.01
+    np.testing.assert_allclose(logs["balanced_accuracy"], expected,
+                               rtol=1e-5)
+    np.testing.assert_allclose(logs["mean_average_precision"],
+                               average_precision_score(t, p), rtol=1e-5)
 
 
 def _tiny_model(num_classes=4, features=6):
@@ -962,20 +1039,9 @@ with strategy.scope():
                            MeanAveragePrecision(max_samples=100),
                            ShotAccuracy("few", [48, 20, 8, 4],
                                         few_threshold=10)])
-    # Per-token weights: Keras' loss does not broadcast [B] to [B, T].
-    token_w = np.repeat(w[:, None], STEPS, axis=1)
-    if backend_utils.BACKEND == "torch":
-        # Keras 3.15 on PyTorch: a loss that reads a Keras mask rescales
-        # the caller's sample_weight in place (`apply_mask` does
-        # `sample_weight *= mask`), so weighted metrics after it receive
-        # total/valid-scaled weights. The eager test above covers the mask
-        # with sample_weight there.
-        w = np.ones_like(w)
-        token_w = None
-    model.fit(x, y, sample_weight=token_w, batch_size=16, epochs=1,
-              verbose=0)
-    logs = model.evaluate(x, y, sample_weight=token_w, batch_size=16,
-                          verbose=0, return_dict=True)
+    model.fit(x, y, sample_weight=w, batch_size=16, epochs=1, verbose=0)
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=16, verbose=0,
+                          return_dict=True)
     copies = len(model.metrics[-1].variables[0].value.values)
 print("RESULT " + json.dumps({
     "replicas": strategy.num_replicas_in_sync, "copies": copies,
