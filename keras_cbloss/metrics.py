@@ -134,13 +134,12 @@ def shot_groups(class_counts, many_threshold=100, few_threshold=20):
     Raises:
         ValueError, TypeError: For bad counts or thresholds.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import shot_groups
-    >>> groups = shot_groups([500, 100, 20, 19])
-    >>> {shot: np.flatnonzero(mask).tolist() for shot, mask in groups.items()}
-    {'many': [0], 'medium': [1, 2], 'few': [3]}
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import shot_groups
+        >>> groups = shot_groups([500, 100, 20, 19])
+        >>> {shot: np.flatnonzero(mask).tolist() for shot, mask in groups.items()}
+        {'many': [0], 'medium': [1, 2], 'few': [3]}
 
     References:
         Liu et al., "Large-Scale Long-Tailed Recognition in an Open World",
