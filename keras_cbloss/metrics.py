@@ -138,7 +138,7 @@ def shot_groups(class_counts, many_threshold=100, few_threshold=20):
         >>> import numpy as np
         >>> from keras_cbloss import shot_groups
         >>> groups = shot_groups([500, 100, 20, 19])
-        >>> {shot: np.flatnonzero(mask).tolist() for shot, mask in groups.items()}
+        >>> {shot: np.flatnonzero(m).tolist() for shot, m in groups.items()}
         {'many': [0], 'medium': [1, 2], 'few': [3]}
 
     References:

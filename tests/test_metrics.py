@@ -729,9 +729,11 @@ def test_mean_average_precision_overflow_in_compiled_code_is_nan_then_raises():
 
 def test_mean_average_precision_bad_targets_and_scores():
     with pytest.raises(ValueError, match=r"0/1 entries.*\[0.5\]"):
-        MeanAveragePrecision(max_samples=4).update_state([[1, 0.5]], [[0.2, 0.3]])
+        MeanAveragePrecision(max_samples=4).update_state([[1, 0.5]],
+                                                         [[0.2, 0.3]])
     with pytest.raises(ValueError, match="NaN or inf"):
-        MeanAveragePrecision(max_samples=4).update_state([[1, 0]], [[np.nan, 0.3]])
+        MeanAveragePrecision(max_samples=4).update_state([[1, 0]],
+                                                         [[np.nan, 0.3]])
     # A NaN at a skipped entry is never ranked.
     metric = MeanAveragePrecision(max_samples=4, ignore_class=-1)
     metric.update_state(np.array([[1, -1], [0, 1]], "float32"),
