@@ -456,3 +456,97 @@ def _sample_weights(target, labels, weights, binary_head):
     if labels is not None:
         return ops.take(weights, labels)
     return ops.matmul(target, weights)
+
+
+# --------------------------------------------------------------------------
+# Dense labels as the metrics read them (additive: the losses do not use
+# these). Dense rows `[..., C]` are either one class per position (one-hot
+# or soft rows, for the single-label metrics) or C binary entries (0/1 with
+# unknown entries, for `multi_label=True` and average precision).
+# --------------------------------------------------------------------------
+
+# A soft row (label smoothing, mixup) sums to 1 up to the rounding of its
+# dtype: float16 entries carry about 5e-4 relative error each. A multi-hot
+# row sums to 2 or more, a row with one positive to 1.
+_ROW_SUM_TOLERANCE = 1e-2
+
+
+def _raise_if_invalid_rows(y_true, valid, expected, advice):
+    """Raises for unusable dense rows when values can be inspected."""
+    if not executing_eagerly(valid) or bool(ops.all(valid)):
+        return
+    rows = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
+    shown = [[int(v) if float(v).is_integer() else round(float(v), 4)
+              for v in row[:8]] + (["..."] if len(row) > 8 else [])
+             for row in rows[:3]]
+    raise ValueError(
+        f"Invalid labels. Expected {expected}. Received {len(rows)} "
+        f"row(s) that are not, e.g. {shown}. {advice}"
+    )
+
+
+def _dense_row_ids(y_true, keep):
+    """Class ids of dense single-label rows `[..., C]` (one-hot or soft).
+
+    A row is one position's class distribution: entries in [0, 1] summing
+    to 1, and its class is the argmax. An all-zero row is an unlabelled
+    position (a void pixel of a one-hot map) and is not kept, never class
+    0. A row with more than one positive (multi-hot) or a sum other than 1
+    is invalid: a ValueError when values can be seen. `keep` marks known
+    entries (`_ignored`); a row with an unknown entry is not kept.
+
+    Returns `(ids, kept, valid)`: int32 ids `[...]` (0 where not usable),
+    the rows to count, and the rows whose values are usable (True where not
+    kept, so that `~valid` marks exactly the invalid kept rows).
+    """
+    rows = ops.cast(y_true, "float32")
+    row_kept = None if keep is None else ops.all(keep, axis=-1)
+    row_sum = ops.sum(rows, axis=-1)
+    in_range = ops.all(ops.logical_and(rows >= 0, rows <= 1), axis=-1)
+    labelled = ops.logical_not(ops.equal(row_sum, 0.0))
+    sums_to_one = ops.abs(row_sum - 1.0) <= _ROW_SUM_TOLERANCE
+    valid = ops.logical_and(in_range, ops.logical_or(
+        sums_to_one, ops.logical_not(labelled)))
+    kept = labelled if row_kept is None else ops.logical_and(labelled,
+                                                              row_kept)
+    if row_kept is not None:
+        valid = ops.logical_or(valid, ops.logical_not(row_kept))
+    _raise_if_invalid_rows(
+        y_true, valid,
+        "one class per position: one-hot or soft rows of y_true that sum to "
+        "1 (or all-zero rows for unlabelled positions)",
+        "A row with several positives is multi-label: pass "
+        "`multi_label=True` to score each label as its own binary problem.",
+    )
+    usable = ops.logical_and(kept, valid)
+    ids = ops.cast(ops.argmax(rows, axis=-1), "int32")
+    return ops.where(usable, ids, ops.zeros_like(ids)), kept, valid
+
+
+def _binary_entries(y_true, keep):
+    """0/1 targets of dense multi-label entries `[..., C]`.
+
+    Each entry is its own binary label: 0 or 1, or unknown where `keep`
+    (`_ignored`) is False. Any other value (a soft target, a -1 without
+    `ignore_class=-1`) is invalid: a ValueError when values can be seen.
+
+    Returns `(target, valid)`: float32 targets (0 where not usable) and the
+    entries whose values are usable (True at unknown entries).
+    """
+    target = ops.cast(y_true, "float32")
+    valid = ops.logical_or(ops.equal(target, 0.0), ops.equal(target, 1.0))
+    if keep is not None:
+        valid = ops.logical_or(valid, ops.logical_not(keep))
+    if executing_eagerly(valid) and not bool(ops.all(valid)):
+        bad = ops.convert_to_numpy(target)[~ops.convert_to_numpy(valid)]
+        shown = sorted({int(v) if float(v).is_integer() else float(v)
+                        for v in bad})
+        raise ValueError(
+            "Invalid multi-label targets. Expected 0/1 entries (or the "
+            "`ignore_class` value for unknown entries). Received values "
+            f"{shown[:10]}{' ...' if len(shown) > 10 else ''}. Mark unknown "
+            "entries with one value and pass it as `ignore_class` (e.g. "
+            "`ignore_class=-1`); threshold soft targets first."
+        )
+    usable = valid if keep is None else ops.logical_and(valid, keep)
+    return ops.where(usable, target, ops.zeros_like(target)), valid
