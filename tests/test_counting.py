@@ -353,8 +353,8 @@ def test_shapes_and_types_that_cannot_be_counted():
         count_classes(
             tf.data.Dataset.from_tensor_slices((x, x, x, x)), verbose=0
         )
-    with pytest.raises(TypeError, match="from_tensor_slices"):
-        count_classes(np.array([0, 1, 1]))
+    with pytest.raises(TypeError, match="as `fit` takes it.*dataset=3"):
+        count_classes(3)
     features = tf.data.Dataset.from_tensor_slices(
         {"a": x, "b": np.array([0, 2, 2, 1, 2, 2])}
     )
