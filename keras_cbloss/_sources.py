@@ -104,7 +104,7 @@ def _tf_composite(x):
     return None
 
 
-def _is_array_like(x):
+def is_array_like(x):
     return (
         isinstance(x, (np.ndarray, np.generic))
         or hasattr(x, "__array__")
@@ -138,14 +138,14 @@ def source_kind(x):
         return TORCH
     if _is_grain(x):
         return GRAIN
-    if _is_array_like(x):
+    if is_array_like(x):
         return ARRAYS
     if isinstance(x, (list, tuple)) and x and all(map(_is_number, x)):
         return ARRAYS  # labels as a Python sequence of numbers
     if isinstance(x, tuple):
         # `(x, y)` / `(x, y, sample_weight)` arrays, as `fit(x, y)` takes.
         leaves = _leaves(x)
-        if leaves and all(v is None or _is_array_like(v) for v in leaves):
+        if leaves and all(v is None or is_array_like(v) for v in leaves):
             return ARRAYS
         return None
     if isinstance(x, collections.abc.Iterator):

@@ -611,7 +611,8 @@ class _BatchReader:
             else:
                 out = self._label_fn(element)
             _check_projected(
-                out, self._weighted, _batch_spec, _sources.describe
+                out, self._weighted, lambda v: _batch_spec(v)[0],
+                _sources.describe,
             )
             labels, weights = out if self._weighted else (out, None)
             where = "the labels returned by `label_fn`"
@@ -627,27 +628,28 @@ class _BatchReader:
                 "the labels" if index is None
                 else "`y` in the batches' `(x, y, ...)`"
             )
-        array = _sources.to_numpy(labels)
-        spec = _sources.label_spec(labels, array)
-        check_label_spec(spec, where)
+        spec, array = _batch_spec(labels)
+        check_label_spec(spec, where, received=_sources.describe(labels))
         if weights is not None:
-            weights = _sources.to_numpy(weights)
-            check_weight_spec(
-                _sources.label_spec(weights, weights),
-                "the batches' `sample_weight`",
-            )
+            weight_spec, weights = _batch_spec(weights)
+            check_weight_spec(weight_spec, "the batches' `sample_weight`")
         if self.spec is None:
             self.spec = spec
         return array, weights
 
 
 def _batch_spec(value):
+    """`(LabelSpec, array)` of a batch's labels or weights; a structure of
+    several (a dict, a tuple, a list of arrays) is returned as the spec,
+    for the checks to refuse."""
     if isinstance(value, (dict, tuple)) or (
-        isinstance(value, list) and not _is_numbers(value)
+        isinstance(value, list)
+        and any(isinstance(v, dict) or _sources.is_array_like(v)
+                for v in value)
     ):
-        return value  # a structure: the checks refuse it
+        return value, None
     array = _sources.to_numpy(value)
-    return _sources.label_spec(value, array)
+    return _sources.label_spec(value, array), array
 
 
 def _show_batch(element):
