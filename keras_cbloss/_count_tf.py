@@ -155,7 +155,7 @@ def label_spec(spec):
             spec.shape.as_list()
         )
         return _sources.LabelSpec(
-            shape, spec.dtype.name, "dense", str(spec), "tf"
+            shape, spec.dtype.name, "dense", "tf", str(spec)
         )
     if isinstance(spec, tf.RaggedTensorSpec):
         kind = "ragged"
@@ -163,7 +163,7 @@ def label_spec(spec):
         kind = "sparse"
     else:
         kind = "other"
-    return _sources.LabelSpec(None, "", kind, str(spec), "tf")
+    return _sources.LabelSpec(None, "", kind, "tf", str(spec))
 
 
 def _show(spec):

@@ -53,8 +53,13 @@ class LabelSpec:
     shape: typing.Optional[tuple]  # None: unknown rank; None entries: unknown
     dtype: str  # "int64", "float32", "bool", "string", "object", ...
     kind: str  # "dense", "ragged", "sparse" or "other"
-    text: str  # how messages show the labels
     origin: str = "numpy"  # "tf" for a tf.data element spec
+    text: typing.Optional[str] = None  # how messages show the labels
+
+    def shown(self):
+        if self.text is not None:
+            return self.text
+        return f"an array of shape {self.shape} and dtype {self.dtype}"
 
 
 class Batches(typing.NamedTuple):
@@ -242,37 +247,63 @@ def to_numpy(value):
 
     Tensors of every backend are converted on the host: PyTorch tensors by
     `.detach().cpu().numpy()` (a view of CPU memory, no copy), the others
-    by `np.asarray`. Python lists of unequal lengths are ragged.
+    by `np.asarray`. Python lists of unequal lengths are ragged. The way to
+    convert is found once per type (finding it costs more than a batch of
+    a cheap source).
     """
-    if isinstance(value, np.ndarray):
-        return value
+    convert = _CONVERTERS.get(type(value))
+    if convert is None:
+        convert = _converter(value)
+        _CONVERTERS[type(value)] = convert
+    return convert(value)
+
+
+_CONVERTERS = {np.ndarray: lambda value: value}
+
+
+def _converter(value):
     if _tf_composite(value) is not None:
-        return None
+        return lambda value: None
     if _is_torch_tensor(value):
-        tensor = value.detach().cpu()
-        if str(tensor.dtype) == "torch.bfloat16":  # no NumPy equivalent
-            tensor = tensor.float()
-        return tensor.numpy()
+        return _torch_to_numpy
+    return _asarray
+
+
+def _torch_to_numpy(value):
+    tensor = value.detach().cpu()
+    if str(tensor.dtype) == "torch.bfloat16":  # no NumPy equivalent
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _asarray(value):
     try:
         return np.asarray(value)
     except ValueError:  # "inhomogeneous shape": lists of unequal lengths
         return None
 
 
+_DTYPE_NAMES = {}
+
+
 def dtype_name(array):
-    if array.dtype.kind in "US":
-        return "string"
-    return array.dtype.name
+    """The name of `array`'s dtype ("string" for NumPy strings), cached:
+    `np.dtype.name` costs microseconds, which count once per batch."""
+    dtype = array.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = "string" if dtype.kind in "US" else dtype.name
+        _DTYPE_NAMES[dtype] = name
+    return name
 
 
 def label_spec(value, array):
     """The `LabelSpec` of one batch's labels; `array` is `to_numpy(value)`."""
     if array is None:
         kind = _tf_composite(value) or "ragged"
-        return LabelSpec(None, "", kind, f"{type(value).__name__} {value!r}"[
-            :200])
-    text = f"an array of shape {tuple(array.shape)} and dtype {array.dtype}"
-    return LabelSpec(tuple(array.shape), dtype_name(array), "dense", text)
+        text = f"{type(value).__name__} {value!r}"[:200]
+        return LabelSpec(None, "", kind, text=text)
+    return LabelSpec(array.shape, dtype_name(array), "dense")
 
 
 def describe(element):

@@ -364,7 +364,7 @@ def check_label_spec(spec, where, received=None):
             )
         raise TypeError(
             f"Cannot count {where}: expected a dense tensor of labels. "
-            f"Received: {spec.text}. {advice}"
+            f"Received: {spec.shown()}. {advice}"
         )
     kind = _dtype_kind(spec.dtype)
     if kind not in ("int", "float", "bool"):
@@ -411,7 +411,10 @@ def check_weight_spec(spec, where, received=None):
         or _dtype_kind(spec.dtype) not in ("int", "float")
     ):
         if received is None:
-            received = getattr(spec, "text", None) or _structure_text(spec)
+            received = (
+                _structure_text(spec) if isinstance(spec, (dict, tuple, list))
+                else spec.shown()
+            )
         raise TypeError(
             f"Cannot use {where} as sample weights: expected a numeric dense "
             f"tensor with one weight per sample. Received: {received}. For "

@@ -579,7 +579,8 @@ def _count_batches(source, args):
             )
         counter.add(labels, weights, read)
         read += 1
-        progress.update(read)
+        if progress.active:
+            progress.update(read)
     if counter is None:
         raise _no_labels_error(args.ignore_class)
     counter.flush()
@@ -592,19 +593,55 @@ def _count_batches(source, args):
 class _BatchReader:
     """Finds the labels (and weights) of each batch, as NumPy arrays.
 
-    The first batch fixes where they are (`fit`'s rule, or `label_fn`);
-    every batch's labels pass the shared checks, and `spec` describes the
-    first batch's labels for the plan.
+    Each batch is found as `fit` finds it (or by `label_fn`) and its labels
+    pass the shared checks; `spec` describes the first batch's labels, for
+    the plan. Batches laid out like the previous one, with NumPy labels of
+    the same dtype, take a short path with the same outcome: a cheap
+    source (slices of arrays in memory) costs well under a microsecond a
+    batch, so the checks must not cost more than they need to.
     """
 
     def __init__(self, args):
         self._label_fn = args.label_fn
         self._weighted = args.weighted
+        self._layout = None  # (element type, length, index, weights, dtype)
         self.spec = None
         self.features = args.label_fn is not None
 
     def read(self, element):
+        if self._layout is not None:
+            found = self._read_like_before(element)
+            if found is not None:
+                return found
+        return self._read(element)
+
+    def _read_like_before(self, element):
+        kind, length, index, weight_index, label_type, dtype = self._layout
+        if type(element) is not kind:
+            return None
         weights = None
+        if index is None:
+            labels = element
+        else:
+            if len(element) != length:
+                return None
+            labels = element[index]
+            if weight_index is not None:
+                weights = element[weight_index]
+                if type(weights) is not label_type:
+                    return None
+                weights = _sources.to_numpy(weights)
+                if weights.dtype.kind not in "iuf":
+                    return None
+        if type(labels) is not label_type:
+            return None
+        labels = _sources.to_numpy(labels)
+        if labels.dtype != dtype:
+            return None
+        return labels, weights
+
+    def _read(self, element):
+        weights = index = weight_index = None
         if self._label_fn is not None:
             if isinstance(element, (tuple, list)):
                 out = self._label_fn(*element)
@@ -629,12 +666,22 @@ class _BatchReader:
                 else "`y` in the batches' `(x, y, ...)`"
             )
         spec, array = _batch_spec(labels)
-        check_label_spec(spec, where, received=_sources.describe(labels))
+        structure = isinstance(spec, (dict, tuple, list))
+        check_label_spec(
+            spec, where,
+            received=_sources.describe(labels) if structure else None,
+        )
         if weights is not None:
             weight_spec, weights = _batch_spec(weights)
             check_weight_spec(weight_spec, "the batches' `sample_weight`")
         if self.spec is None:
             self.spec = spec
+        if self._label_fn is None:
+            length = len(element) if index is not None else None
+            self._layout = (
+                type(element), length, index, weight_index, type(labels),
+                array.dtype,
+            )
         return array, weights
 
 
@@ -687,7 +734,11 @@ class _HostCounter:
 
     def add(self, y, w, index):
         plan = self.plan
-        _check_layout(plan, y.shape, index)
+        if y.ndim != len(plan.shape) or (
+            y.ndim and y.shape[-1] != plan.shape[-1]
+            and not (plan.sparse and plan.shape[-1] != 1)
+        ):
+            _check_layout(plan, y.shape, index)
         lead = y.shape[0] if y.ndim else 1
         y = y.reshape(-1) if plan.sparse else y.reshape(-1, plan.num_classes)
         if w is not None:
@@ -860,6 +911,8 @@ class _Progress:
             self._bar = keras.utils.Progbar(
                 total, verbose=verbose, unit_name="step"
             )
+        # Whether `update` can show anything (callers may skip it if not).
+        self.active = self._verbose != 0
 
     def update(self, elements):
         if (
