@@ -89,7 +89,6 @@ import tensorflow as tf  # noqa: E402
 
 from keras_cbloss import count_classes  # noqa: E402
 
-
 SECTIONS = ("tf", "images", "imports", "sources")
 
 
@@ -304,7 +303,6 @@ def fmt_rate(rows, seconds):
 
 def main(argv=None):
     args = parse_args(argv)
-    c = args.classes
     report = {
         "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
         "machine": f"{platform.processor() or platform.machine()}, "

@@ -27,8 +27,8 @@ from keras_cbloss._validation import check_weight_spec
 from keras_cbloss.counting import _DENSE_GROUP_VALUES
 from keras_cbloss.counting import _GROUP_VALUES
 from keras_cbloss.counting import _MAX_INFERRED_CLASSES
-from keras_cbloss.counting import _Code
 from keras_cbloss.counting import _check_projected
+from keras_cbloss.counting import _Code
 from keras_cbloss.counting import _invalid_error
 from keras_cbloss.counting import _locate_labels
 from keras_cbloss.counting import _no_labels_error
@@ -102,8 +102,12 @@ def count(dataset, args):
     )
     grouped, steps_mode, chunk = _group(labels, plan, show_bar, total)
     key = _Key(
-        plan.sparse, plan.dtype, plan.num_classes, plan.weighted,
-        _representable(plan.ignore_class, plan.dtype), steps_mode,
+        plan.sparse,
+        plan.dtype,
+        plan.num_classes,
+        plan.weighted,
+        _representable(plan.ignore_class, plan.dtype),
+        steps_mode,
     )
     state = _run(
         grouped, _cached_runner(key), chunk, plan, _Progress(verbose, total)
@@ -127,11 +131,7 @@ def _run(grouped, runner, chunk, plan, progress):
     )
     while True:
         state = runner(iterator, max_groups, state)
-        if (
-            int(state.code) != _Code.OK
-            or bool(state.exhausted)
-            or not chunk
-        ):
+        if int(state.code) != _Code.OK or bool(state.exhausted) or not chunk:
             break
         progress.update(int(state.elements))
     if int(state.code) != _Code.OK:
@@ -151,9 +151,7 @@ def label_spec(spec):
     if isinstance(spec, (dict, tuple, list)):
         return spec
     if isinstance(spec, tf.TensorSpec):
-        shape = None if spec.shape.rank is None else tuple(
-            spec.shape.as_list()
-        )
+        shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
         return _sources.LabelSpec(
             shape, spec.dtype.name, "dense", "tf", str(spec)
         )
@@ -188,13 +186,15 @@ def _labels_dataset(dataset, label_fn, weighted):
         )
         return dataset, False
     check_label_spec(
-        label_spec(spec[1]), "`y` in the dataset's `(x, y, ...)`",
+        label_spec(spec[1]),
+        "`y` in the dataset's `(x, y, ...)`",
         received=str(spec[1]),
     )
     if weight_index is None:
         return dataset.map(lambda *element: element[1]), True
     check_weight_spec(
-        label_spec(spec[2]), "the dataset's `sample_weight`",
+        label_spec(spec[2]),
+        "the dataset's `sample_weight`",
         received=str(spec[2]),
     )
     return dataset.map(lambda *element: (element[1], element[2])), True
@@ -217,8 +217,10 @@ def _group(labels, plan, show_bar, total):
         size = max(1, values // per_row)
         grouped, steps_mode = labels.batch(size), "leading"
         groups = None if total is None else -(-total // size)
-    elif show_bar or plan.weighted or (
-        not fixed and rank != (1 if plan.sparse else 2)
+    elif (
+        show_bar
+        or plan.weighted
+        or (not fixed and rank != (1 if plan.sparse else 2))
     ):
         # With weights or a progress bar, keep the batches (exact sizes and
         # element counts); batches of ids [B, T] (rows [B, T, C]) with a
@@ -252,9 +254,7 @@ def _run_loop(key, iterator, max_groups, state):
 
     def cond(i, state):
         return (
-            (i < max_groups)
-            & tf.equal(state.code, _Code.OK)
-            & ~state.exhausted
+            (i < max_groups) & tf.equal(state.code, _Code.OK) & ~state.exhausted
         )
 
     def loop(i, state):
@@ -461,7 +461,8 @@ def _check_weights(w, n, lead, code, bad):
     sizes = tf.cast(tf.stack([n, m]), tf.float64)
     w64 = tf.cast(w, tf.float64)
     w_code, w_bad = _first_invalid(
-        tf.logical_not(w64 >= 0) | ~tf.math.is_finite(w64), w,
+        tf.logical_not(w64 >= 0) | ~tf.math.is_finite(w64),
+        w,
         _Code.BAD_WEIGHT,
     )
     ok = tf.equal(code, _Code.OK)

@@ -100,7 +100,7 @@ def _is_grain(x):
 
 
 def _tf_composite(x):
-    """"ragged" / "sparse" for a TensorFlow RaggedTensor / SparseTensor."""
+    """ "ragged" / "sparse" for a TensorFlow RaggedTensor / SparseTensor."""
     cls = type(x)
     if str(cls.__module__).startswith("tensorflow.python."):
         return {"RaggedTensor": "ragged", "SparseTensor": "sparse"}.get(
@@ -183,6 +183,7 @@ def _py_dataset_length(dataset):
 
 def _py_dataset_batches(dataset, length):
     """Reads `dataset[i]` in order, as `fit` does without workers."""
+
     def iterate():
         indices = range(length) if length != INFINITE else _count_up()
         return (dataset[i] for i in indices)
@@ -310,14 +311,17 @@ def describe(element):
     """A short description of a batch for messages, e.g. `(array(shape=(8,
     3), dtype=float32), array(shape=(8,), dtype=int64))`."""
     if isinstance(element, dict):
-        return "{" + ", ".join(
-            f"{k!r}: {describe(v)}" for k, v in element.items()
-        ) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k!r}: {describe(v)}" for k, v in element.items())
+            + "}"
+        )
     if isinstance(element, (list, tuple)):
         inner = ", ".join(describe(v) for v in element)
         return f"({inner})" if isinstance(element, tuple) else f"[{inner}]"
-    shape, dtype = getattr(element, "shape", None), getattr(
-        element, "dtype", None
+    shape, dtype = (
+        getattr(element, "shape", None),
+        getattr(element, "dtype", None),
     )
     if shape is not None and dtype is not None:
         return f"array(shape={tuple(shape)}, dtype={dtype})"

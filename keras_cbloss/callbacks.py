@@ -32,12 +32,12 @@ from keras_cbloss._base import _StaleTraceWarning
 from keras_cbloss._compat import clear_jax_traces
 from keras_cbloss._compat import compiled_metric_objects
 from keras_cbloss._compat import rebuild_step_functions
+from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
 from keras_cbloss._validation import check_num_classes
 from keras_cbloss._validation import check_outputs
-from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_recount
 from keras_cbloss._validation import check_source
 from keras_cbloss._validation import check_sparse

@@ -347,8 +347,10 @@ def _locate_labels(element, weighted, show):
 
 def _is_numbers(element):
     """A list of Python numbers: a batch of labels, not `(x, y, ...)`."""
-    return isinstance(element, list) and bool(element) and all(
-        isinstance(v, (int, float, np.number)) for v in element
+    return (
+        isinstance(element, list)
+        and bool(element)
+        and all(isinstance(v, (int, float, np.number)) for v in element)
     )
 
 
@@ -366,11 +368,13 @@ def _check_projected(out, weighted, spec_of, show):
             f"{show(out)}"
         )
     check_label_spec(
-        spec_of(out[0]), "the labels returned by `label_fn`",
+        spec_of(out[0]),
+        "the labels returned by `label_fn`",
         received=show(out[0]),
     )
     check_weight_spec(
-        spec_of(out[1]), "the weights returned by `label_fn`",
+        spec_of(out[1]),
+        "the weights returned by `label_fn`",
         received=show(out[1]),
     )
 
@@ -413,8 +417,14 @@ def _plan(spec, args, source="tf"):
             )
         num_classes = width
     return _Plan(
-        sparse, shape, dtype, num_classes, batched, args.weighted,
-        args.ignore_class, ambiguous,
+        sparse,
+        shape,
+        dtype,
+        num_classes,
+        batched,
+        args.weighted,
+        args.ignore_class,
+        ambiguous,
     )
 
 
@@ -511,15 +521,19 @@ def _total(length, steps, kind):
     name, unit = _WORDS.get(kind, ("dataset", "batches"))
     if length == _sources.INFINITE and steps is None:
         why = (
-            "its `num_batches` is None" if kind == _sources.PY_DATASET
+            "its `num_batches` is None"
+            if kind == _sources.PY_DATASET
             else "repeated without a count"
         )
         raise ValueError(
             f"The {name} is infinite ({why}), so counting its labels would "
             f"never end. Pass `steps`, the number of {unit} to count, e.g. "
             "`steps=steps_per_epoch`"
-            + (", or count the dataset before `.repeat()`."
-               if kind != _sources.PY_DATASET else ".")
+            + (
+                ", or count the dataset before `.repeat()`."
+                if kind != _sources.PY_DATASET
+                else "."
+            )
         )
     if length == 0:
         raise ValueError(
@@ -570,9 +584,7 @@ def _count_batches(source, args):
     for element in iterator:
         labels, weights = reader.read(element)
         if counter is None:
-            plan = _plan(
-                reader.spec, args, "arrays" if arrays else "batches"
-            )
+            plan = _plan(reader.spec, args, "arrays" if arrays else "batches")
             counter = _HostCounter(plan)
             progress = _Progress(
                 args.verbose, total, auto=reader.features and bool(total)
@@ -648,7 +660,9 @@ class _BatchReader:
             else:
                 out = self._label_fn(element)
             _check_projected(
-                out, self._weighted, lambda v: _batch_spec(v)[0],
+                out,
+                self._weighted,
+                lambda v: _batch_spec(v)[0],
                 _sources.describe,
             )
             labels, weights = out if self._weighted else (out, None)
@@ -662,13 +676,15 @@ class _BatchReader:
                 weights = element[weight_index]
             self.features |= index is not None
             where = (
-                "the labels" if index is None
+                "the labels"
+                if index is None
                 else "`y` in the batches' `(x, y, ...)`"
             )
         spec, array = _batch_spec(labels)
         structure = isinstance(spec, (dict, tuple, list))
         check_label_spec(
-            spec, where,
+            spec,
+            where,
             received=_sources.describe(labels) if structure else None,
         )
         if weights is not None:
@@ -679,7 +695,11 @@ class _BatchReader:
         if self._label_fn is None:
             length = len(element) if index is not None else None
             self._layout = (
-                type(element), length, index, weight_index, type(labels),
+                type(element),
+                length,
+                index,
+                weight_index,
+                type(labels),
                 array.dtype,
             )
         return array, weights
@@ -691,8 +711,7 @@ def _batch_spec(value):
     for the checks to refuse."""
     if isinstance(value, (dict, tuple)) or (
         isinstance(value, list)
-        and any(isinstance(v, dict) or _sources.is_array_like(v)
-                for v in value)
+        and any(isinstance(v, dict) or _sources.is_array_like(v) for v in value)
     ):
         return value, None
     array = _sources.to_numpy(value)
@@ -735,7 +754,8 @@ class _HostCounter:
     def add(self, y, w, index):
         plan = self.plan
         if y.ndim != len(plan.shape) or (
-            y.ndim and y.shape[-1] != plan.shape[-1]
+            y.ndim
+            and y.shape[-1] != plan.shape[-1]
             and not (plan.sparse and plan.shape[-1] != 1)
         ):
             _check_layout(plan, y.shape, index)

@@ -19,7 +19,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-
 import reference
 
 from keras_cbloss import CBSigmoidLoss
@@ -75,7 +74,7 @@ class ArrayBatches(keras.utils.PyDataset):
 
 def batch_list(arrays):
     items = [
-        tuple(a[i:i + BATCH] for a in arrays) for i in range(0, N, BATCH)
+        tuple(a[i : i + BATCH] for a in arrays) for i in range(0, N, BATCH)
     ]
     return [b if len(b) > 1 else b[0] for b in items]
 
@@ -109,11 +108,13 @@ def grain_dataset(arrays):
 
 SOURCES = {
     "arrays": lambda arrays: arrays if len(arrays) > 1 else arrays[0],
-    "tensors": lambda arrays: tuple(
-        keras.ops.convert_to_tensor(a) for a in arrays
-    ) if len(arrays) > 1 else keras.ops.convert_to_tensor(arrays[0]),
+    "tensors": lambda arrays: (
+        tuple(keras.ops.convert_to_tensor(a) for a in arrays)
+        if len(arrays) > 1
+        else keras.ops.convert_to_tensor(arrays[0])
+    ),
     "list": batch_list,
-    "callable": lambda arrays: (lambda: iter(batch_list(arrays))),
+    "callable": lambda arrays: lambda: iter(batch_list(arrays)),
     "pydataset": ArrayBatches,
     "torch": torch_loader,
     "grain": grain_dataset,
@@ -136,7 +137,7 @@ def test_class_ids_from_every_source(kind, with_x):
     inferred = count_classes(source(kind, *arrays), verbose=0)
     np.testing.assert_array_equal(inferred, expected[: Y.max() + 1])
     # Float ids [B, 1].
-    column = (X, Y[:, None].astype("float32"))[-len(arrays):]
+    column = (X, Y[:, None].astype("float32"))[-len(arrays) :]
     np.testing.assert_array_equal(
         count_classes(source(kind, *column), C, verbose=0), expected
     )
@@ -161,14 +162,17 @@ def test_multi_hot_targets_with_unknown_entries(kind):
     counts = count_classes(source(kind, X, T), ignore_class=-1, verbose=0)
     np.testing.assert_array_equal(counts, known_positives(T))
     weighted = count_classes(
-        source(kind, X, T, W), ignore_class=-1, sample_weighted=True,
+        source(kind, X, T, W),
+        ignore_class=-1,
+        sample_weighted=True,
         verbose=0,
     )
     np.testing.assert_allclose(weighted, known_positives(T, W), rtol=1e-12)
     # Without `ignore_class`, -1 is an invalid target; the advice, followed.
     with pytest.raises(
-        ValueError, match=r"0s and 1s.*value of -1\. If such entries mark "
-        r"unknown labels.*pass `ignore_class=-1`"
+        ValueError,
+        match=r"0s and 1s.*value of -1\. If such entries mark "
+        r"unknown labels.*pass `ignore_class=-1`",
     ):
         count_classes(source(kind, X, T), verbose=0)
     # Values other than 0, 1 and the ignored one stay errors (as in the
@@ -219,8 +223,12 @@ def test_per_token_ids_with_padding_and_void_pixels(kind):
     np.testing.assert_array_equal(counts, expected)
     # Per-sample weights [B] repeat over the tokens of each sample.
     weighted = count_classes(
-        source(kind, X, tokens, W), C, sparse=True, ignore_class=-1,
-        sample_weighted=True, verbose=0,
+        source(kind, X, tokens, W),
+        C,
+        sparse=True,
+        ignore_class=-1,
+        sample_weighted=True,
+        verbose=0,
     )
     per_token = np.repeat(W[:, None], 6, axis=1)
     np.testing.assert_allclose(
@@ -229,8 +237,9 @@ def test_per_token_ids_with_padding_and_void_pixels(kind):
     masks = RNG.integers(0, C, (N, 3, 2)).astype("uint8")
     masks[0, 0, 0] = 255
     np.testing.assert_array_equal(
-        count_classes(source(kind, masks), C, sparse=True, ignore_class=255,
-                      verbose=0),
+        count_classes(
+            source(kind, masks), C, sparse=True, ignore_class=255, verbose=0
+        ),
         np.bincount(masks[masks != 255], minlength=C),
     )
 
@@ -238,7 +247,7 @@ def test_per_token_ids_with_padding_and_void_pixels(kind):
 def test_label_fn_dict_labels_and_structures():
     labels = {"cls": Y, "aux": Y[::-1]}
     batches = [
-        (X[i:i + BATCH], {k: v[i:i + BATCH] for k, v in labels.items()})
+        (X[i : i + BATCH], {k: v[i : i + BATCH] for k, v in labels.items()})
         for i in range(0, N, BATCH)
     ]
     with pytest.raises(
@@ -253,7 +262,9 @@ def test_label_fn_dict_labels_and_structures():
     np.testing.assert_array_equal(counts, np.bincount(Y, minlength=C))
     # Weights from label_fn.
     counts = count_classes(
-        (X, Y, W), C, label_fn=lambda x, y, w: (y, 2 * w),
+        (X, Y, W),
+        C,
+        label_fn=lambda x, y, w: (y, 2 * w),
         sample_weighted=True,
     )
     np.testing.assert_allclose(counts, np.bincount(Y, 2 * W, C))
@@ -271,9 +282,7 @@ def test_label_fn_dict_labels_and_structures():
 
 def test_python_lists_of_numbers_are_labels():
     np.testing.assert_array_equal(count_classes([0, 2, 2, 1]), [1, 1, 2])
-    np.testing.assert_array_equal(
-        count_classes([[0, 2], [2, 1, 2]]), [1, 1, 3]
-    )
+    np.testing.assert_array_equal(count_classes([[0, 2], [2, 1, 2]]), [1, 1, 3])
 
 
 def test_ragged_batches_name_the_fix():
@@ -292,8 +301,9 @@ def test_string_labels_follow_the_string_lookup_advice():
     class_names = ["cat", "dog", "eel"]
     names = np.array(["cat", "dog", "cat", "eel", "cat", "dog"])
     with pytest.raises(
-        TypeError, match=r"dtype string.*StringLookup\(vocabulary="
-        r"class_names, num_oov_indices=0\)"
+        TypeError,
+        match=r"dtype string.*StringLookup\(vocabulary="
+        r"class_names, num_oov_indices=0\)",
     ):
         count_classes(names)
     # The advice exactly as written.
@@ -315,6 +325,7 @@ def test_sources_that_are_refused_name_the_fix():
     generator = (b for b in batch_list((X, Y)))
     with pytest.raises(TypeError, match=r"one-shot.*lambda: make_batches"):
         count_classes(generator)
+
     # The advice, followed: a function returning a fresh iterator.
     def make_batches():
         return (b for b in batch_list((X, Y)))
@@ -379,30 +390,33 @@ def test_invalid_labels_name_the_value(labels, num_classes, match, kind):
 
 def test_invalid_sample_weights():
     with pytest.raises(ValueError, match=r"sample weight of -0.5"):
-        count_classes((X[:3], Y[:3], np.array([1, -0.5, 1])),
-                      sample_weighted=True)
+        count_classes(
+            (X[:3], Y[:3], np.array([1, -0.5, 1])), sample_weighted=True
+        )
     with pytest.raises(ValueError, match=r"sample weight of nan"):
-        count_classes([(X[:2], Y[:2], np.array([1.0, np.nan]))],
-                      sample_weighted=True)
+        count_classes(
+            [(X[:2], Y[:2], np.array([1.0, np.nan]))], sample_weighted=True
+        )
     with pytest.raises(ValueError, match=r"6 weights for 2 labelled"):
-        count_classes([(X[:2], Y[:2], np.ones((2, 3)))],
-                      sample_weighted=True)
+        count_classes([(X[:2], Y[:2], np.ones((2, 3)))], sample_weighted=True)
     with pytest.raises(TypeError, match=r"as sample weights.*dtype string"):
-        count_classes([(X[:2], Y[:2], np.array(["a", "b"]))],
-                      sample_weighted=True)
+        count_classes(
+            [(X[:2], Y[:2], np.array(["a", "b"]))], sample_weighted=True
+        )
 
 
 def test_layouts_that_change_between_batches_are_errors():
     rows = np.eye(C)[Y[:4]]
-    with pytest.raises(ValueError, match=r"batch 1 have shape \(4, 5\).*"
-                       r"first batch have shape \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch 1 have shape \(4, 5\).*"
+        r"first batch have shape \(4,\)",
+    ):
         count_classes([Y[:4], rows])
     with pytest.raises(ValueError, match=r"batch 1 have shape \(4, 3\)"):
         count_classes([rows, rows[:, :3]])
     # Batches of different sizes are fine, of course.
-    np.testing.assert_array_equal(
-        count_classes([Y[:3], Y[3:]]), np.bincount(Y)
-    )
+    np.testing.assert_array_equal(count_classes([Y[:3], Y[3:]]), np.bincount(Y))
 
 
 def test_unbatched_rows_from_a_list_warn_and_sparse_false_fixes_it():
@@ -430,12 +444,12 @@ def test_progress_bar(capsys):
 def test_many_batches_in_several_groups():
     # More labels than one group of 2**16: the groups add up.
     y = np.random.default_rng(3).integers(0, 300, 150_001)
-    batches = [y[i:i + 1000] for i in range(0, len(y), 1000)]
+    batches = [y[i : i + 1000] for i in range(0, len(y), 1000)]
     np.testing.assert_array_equal(
         count_classes(batches, 300), np.bincount(y, minlength=300)
     )
     rows = np.eye(300, dtype="float32")[y[:9000]]
-    batches = [rows[i:i + 512] for i in range(0, len(rows), 512)]
+    batches = [rows[i : i + 512] for i in range(0, len(rows), 512)]
     np.testing.assert_array_equal(
         count_classes(batches), np.bincount(y[:9000], minlength=300)
     )
@@ -447,7 +461,7 @@ def test_reused_batch_buffers_are_copied():
 
     def refilled():
         for i in range(0, N - N % BATCH, BATCH):
-            buffer[:] = Y[i:i + BATCH]
+            buffer[:] = Y[i : i + BATCH]
             yield X[:BATCH], buffer
 
     np.testing.assert_array_equal(
@@ -456,8 +470,9 @@ def test_reused_batch_buffers_are_copied():
     )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("grain") is None,
-                    reason="grain is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("grain") is None, reason="grain is not installed"
+)
 def test_grain_iter_datasets_loaders_and_repeat():
     import grain
 
@@ -504,13 +519,15 @@ def test_class_counter_in_fit(kind):
     logits = model.predict(X, verbose=0)
     if kind == "arrays":
         counter = ClassCounter(y, verbose=0)  # the labels alone
-        history = model.fit(X, y, batch_size=N, verbose=0, shuffle=False,
-                            callbacks=[counter])
+        history = model.fit(
+            X, y, batch_size=N, verbose=0, shuffle=False, callbacks=[counter]
+        )
     else:
         train = source(kind, X, y)
         counter = ClassCounter(train, verbose=0)
-        history = model.fit(train, verbose=0, shuffle=False,
-                            callbacks=[counter])
+        history = model.fit(
+            train, verbose=0, shuffle=False, callbacks=[counter]
+        )
     counts = np.bincount(y, minlength=C)
     np.testing.assert_array_equal(counter.counts, counts)
     np.testing.assert_array_equal(loss.class_counts, counts)
@@ -537,8 +554,11 @@ def test_class_counter_one_unit_head_from_arrays():
     # A class id >= 2 names the one-unit fix, from arrays as from tf.data.
     counter = ClassCounter(Y, verbose=0)
     counter.set_model(model)
-    with pytest.raises(ValueError, match=r"one-unit output.*label of 4.*"
-                       r"C output units"):
+    with pytest.raises(
+        ValueError,
+        match=r"one-unit output.*label of 4.*"
+        r"C output units",
+    ):
         counter.on_train_begin()
 
 
@@ -580,8 +600,7 @@ def test_multi_hot_targets_with_unknown_entries_train_with_the_counter():
     model = model_and_loss(loss)
     train = ArrayBatches((X, T))
     counter = ClassCounter(train, verbose=0)
-    history = model.fit(train, verbose=0, shuffle=False,
-                            callbacks=[counter])
+    history = model.fit(train, verbose=0, shuffle=False, callbacks=[counter])
     np.testing.assert_array_equal(loss.class_counts, known_positives(T))
     assert np.isfinite(history.history["loss"][0])
 
@@ -623,12 +642,19 @@ def test_counting_without_tensorflow_under_jax():
         pytest.skip("run once, from the TensorFlow session")
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get(
-                   "PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+    )
     result = subprocess.run(
-        [sys.executable, "-c", NO_TF_SCRIPT], capture_output=True, text=True,
-        timeout=600, env=env, cwd=ROOT,
+        [sys.executable, "-c", NO_TF_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
