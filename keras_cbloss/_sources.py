@@ -20,6 +20,7 @@ Nothing here imports TensorFlow, PyTorch or grain.
 
 import collections.abc
 import dataclasses
+import itertools
 import numbers
 import sys
 import typing
@@ -185,17 +186,10 @@ def _py_dataset_batches(dataset, length):
     """Reads `dataset[i]` in order, as `fit` does without workers."""
 
     def iterate():
-        indices = range(length) if length != INFINITE else _count_up()
+        indices = range(length) if length != INFINITE else itertools.count()
         return (dataset[i] for i in indices)
 
     return iterate
-
-
-def _count_up():
-    i = 0
-    while True:
-        yield i
-        i += 1
 
 
 def _call_for_iterator(make):
@@ -205,7 +199,7 @@ def _call_for_iterator(make):
             batches, (str, bytes, dict)
         ):
             raise TypeError(
-                "Invalid value for argument `dataset`: the callable must "
+                "Invalid type for argument `dataset`: the callable must "
                 "return an iterator (or iterable) of batches, e.g. "
                 "`lambda: make_batches()`. Received a callable returning "
                 f"{type(batches).__name__}."

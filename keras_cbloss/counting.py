@@ -747,7 +747,7 @@ class _HostCounter:
         self.plan = plan
         dtype = np.float64 if plan.weighted else np.int64
         self.counts = np.zeros(plan.num_classes or 0, dtype)
-        self.rows = 0
+        self.rows = 0  # labels counted (known entries of rows): 0 is an error
         self._labels, self._weights, self._held = [], [], 0
         self._group = _GROUP_VALUES if plan.sparse else _DENSE_GROUP_VALUES
 
@@ -786,7 +786,9 @@ class _HostCounter:
         step = _sparse_counts if plan.sparse else _dense_counts
         code, bad, rows, counts = step(plan, y, w)
         if code == _Code.OK and w is not None:
-            code, bad = _check_host_weights(w)
+            # Every weight reached the counts unless ignored ids were left out.
+            complete = not plan.sparse or rows == len(y)
+            code, bad = _check_host_weights(w, counts, complete)
         if code != _Code.OK:
             raise _invalid_error(plan, code, bad)
         if counts.size > self.counts.size:
@@ -794,7 +796,7 @@ class _HostCounter:
                 self.counts, (0, counts.size - self.counts.size)
             )
         self.counts[: counts.size] += counts
-        self.rows += rows
+        self.rows += int(rows)
 
 
 def _concatenate(arrays):
@@ -836,10 +838,18 @@ def _per_label_weights(plan, w, n, lead):
     raise _invalid_error(plan, _Code.BAD_SIZES, np.array([n, m], float))
 
 
-def _check_host_weights(w):
-    w64 = w.astype(np.float64, copy=False)
-    if np.isfinite(w64).all() and w64.min(initial=0.0) >= 0:
+def _check_host_weights(w, counts, complete):
+    """Finite, non-negative weights. `w.min() >= 0` fails for NaN too; a
+    `+inf` weight that reached the counts (`complete`) made them infinite
+    or NaN (0 * inf), which a look at the C counts shows, instead of a
+    second pass over the weights."""
+    if not w.size:
         return _Code.OK, None
+    if w.min() >= 0 and (
+        np.isfinite(counts).all() if complete else w.max() < np.inf
+    ):
+        return _Code.OK, None
+    w64 = w.astype(np.float64)
     bad = ~(w64 >= 0) | ~np.isfinite(w64)
     return _Code.BAD_WEIGHT, np.array([w64[bad][0], 0.0])
 
@@ -875,8 +885,9 @@ def _class_ids(y, limit):
     if not (low >= 0 and high < limit):  # NaN fails too
         return None, False
     if y.dtype.kind == "f" or _sources.dtype_name(y) == "bfloat16":
-        ids = y.astype(np.int64)
-        return ids, bool(np.array_equal(ids, y))
+        if not (np.floor(y) == y).all():  # cheaper than comparing the casts
+            return None, False
+        return y.astype(np.int64), True
     if y.dtype == np.uint64:
         return y.astype(np.int64), True
     return y, True
@@ -891,25 +902,50 @@ def _invalid_ids(y, limit):
 
 
 def _dense_counts(plan, y, w):
-    """Rows `[n, C]`: `(code, bad, rows, counts)`, the known positives."""
+    """Rows `[n, C]`: `(code, bad, rows, counts)`, the known positives.
+
+    Every entry must be 0, 1 or the ignored value: as these are disjoint,
+    that holds exactly when their numbers add up to the number of entries
+    (three comparisons and three counts, no mask combined), and only then
+    is the offending value looked for. NaN and infinities equal none.
+    """
     ignore = _representable(plan.ignore_class, _sources.dtype_name(y))
-    keep = None if ignore is None else y != ignore
+    if ignore in (0, 1):  # a 0 or a 1 marked unknown: the general masks
+        return _dense_counts_masked(y, w, ignore)
+    ones = y if y.dtype == bool else y == 1
+    unknown = None if ignore is None else y == ignore
+    unknowns = 0 if unknown is None else np.count_nonzero(unknown)
     if y.dtype != bool:
-        invalid = (y != 0) & (y != 1)
-        if keep is not None:
-            invalid &= keep
+        valid = np.count_nonzero(ones) + np.count_nonzero(y == 0) + unknowns
+        if valid != y.size:
+            return _first_bad_entry(y, unknown)
+    # "rows" only tells whether anything was counted: the known entries.
+    return _Code.OK, None, y.size - unknowns, _column_counts(ones, w)
+
+
+def _dense_counts_masked(y, w, ignore):
+    keep = y != ignore
+    if y.dtype != bool:
+        invalid = (y != 0) & (y != 1) & keep
         if invalid.any():
-            value = float(y[invalid][0])
-            return _Code.BAD_DENSE, np.array([value, 0.0]), 0, None
-    positives = y == 1
-    if keep is not None:
-        positives &= keep
-    if w is not None:
-        counts = w.astype(np.float64) @ positives.astype(np.float64)
-    else:
-        counts = np.count_nonzero(positives, axis=0)
-    rows = len(y) if keep is None else int(np.count_nonzero(keep.any(1)))
-    return _Code.OK, None, rows, counts
+            return _first_bad_entry(y, ~keep)
+    positives = (y == 1) & keep
+    return _Code.OK, None, np.count_nonzero(keep), _column_counts(positives, w)
+
+
+def _first_bad_entry(y, unknown):
+    invalid = (y != 0) & (y != 1)
+    if unknown is not None:
+        invalid &= ~unknown
+    value = float(y[invalid][0])
+    return _Code.BAD_DENSE, np.array([value, 0.0]), 0, None
+
+
+def _column_counts(positives, w):
+    if w is None:
+        return np.count_nonzero(positives, axis=0)
+    with np.errstate(invalid="ignore"):  # 0 * inf: NaN, reported as such
+        return w.astype(np.float64) @ positives.astype(np.float64)
 
 
 # Progress, warnings and the errors that every loop reports.

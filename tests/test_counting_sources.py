@@ -397,6 +397,21 @@ def test_invalid_sample_weights():
         count_classes(
             [(X[:2], Y[:2], np.array([1.0, np.nan]))], sample_weighted=True
         )
+    # Weights of skipped ids, and of rows without positives, are checked too.
+    ids = np.array([[0, 1, -1], [1, 2, -1]])
+    with pytest.raises(ValueError, match=r"sample weight of inf"):
+        count_classes(
+            (ids, ids, np.array([[1, 1, np.inf], [1, 1, 1]])),
+            sparse=True,
+            ignore_class=-1,
+            sample_weighted=True,
+        )
+    rows = np.array([[1, 0], [0, 0]])
+    for bad in (np.inf, np.nan, -1.0):
+        with pytest.raises(ValueError, match=r"sample weight of"):
+            count_classes(
+                (rows, rows, np.array([1.0, bad])), sample_weighted=True
+            )
     with pytest.raises(ValueError, match=r"6 weights for 2 labelled"):
         count_classes([(X[:2], Y[:2], np.ones((2, 3)))], sample_weighted=True)
     with pytest.raises(TypeError, match=r"as sample weights.*dtype string"):
