@@ -864,33 +864,40 @@ def _sparse_counts(plan, y, w):
     kept = y if keep is None else y[keep]
     if w is not None and keep is not None:
         w = w[keep]
-    ids, valid = _class_ids(kept, limit)
-    if not valid:
+    counts = _bincount(kept, w, plan.num_classes, limit)
+    if counts is None:
         invalid = _invalid_ids(y, limit)
         if keep is not None:
             invalid &= keep
         return _Code.BAD_SPARSE, np.array([float(y[invalid][0]), 0.0]), 0, None
-    size = plan.num_classes or (int(ids.max()) + 1 if ids.size else 0)
-    counts = np.bincount(ids, weights=w, minlength=size)
     return _Code.OK, None, kept.size, counts
 
 
-def _class_ids(y, limit):
-    """`(ids, valid)`: `y` as non-negative integer ids, if they all are."""
+def _bincount(y, w, num_classes, limit):
+    """`np.bincount` of `y` if all are integer ids in [0, limit), else None.
+
+    `np.bincount` refuses negative ids itself (a ValueError), so only the
+    largest id is looked at before it (and, for floats, that they are whole
+    numbers: NaN is not, an infinity is too large once cast).
+    """
+    high = 0
     if y.dtype == bool:
-        return y.astype(np.intp), True
-    if not y.size:
-        return y.astype(np.intp), True
-    low, high = y.min(), y.max()
-    if not (low >= 0 and high < limit):  # NaN fails too
-        return None, False
-    if y.dtype.kind == "f" or _sources.dtype_name(y) == "bfloat16":
-        if not (np.floor(y) == y).all():  # cheaper than comparing the casts
-            return None, False
-        return y.astype(np.int64), True
-    if y.dtype == np.uint64:
-        return y.astype(np.int64), True
-    return y, True
+        y = y.astype(np.intp)
+    elif y.size:
+        if y.dtype.kind == "f" or _sources.dtype_name(y) == "bfloat16":
+            if not (np.floor(y) == y).all():
+                return None
+        high = y.max()
+        if not high < limit:
+            return None
+    if y.dtype.kind not in "biu" or y.dtype == np.uint64:
+        with np.errstate(invalid="ignore"):  # -inf: negative once cast
+            y = y.astype(np.int64)
+    size = num_classes or (int(high) + 1 if y.size else 0)
+    try:
+        return np.bincount(y, weights=w, minlength=max(size, 0))
+    except ValueError:  # a negative id
+        return None
 
 
 def _invalid_ids(y, limit):
