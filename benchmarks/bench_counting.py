@@ -34,7 +34,27 @@ speed. Two tables, printed in Markdown:
 3. Import time under `KERAS_BACKEND=jax` (skipped by `--quick`): fresh
    interpreters running `import keras` and `import keras_cbloss`, in turns;
    target: `import keras_cbloss` <= 1.15x `import keras` (TensorFlow is not
-   imported until counting is used).
+   imported until a `tf.data.Dataset` is counted).
+
+4. Sources other than `tf.data`, counted with NumPy:
+
+   - NumPy labels (1,000,000 by default, C classes): `count_classes(y, C)`
+     next to `np.bincount(y, minlength=C)` (int64 and int32 ids, float ids
+     `[N, 1]`, sample-weighted `(x, y, w)` next to `np.bincount(y, w)`),
+     and multi-hot rows with unknown entries (`ignore_class=-1`) next to
+     `np.count_nonzero(t == 1, axis=0)`. Target: within 1.5x of
+     `np.bincount`.
+   - Sources of `(x, y)` batches (100,000 rows by default, 256 uint8
+     features, batch 256): a `keras.utils.PyDataset` that gathers shuffled
+     batches and scales them (the usual `__getitem__`), a `PyDataset` of
+     plain slices of arrays in memory (the cheapest possible), a PyTorch
+     `DataLoader` over a `TensorDataset`, a grain `MapDataset.batch`, and a
+     list of batches. `count_classes(source, C)` next to iterating the
+     source once and doing nothing (`for batch in source: pass`). Target:
+     within 1.2x. The table also shows what counting adds per batch.
+
+   Each ratio is the median over turns of the paired ratio (the two
+   methods run back to back in each turn).
 
 All methods of one row are timed in turns (A, B, C, A, B, C, ...) so that
 load from other processes hits them alike; tables show medians. The counts
@@ -44,6 +64,7 @@ of every method are checked to be equal. Usage:
     python benchmarks/bench_counting.py --quick     # smoke run, tiny sizes
     python benchmarks/bench_counting.py --rows 200000 --image-rows 5000
     python benchmarks/bench_counting.py --json counting.json  # also JSON
+    python benchmarks/bench_counting.py --sections sources  # section 4 only
 
 Run it with the package importable (`pip install -e .`, or
 `PYTHONPATH=.` from the repository root).
@@ -62,10 +83,13 @@ import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_cbloss import count_classes  # noqa: E402
+
+SECTIONS = ("tf", "images", "imports", "sources")
 
 
 def parse_args(argv=None):
@@ -90,10 +114,20 @@ def parse_args(argv=None):
     parser.add_argument("--import-repeats", type=int, default=None,
                         help="fresh interpreters per import (default 5; "
                         "0 skips the import timing, as --quick does)")
+    parser.add_argument("--source-rows", type=int, default=None,
+                        help="rows of the batch sources (default 100000)")
+    parser.add_argument("--numpy-repeats", type=int, default=None,
+                        help="paired turns for the NumPy labels (default 41: "
+                        "a millisecond each)")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS),
+                        choices=list(SECTIONS),
+                        help="what to measure (default: all)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
     quick = args.quick
+    args.source_rows = args.source_rows or (3_000 if quick else 100_000)
+    args.numpy_repeats = args.numpy_repeats or (1 if quick else 41)
     args.rows = args.rows or (20_000 if quick else 1_000_000)
     args.pair_rows = args.pair_rows or (10_000 if quick else 300_000)
     if args.import_repeats is None:
@@ -273,7 +307,6 @@ def fmt_rate(rows, seconds):
 
 def main(argv=None):
     args = parse_args(argv)
-    c = args.classes
     report = {
         "date": f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
         "machine": f"{platform.processor() or platform.machine()}, "
@@ -289,6 +322,28 @@ def main(argv=None):
         + ("; QUICK (tiny sizes, not a measurement)" if args.quick else "")
         + ")"
     )
+    if "tf" in args.sections:
+        time_label_pipelines(args, report)
+    if "images" in args.sections:
+        report["image_pipeline"] = time_images(args)
+    if args.import_repeats and "imports" in args.sections:
+        report["import"] = time_imports(args.import_repeats)
+    if "sources" in args.sections:
+        report["numpy_labels"] = time_numpy_labels(args)
+        report["batch_sources"] = time_batch_sources(args)
+    report["load_at_end"] = load()
+    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
+          + (" --quick" if args.quick else "")
+          + f" --rows {args.rows} --image-rows {args.image_rows}"
+          + f" --source-rows {args.source_rows}"
+          + f" --sections {' '.join(args.sections)}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+def time_label_pipelines(args, report):
+    c = args.classes
     print(
         f"\n## Label pipelines: {args.rows:,} labels ({args.pair_rows:,} for "
         f"the (x, y) pairs), C = {c}, batch {args.batch}; medians of "
@@ -302,16 +357,6 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for pipeline in label_pipelines(args):
         report["label_pipelines"].append(time_pipeline(pipeline, args))
-    report["image_pipeline"] = time_images(args)
-    if args.import_repeats:
-        report["import"] = time_imports(args.import_repeats)
-    report["load_at_end"] = load()
-    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
-          + (" --quick" if args.quick else "")
-          + f" --rows {args.rows} --image-rows {args.image_rows}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
 
 
 def time_pipeline(pipeline, args):
@@ -393,6 +438,200 @@ def time_imports(repeats):
     print(f"\n`import keras_cbloss` / `import keras`: {ratio:.2f}x "
           "(target <= 1.15)")
     return {"seconds": times, "ratio": ratio}
+
+
+# Section 4: sources other than tf.data.
+
+
+def paired_in_turns(methods, baseline, repeats):
+    """Runs each method once for warm-up, then `repeats` turns of all.
+
+    Returns `(times, ratios, fastest, results)`: median seconds per method;
+    the median over turns of each method's time over the baseline's in the
+    same turn; each method's fastest turn in seconds (the least disturbed
+    by other processes on a shared machine); and each method's warm-up
+    result.
+    """
+    results = {name: fn() for name, fn in methods.items()}
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    ratios = {
+        name: statistics.median(
+            t / b for t, b in zip(times[name], times[baseline])
+        )
+        for name in methods
+    }
+    fastest = {name: min(t) for name, t in times.items()}
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    return medians, ratios, fastest, results
+
+
+def time_numpy_labels(args):
+    n, c = args.rows, args.classes
+    rng = np.random.default_rng(2)
+    y = long_tailed_ids(rng, n, c)
+    y32, yf = y.astype(np.int32), y.astype(np.float32)[:, None]
+    x = np.zeros((n, 1), np.float32)
+    w = rng.random(n)
+    dense_rows, dense_classes = max(1, n // 10), max(2, c // 10)
+    t = (rng.random((dense_rows, dense_classes)) < 0.3).astype(np.float32)
+    t[rng.random(t.shape) < 0.1] = -1
+    cases = [
+        ("int64 ids `[N]`", lambda: count_classes(y, c),
+         lambda: np.bincount(y, minlength=c), n),
+        ("int32 ids `[N]`", lambda: count_classes(y32, c),
+         lambda: np.bincount(y32, minlength=c), n),
+        ("float32 ids `[N, 1]`", lambda: count_classes(yf, c),
+         lambda: np.bincount(yf.ravel().astype(np.int64), minlength=c), n),
+        ("sample-weighted `(x, y, w)`",
+         lambda: count_classes((x, y, w), c, sample_weighted=True),
+         lambda: np.bincount(y, w, c), n),
+        (f"multi-hot rows `[{dense_rows:,}, {dense_classes}]` with unknown "
+         "entries, `ignore_class=-1` (baseline: `count_nonzero(t == 1)`)",
+         lambda: count_classes(t, ignore_class=-1),
+         lambda: np.count_nonzero(t == 1, axis=0), dense_rows),
+    ]
+    repeats = args.numpy_repeats
+    print(
+        f"\n## NumPy labels, counted with NumPy: {n:,} labels, C = {c}; "
+        f"{repeats} paired turns\n"
+    )
+    print("| labels | NumPy baseline ms (median) | count_classes ms (median) "
+          "| count / NumPy, median of paired turns (target <= 1.5) | "
+          "fastest turns |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for name, count, baseline, size in cases:
+        times, ratios, fastest, results = paired_in_turns(
+            {"numpy": baseline, "count": count}, "numpy", repeats
+        )
+        np.testing.assert_allclose(results["count"], results["numpy"])
+        best = fastest["count"] / fastest["numpy"]
+        print(f"| {name} | {times['numpy'] * 1e3:.2f} | "
+              f"{times['count'] * 1e3:.2f} | {ratios['count']:.2f}x | "
+              f"{best:.2f}x |")
+        sys.stdout.flush()
+        rows.append({"labels": name, "rows": size, "seconds": times,
+                     "count_over_numpy": ratios["count"],
+                     "count_over_numpy_fastest": best})
+    return rows
+
+
+class ShuffledBatches(keras.utils.PyDataset):
+    """The usual `PyDataset`: shuffled batches, gathered and scaled."""
+
+    def __init__(self, x, y, batch, seed=0):
+        super().__init__()
+        self.x, self.y, self.batch = x, y, batch
+        self.order = np.random.default_rng(seed).permutation(len(y))
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch)
+
+    def __getitem__(self, i):
+        index = self.order[i * self.batch:(i + 1) * self.batch]
+        return self.x[index].astype(np.float32) / 255.0, self.y[index]
+
+
+class SlicedBatches(keras.utils.PyDataset):
+    """The cheapest `PyDataset`: views of arrays in memory."""
+
+    def __init__(self, x, y, batch):
+        super().__init__()
+        self.x, self.y, self.batch = x, y, batch
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch)
+
+    def __getitem__(self, i):
+        part = slice(i * self.batch, (i + 1) * self.batch)
+        return self.x[part], self.y[part]
+
+
+def batch_sources(args):
+    n, b = args.source_rows, args.batch
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (n, 256)).astype(np.uint8)
+    y = long_tailed_ids(rng, n, args.classes)
+    sources = [
+        ("`PyDataset`, shuffled batches gathered and scaled (the usual)",
+         ShuffledBatches(x, y, b)),
+        ("`PyDataset` of slices of arrays in memory (the cheapest)",
+         SlicedBatches(x, y, b)),
+        ("list of `(x, y)` batches",
+         [(x[i:i + b], y[i:i + b]) for i in range(0, n, b)]),
+    ]
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        torch = None
+    if torch is not None:
+        data = torch.utils.data.TensorDataset(
+            torch.from_numpy(x), torch.from_numpy(y)
+        )
+        sources.append((
+            "PyTorch `DataLoader(TensorDataset(x, y), batch_size=B)`",
+            torch.utils.data.DataLoader(data, batch_size=b),
+        ))
+    try:
+        import grain
+    except ImportError:  # pragma: no cover
+        grain = None
+    if grain is not None:
+        samples = [(x[i], y[i]) for i in range(n)]
+        sources.append((
+            "grain `MapDataset.source(samples).batch(B)`",
+            grain.MapDataset.source(samples).batch(b),
+        ))
+    return sources, np.bincount(y, minlength=args.classes)
+
+
+def iterate(source):
+    def run():
+        batches = 0
+        for _ in source:
+            batches += 1
+        return batches
+
+    return run
+
+
+def time_batch_sources(args):
+    c = args.classes
+    sources, expected = batch_sources(args)
+    print(
+        f"\n## Sources of batches, counted with NumPy: {args.source_rows:,} "
+        f"rows of 256 uint8 features, C = {c}, batch {args.batch}; "
+        f"{args.repeats} paired turns\n"
+    )
+    print("| source | batches | iterate once ms (median) | count_classes ms "
+          "(median) | count / iterate, median of paired turns (target <= "
+          "1.2) | fastest turns | counting adds per batch (fastest turns) |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for name, source in sources:
+        times, ratios, fastest, results = paired_in_turns(
+            {"iterate": iterate(source),
+             "count": lambda: count_classes(source, c, verbose=0)},
+            "iterate", args.repeats,
+        )
+        np.testing.assert_array_equal(results["count"], expected)
+        batches = results["iterate"]
+        best = fastest["count"] / fastest["iterate"]
+        added = (fastest["count"] - fastest["iterate"]) / batches
+        print(f"| {name} | {batches} | {times['iterate'] * 1e3:.1f} | "
+              f"{times['count'] * 1e3:.1f} | {ratios['count']:.2f}x | "
+              f"{best:.2f}x | {added * 1e6:.1f} us |")
+        sys.stdout.flush()
+        rows.append({"source": name, "batches": batches, "seconds": times,
+                     "count_over_iterate": ratios["count"],
+                     "count_over_iterate_fastest": best,
+                     "added_us_per_batch": added * 1e6})
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """keras-cbloss: class-balanced losses (Cui et al., CVPR 2019) for Keras 3.
 
-`import keras_cbloss` does not import TensorFlow: only counting needs it, so
-`count_classes` (module `keras_cbloss.counting`) is imported on first use,
-and `ClassCounter` imports it when it counts. A JAX or PyTorch user who
-passes the counts by hand never pays for TensorFlow.
+`import keras_cbloss` does not import TensorFlow: only counting a
+`tf.data.Dataset` needs it, and imports it then. A JAX or PyTorch user who
+counts NumPy labels, a `PyDataset` or a `DataLoader` never pays for it.
 """
 
 from keras_cbloss.callbacks import ClassCounter
 from keras_cbloss.callbacks import DeferredReweighting
+from keras_cbloss.counting import count_classes
 from keras_cbloss.initializers import prior_bias_initializer
 from keras_cbloss.logit_adjustment import LogitAdjustedLoss
 from keras_cbloss.logit_adjustment import logit_adjust
@@ -30,24 +30,6 @@ from keras_cbloss.weights import effective_number
 
 
 __version__ = "0.1.0"
-
-_LAZY = {"count_classes": "keras_cbloss.counting"}
-
-
-def __getattr__(name):
-    # PEP 562: `from keras_cbloss import count_classes` imports TensorFlow
-    # here, on first use, not at `import keras_cbloss`.
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_cbloss' has no attribute '{name}'")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "BalancedAccuracy",

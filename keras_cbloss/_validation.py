@@ -154,20 +154,40 @@ def _is_int(value):
     )
 
 
-def check_dataset(dataset, name="dataset"):
-    """Returns `dataset` if it is a `tf.data.Dataset`, or raises."""
-    import tensorflow as tf  # only counting needs TensorFlow
+def check_source(dataset, name="dataset"):
+    """Returns the kind of data source `dataset` is, or raises.
 
-    if not isinstance(dataset, tf.data.Dataset):
+    The kinds are those `fit` trains from (see `_sources.source_kind`); a
+    one-shot iterator is refused, since counting would use up its batches.
+    """
+    from keras_cbloss import _sources
+
+    kind = _sources.source_kind(dataset)
+    if kind == _sources.ITERATOR:
         raise TypeError(
-            f"Invalid type for argument `{name}`. Expected a "
-            "`tf.data.Dataset` yielding `(x, y)`, `(x, y, sample_weight)` or "
-            "labels only. For labels held in a NumPy array, pass "
-            "`tf.data.Dataset.from_tensor_slices(y)` (or use "
-            "`np.bincount(y, minlength=num_classes)` directly). "
-            f"Received: {name}={dataset!r} of type {type(dataset).__name__}"
+            f"Invalid type for argument `{name}`. Received a one-shot "
+            f"iterator ({type(dataset).__name__}): counting would use up the "
+            "batches that `fit` then needs, and a recount would find none. "
+            f"Pass a function that returns a fresh iterator, e.g. `{name}="
+            "lambda: make_batches()`, or a list of batches."
         )
-    return dataset
+    if kind is None:
+        hint = ""
+        if isinstance(dataset, dict):
+            hint = (
+                " A dict holds a model's inputs: pass `(x, y)`, or the "
+                "labels alone."
+            )
+        raise TypeError(
+            f"Invalid type for argument `{name}`. Expected data as `fit` "
+            "takes it: NumPy labels (or `(x, y)` / `(x, y, sample_weight)` "
+            "arrays), a `tf.data.Dataset`, a `keras.utils.PyDataset`, a "
+            "PyTorch `DataLoader`, a grain dataset or loader, a list of "
+            "batches, or a function returning a fresh iterator of batches."
+            f"{hint} Received: {name}={dataset!r:.200} of type "
+            f"{type(dataset).__name__}"
+        )
+    return kind
 
 
 def _check_int(value, name, minimum, type_expected, value_expected):
@@ -239,9 +259,9 @@ def check_label_fn(label_fn):
     if label_fn is not None and not callable(label_fn):
         raise TypeError(
             "Invalid type for argument `label_fn`. Expected a function that "
-            "maps a dataset element to its labels, called like a "
-            "`Dataset.map` function (e.g. `lambda x, y: y['class']`), or "
-            f"None. Received: label_fn={label_fn!r}"
+            "maps an element (a batch) to its labels, called with the "
+            "element's parts as arguments (e.g. `lambda x, y: y['class']`), "
+            f"or None. Received: label_fn={label_fn!r}"
         )
     return label_fn
 
@@ -306,51 +326,98 @@ def check_ignore_class(ignore_class):
     return int(ignore_class)
 
 
-def check_label_spec(spec, where):
-    """Raises unless `spec` is one dense numeric label tensor (counting)."""
-    import tensorflow as tf  # only counting needs TensorFlow
+def check_label_spec(spec, where, received=None):
+    """Raises unless `spec` describes one dense numeric label tensor.
 
+    `spec` is a `_sources.LabelSpec` (of a `tf.data` element spec or of a
+    batch's NumPy array), or a dict / tuple / list of several, which
+    `received` (default: a short description) shows in the message.
+    """
     if isinstance(spec, (dict, tuple, list)):
         if isinstance(spec, dict):
             names = f" (keys {sorted(spec)})"
             example = f"y[{sorted(spec)[0]!r}]"
         else:
             names, example = "", "y[0]"
+        received = received or _structure_text(spec)
         raise ValueError(
             f"Cannot count {where}: they hold several label tensors{names}, "
             "as for a multi-output model. Pass `label_fn` selecting the one "
             f"to count, e.g. `label_fn=lambda x, y: {example}`. "
-            f"Received: {spec}"
+            f"Received: {received}"
         )
-    if not isinstance(spec, tf.TensorSpec):
+    if spec.kind != "dense":
+        if spec.origin == "tf":
+            advice = (
+                "Convert ragged or sparse labels in `label_fn`: for batches "
+                "of class-id lists, `label_fn=lambda y: y.flat_values` (or "
+                "`lambda x, y: y.flat_values` for `(x, y)` elements); for "
+                "unbatched ones, `label_fn=lambda y: y`, which `Dataset.map` "
+                "hands a dense tensor; for sparse tensors, "
+                "`tf.sparse.to_dense`."
+            )
+        else:
+            advice = (
+                "Return one array of class ids (or of one-hot rows) per "
+                "batch, e.g. with `label_fn=lambda x, y: np.concatenate(y)` "
+                "for a batch of class-id lists of unequal lengths."
+            )
         raise TypeError(
             f"Cannot count {where}: expected a dense tensor of labels. "
-            f"Received: {spec}. Convert ragged or sparse labels in "
-            "`label_fn`: for batches of class-id lists, "
-            "`label_fn=lambda y: y.flat_values` (or `lambda x, y: "
-            "y.flat_values` for `(x, y)` elements); for unbatched ones, "
-            "`label_fn=lambda y: y`, which `Dataset.map` hands a dense tensor; "
-            "for sparse tensors, `tf.sparse.to_dense`."
+            f"Received: {spec.shown()}. {advice}"
         )
-    dtype = spec.dtype
-    if not (dtype.is_integer or dtype.is_floating or dtype.is_bool):
+    kind = _dtype_kind(spec.dtype)
+    if kind not in ("int", "float", "bool"):
         raise TypeError(
             f"Cannot count {where}: expected integer class ids or numeric "
-            f"one-hot rows. Received labels of dtype {spec.dtype.name}. Map "
-            "string labels to ids first, e.g. with `keras.layers.StringLookup`."
+            f"one-hot rows. Received labels of dtype {spec.dtype}. "
+            + STRING_LABEL_ADVICE
         )
 
 
-def check_weight_spec(spec, where):
-    """Raises unless `spec` is a dense numeric tensor of sample weights."""
-    import tensorflow as tf  # only counting needs TensorFlow
+# Recommended wherever string labels are refused; `num_oov_indices=0`
+# matters: with the default of 1, id 0 is the out-of-vocabulary token and
+# every class id shifts by one.
+STRING_LABEL_ADVICE = (
+    "Map string labels to class ids first, e.g. with "
+    "`keras.layers.StringLookup(vocabulary=class_names, num_oov_indices=0)` "
+    "(`num_oov_indices=0` keeps the ids in [0, C); with the default of 1 "
+    "every id is shifted by one)."
+)
 
-    if not isinstance(spec, tf.TensorSpec) or not (
-        spec.dtype.is_integer or spec.dtype.is_floating
+
+def _structure_text(structure):
+    from keras_cbloss import _sources
+
+    return _sources.describe(structure)
+
+
+def _dtype_kind(name):
+    """"bool", "int", "float" or "other" for a dtype name."""
+    if name == "bool":
+        return "bool"
+    if name.startswith(("int", "uint")):
+        return "int"
+    if name.startswith(("float", "bfloat")):
+        return "float"
+    return "other"
+
+
+def check_weight_spec(spec, where, received=None):
+    """Raises unless `spec` describes a dense numeric tensor of weights."""
+    if (
+        isinstance(spec, (dict, tuple, list))
+        or spec.kind != "dense"
+        or _dtype_kind(spec.dtype) not in ("int", "float")
     ):
+        if received is None:
+            received = (
+                _structure_text(spec) if isinstance(spec, (dict, tuple, list))
+                else spec.shown()
+            )
         raise TypeError(
             f"Cannot use {where} as sample weights: expected a numeric dense "
-            f"tensor with one weight per sample. Received: {spec}. For "
+            f"tensor with one weight per sample. Received: {received}. For "
             "multi-output weights, pass a `label_fn` returning "
             "`(labels, sample_weight)`."
         )

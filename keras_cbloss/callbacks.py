@@ -16,10 +16,11 @@ PyTorch, with or without `jit_compile`.
 The callback keeps to its hooks; what it reads from the model (the objects
 that take counts, the number of classes, the label form, `ignore_class`)
 comes from the small functions below it, each tested on its own. This
-module does not import TensorFlow: `count_classes` is imported when a count
-runs.
+module does not import TensorFlow; counting imports it only for a
+`tf.data.Dataset`.
 """
 
+import functools
 import logging
 import typing
 import warnings
@@ -31,14 +32,14 @@ from keras_cbloss._base import _StaleTraceWarning
 from keras_cbloss._compat import clear_jax_traces
 from keras_cbloss._compat import compiled_metric_objects
 from keras_cbloss._compat import rebuild_step_functions
+from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_bool
-from keras_cbloss._validation import check_dataset
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
 from keras_cbloss._validation import check_num_classes
 from keras_cbloss._validation import check_outputs
-from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_recount
+from keras_cbloss._validation import check_source
 from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_start_epoch
 from keras_cbloss._validation import check_steps
@@ -58,7 +59,7 @@ class ClassCounter(keras.callbacks.Callback):
     ```
 
     At `on_train_begin` the callback counts the classes of `dataset` with
-    `count_classes` (one in-graph pass) and calls `set_class_counts` on
+    `count_classes` (one pass) and calls `set_class_counts` on
     every class-balanced loss of the model (a single loss, each loss of a
     list, or each loss of a dict keyed by output name: all of them, or the
     outputs named in `outputs`) and on every compiled metric that has
@@ -89,10 +90,14 @@ class ClassCounter(keras.callbacks.Callback):
     with `label_fn` selecting the output's labels and `outputs` naming it.
 
     Args:
-        dataset: A `tf.data.Dataset` of the training data (or of its labels
-            only, which is much faster when the training pipeline decodes
-            images: see `count_classes`). Usually the dataset passed to
-            `fit`. Must be finite, or `steps` must be given.
+        dataset: The training data, as `count_classes` takes it: NumPy
+            labels (`ClassCounter(y_train)`), `(x, y)` arrays, a
+            `tf.data.Dataset`, a `keras.utils.PyDataset`, a PyTorch
+            `DataLoader`, a grain dataset or loader, a list of batches, or a
+            function returning a fresh iterator of batches. Usually what is
+            passed to `fit`, or its labels alone (much faster when the
+            training pipeline decodes images: see `count_classes`). Must be
+            finite, or `steps` must be given.
         num_classes: Positive int, or `None` (default) to take it from the
             model's output width, else infer it from the labels.
         label_fn: As for `count_classes`. Defaults to `None`.
@@ -119,8 +124,8 @@ class ClassCounter(keras.callbacks.Callback):
             `sample_weighted=True`), or `None` before the first count.
 
     Raises:
-        TypeError: If `dataset` is not a `tf.data.Dataset`, or an argument
-            has the wrong type.
+        TypeError: If `dataset` is not a source `count_classes` reads, or an
+            argument has the wrong type.
         ValueError: For invalid argument values; at the start of training,
             if the model has no class-balanced loss or metric (among
             `outputs`), if `outputs` names an unknown output, if
@@ -128,20 +133,18 @@ class ClassCounter(keras.callbacks.Callback):
             if the targeted losses have different `ignore_class` values;
             plus the errors of `count_classes`.
 
-    Example:
+    Examples:
 
     >>> import keras
     >>> import numpy as np
-    >>> import tensorflow as tf
     >>> from keras_cbloss import CBSoftmaxLoss, ClassCounter
     >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
     >>> y = np.repeat([0, 1, 2], [40, 15, 5])
-    >>> train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> loss = CBSoftmaxLoss(beta=0.99, from_logits=True)
     >>> model.compile("sgd", loss=loss)
-    >>> counter = ClassCounter(train, verbose=0)
-    >>> _ = model.fit(train, callbacks=[counter], verbose=0, shuffle=False)
+    >>> counter = ClassCounter(y, verbose=0)
+    >>> _ = model.fit(x, y, callbacks=[counter], verbose=0)
     >>> counter.counts
     array([40, 15,  5])
     >>> np.round(loss.class_weights, 3)
@@ -167,7 +170,8 @@ class ClassCounter(keras.callbacks.Callback):
         outputs=None,
     ):
         super().__init__()
-        self.dataset = check_dataset(dataset)
+        self._kind = check_source(dataset)
+        self.dataset = dataset
         self.num_classes = check_num_classes(num_classes)
         self.label_fn = check_label_fn(label_fn)
         self.steps = check_steps(steps)
@@ -203,32 +207,31 @@ class ClassCounter(keras.callbacks.Callback):
 
     def _resolve_count_args(self):
         """The counting arguments, with the model's implied values."""
-        from keras_cbloss.counting import _label_spec
+        from keras_cbloss.counting import _Args
 
         losses = [t.obj for t in self._targets if t.is_loss]
         shapes = self._target_shapes()
         sparse = self.sparse
         if sparse is None:
-            spec = _label_spec(self.dataset, self.label_fn,
-                               self.sample_weighted)
-            sparse = _implied_label_form(shapes, spec.shape)
-        return {
-            "num_classes": _implied_num_classes(shapes, self.num_classes),
-            "label_fn": self.label_fn,
-            "steps": self.steps,
-            "sample_weighted": self.sample_weighted,
-            "sparse": sparse,
-            "ignore_class": _implied_ignore_class(losses, self.ignore_class),
-        }
+            # Decided from the labels' shape when the count finds them.
+            sparse = functools.partial(_implied_label_form, shapes)
+        return _Args(
+            num_classes=_implied_num_classes(shapes, self.num_classes),
+            label_fn=self.label_fn,
+            steps=self.steps,
+            weighted=self.sample_weighted,
+            sparse=sparse,
+            ignore_class=_implied_ignore_class(losses, self.ignore_class),
+            verbose=self.verbose,
+        )
 
     def _count(self):
-        from keras_cbloss.counting import _InvalidLabelError, count_classes
+        from keras_cbloss.counting import _count
+        from keras_cbloss.counting import _InvalidLabelError
 
+        args = self._count_args._replace(verbose=self._count_verbose())
         try:
-            return count_classes(
-                self.dataset, verbose=self._count_verbose(),
-                **self._count_args
-            )
+            return _count(self.dataset, self._kind, args)
         except _InvalidLabelError as error:
             if self._one_unit and error.label >= 2:
                 raise ValueError(_one_unit_label_message(error.label)) from (
@@ -471,6 +474,9 @@ def _one_unit_label_message(label):
 def _implied_label_form(shapes, label_shape):
     """`sparse` for `count_classes`: True (ids), False (rows) or None.
 
+    `label_shape` is a tuple (None entries unknown), or None for an unknown
+    rank.
+
     Class ids when the labels have one dimension fewer than the output,
     even when a static batch size equals the width (ids `[8]` with
     `drop_remainder=True` for a `[None, 8]` output), or the output's rank
@@ -478,7 +484,7 @@ def _implied_label_form(shapes, label_shape):
     and a wider last dimension. Always class ids (0/1) for a one-unit
     output. None (infer from the labels alone) when the ranks say nothing.
     """
-    rank = label_shape.rank
+    rank = None if label_shape is None else len(label_shape)
     forms = set()
     for shape in shapes:
         if shape and shape[-1] == 1:

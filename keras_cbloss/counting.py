@@ -1,62 +1,66 @@
-"""Per-class label counts from a `tf.data` pipeline, in one in-graph pass.
+"""Per-class label counts from any data that `fit` trains from, in one pass.
 
 The class-balanced weights need the number of training samples of each
 class over the whole training set (not per batch: Cui et al. compute them
-once, from the data set). `count_classes` reads every label of a `tf.data`
-pipeline inside a `tf.function` (a `tf.while_loop` over the dataset's
-iterator, with `DenseBincount` for class ids and column sums for one-hot or
-multi-hot rows), so the cost is the pipeline's own speed.
+once, from the data set). `count_classes` reads every label once:
 
-Counting reads every element the pipeline produces. A pipeline that decodes
-or augments images spends nearly all its time on the images, which counting
-does not need: count a labels-only dataset built from the same source
-instead (see the README's "Where do the counts come from?").
+- a `tf.data.Dataset` in graph (`_count_tf.py`: a `tf.while_loop` over the
+  dataset's iterator with `DenseBincount` and column sums), at the
+  pipeline's own speed;
+- every other source `fit` takes (NumPy arrays or tensors, `(x, y)` and
+  `(x, y, sample_weight)` arrays, a `keras.utils.PyDataset`, a PyTorch
+  `DataLoader`, a grain dataset or loader, a list of batches, a function
+  returning a fresh iterator of batches) batch by batch (`_sources.py`), its
+  labels counted on the host with NumPy (`np.bincount`, column sums), so
+  that a JAX or PyTorch user needs no TensorFlow.
 
-The module is built from small named parts: `_Plan` (how to read the
-labels, decided once from the static element spec), `_State` (the loop
-state of the in-graph pass), the step functions `_sparse_step` and
-`_dense_step` (one group of labels), `_run_loop` (the `tf.while_loop`), and
-`_Progress` (the optional Keras progress bar).
+Every source shares one label plan and one set of checks and messages: the
+labels are found in an element as `fit` finds them (`_locate_labels`),
+described by a `LabelSpec` and checked by `check_label_spec`; `_plan`
+decides from that spec, once, how to read them (class ids or one-hot /
+multi-hot rows, batched or not); invalid values are reported by
+`_invalid_error`, whichever loop found them.
+
+Counting reads every element a source produces. A pipeline that decodes or
+augments images spends nearly all its time on the images, which counting
+does not need: count the labels alone (see the counting guide in `docs/`).
 """
 
 import dataclasses
 import enum
-import functools
+import itertools
 import time
 import typing
 import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_cbloss._compat import dense_bincount
+from keras_cbloss import _sources
+from keras_cbloss._validation import _dtype_kind
 from keras_cbloss._validation import check_bool
-from keras_cbloss._validation import check_dataset
 from keras_cbloss._validation import check_ignore_class
 from keras_cbloss._validation import check_label_fn
 from keras_cbloss._validation import check_label_spec
 from keras_cbloss._validation import check_num_classes
+from keras_cbloss._validation import check_source
 from keras_cbloss._validation import check_sparse
 from keras_cbloss._validation import check_steps
 from keras_cbloss._validation import check_verbose
 from keras_cbloss._validation import check_weight_spec
 
-# A batched labels-only stream is regrouped (`Dataset.rebatch`, unbatched
-# streams with `Dataset.batch`) into groups of about this many labels, so the
-# per-iteration cost of the loop is paid once per group, not once per batch.
+# Small batches are gathered into groups of about this many class ids (and
+# one-hot rows into groups of about `_DENSE_GROUP_VALUES` values) before
+# they are counted, so the per-group cost of the checks and the count is
+# paid once per group, not once per batch. The in-graph loop regroups the
+# same way.
 _GROUP_VALUES = 2**16
-# One-hot / multi-hot rows are regrouped into groups of about this many
-# values: the per-iteration cost of the dense check and sums (a dozen ops)
-# then no longer dominates for batches of a few hundred rows.
 _DENSE_GROUP_VALUES = 2**20
 # Inferring `num_classes` from the largest sparse label: refuse labels that
 # would allocate an absurd count vector (a garbage label such as 2**31).
 _MAX_INFERRED_CLASSES = 2**24
 # verbose="auto": show the progress bar once a count has run this long.
 _AUTO_BAR_AFTER_S = 1.0
-# Progress updates per count, when a bar may be shown.
-_PROGRESS_CHUNKS = 100
 
 _SHAPE_HELP = (
     "Expected sparse class ids of shape [] (unbatched), [B] or [B, 1] "
@@ -68,83 +72,43 @@ _SHAPE_HELP = (
 
 
 class _Code(enum.IntEnum):
-    """What the in-graph loop found: OK, or the first invalid input."""
+    """What a check found: OK, or the first invalid input."""
 
     OK = 0
     BAD_SPARSE = 1  # a class id out of range or not an integer
-    BAD_DENSE = 2  # a dense label other than 0 or 1
+    BAD_DENSE = 2  # a dense label other than 0 or 1 (or the ignored value)
     BAD_WEIGHT = 3  # a negative or non-finite sample weight
     BAD_SIZES = 4  # not one sample weight per sample
 
 
-class _Key(typing.NamedTuple):
-    """What the traced loop depends on (the cache key of `_cached_runner`)."""
+class _Args(typing.NamedTuple):
+    """The checked arguments of a count."""
 
-    sparse: bool
-    dtype: tf.DType
-    num_classes: typing.Optional[int]  # None: inferred from sparse labels
+    num_classes: typing.Optional[int]
+    label_fn: typing.Optional[typing.Callable]
+    steps: typing.Optional[int]
     weighted: bool
-    ignore_class: typing.Optional[int]  # None, or a value the dtype holds
-    steps_mode: str  # see `_group`
+    # True, False, None, or (from `ClassCounter`) a function of the labels'
+    # shape that returns one of them.
+    sparse: typing.Any
+    ignore_class: typing.Optional[int]
+    verbose: typing.Any
 
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    """How to read the labels: the static facts `_plan` derives once."""
+    """How to read the labels: the facts `_plan` derives once."""
 
     sparse: bool  # class ids (True) or one-hot / multi-hot rows (False)
-    shape: tf.TensorShape  # the label element's static shape
-    dtype: tf.DType
+    shape: typing.Optional[tuple]  # the labels' shape; None entries unknown
+    dtype: str
     num_classes: typing.Optional[int]  # None: infer from sparse labels
     batched: bool  # the leading dimension is the batch
     weighted: bool
     ignore_class: typing.Optional[int]
-    # A rank-1 label of static length read as class ids by inference could
-    # be an unbatched one-hot row instead.
+    # Rank-1 labels read as class ids by inference that could be one
+    # unbatched one-hot row instead.
     ambiguous: bool = False
-
-    def key(self, steps_mode):
-        return _Key(
-            self.sparse,
-            self.dtype,
-            self.num_classes,
-            self.weighted,
-            _representable(self.ignore_class, self.dtype),
-            steps_mode,
-        )
-
-
-class _State(typing.NamedTuple):
-    """The loop state of the in-graph pass (all tensors)."""
-
-    counts: tf.Tensor  # [C] int64, or float64 when weighted
-    elements: tf.Tensor  # dataset elements read (for the progress bar)
-    rows: tf.Tensor  # labels counted
-    code: tf.Tensor  # a `_Code`
-    bad: tf.Tensor  # [2] float64: the offending value(s), if any
-    exhausted: tf.Tensor  # the iterator has no more elements
-
-    @classmethod
-    def initial(cls, plan):
-        size = plan.num_classes or 0
-        dtype = tf.float64 if plan.weighted else tf.int64
-        return cls(
-            counts=tf.zeros([size], dtype),
-            elements=tf.constant(0, tf.int64),
-            rows=tf.constant(0, tf.int64),
-            code=tf.constant(_Code.OK, tf.int32),
-            bad=tf.zeros([2], tf.float64),
-            exhausted=tf.constant(False),
-        )
-
-
-class _Step(typing.NamedTuple):
-    """One group of labels, checked: `count()` adds it to the counts."""
-
-    code: tf.Tensor
-    bad: tf.Tensor
-    rows: tf.Tensor
-    count: typing.Callable
 
 
 def count_classes(
@@ -158,57 +122,71 @@ def count_classes(
     ignore_class=None,
     verbose="auto",
 ):
-    """Counts the samples of each class in a `tf.data` pipeline.
+    """Counts the samples of each class in the data `fit` trains from.
 
     Formula:
 
     ```
     n_c = sum over labels y of [y == c]            (class ids)
-    n_c = sum over rows t of t_c                   (one-hot / multi-hot rows)
+    n_c = sum over rows t of [t_c == 1]            (one-hot / multi-hot rows)
     n_c = sum over labels y of [y == c] * s        (sample_weighted=True)
     ```
 
-    One pass over `dataset`, run in graph: a `tf.function` loop over the
-    dataset's iterator that adds a `DenseBincount` of each batch of class
-    ids (or the column sums of each batch of one-hot / multi-hot rows) to
-    the running counts. Labels-only streams are regrouped into large
-    batches first, so the per-batch overhead stays negligible. The result
-    is what the class-balanced losses take as `class_counts`: counts over
-    the whole training set, not per batch.
+    One pass over the data. A `tf.data.Dataset` is counted in graph (a
+    `tf.function` loop over its iterator, with `DenseBincount` for class ids
+    and column sums for rows), at the pipeline's own speed. Every other
+    source `fit` takes is read batch by batch and its labels are counted
+    with NumPy (`np.bincount`), without TensorFlow: NumPy labels, `(x, y)`
+    or `(x, y, sample_weight)` arrays (or tensors of any backend), a
+    `keras.utils.PyDataset`, a PyTorch `DataLoader`, a grain dataset or
+    loader, a list of batches, or a function that returns a fresh iterator
+    of batches. The result is what the class-balanced losses take as
+    `class_counts`: counts over the whole training set, not per batch.
 
-    Elements may be what `model.fit` accepts from `tf.data`: `(x, y)`,
-    `(x, y, sample_weight)`, or labels only, batched or unbatched. Labels
-    may be:
+    The labels are found where `fit` finds them: the second item of an
+    `(x, y)` or `(x, y, sample_weight)` element (a tuple or list), or the
+    whole element when it is not one (labels only). Arrays are one batch:
+    their leading dimension is the samples; elements of the other sources
+    are batches, except for a `tf.data.Dataset`, which may be unbatched.
+    Labels may be:
 
-    - sparse class ids, shape `[]` (unbatched), `[B]` or `[B, 1]`, or, with
+    - sparse class ids, shape `[B]` or `[B, 1]` (`[]` unbatched), or, with
       `sparse=True`, of any shape (per-token ids `[B, T]`, per-pixel masks
-      `[B, H, W]`): each element is one label;
-    - dense one-hot or multi-hot rows of 0s and 1s, shape `[C]`
-      (unbatched) or `[B, C]` (or `[..., C]` with `sparse=False`); the
-      counts are then the column sums (a multi-label sample counts once for
-      each of its classes).
+      `[B, H, W]`): each entry is one label;
+    - dense one-hot or multi-hot rows of 0s and 1s, shape `[B, C]` (`[C]`
+      unbatched, `[..., C]` with `sparse=False`); a class's count is the
+      number of rows with a 1 in its column (a multi-label sample counts
+      once for each of its classes). With `ignore_class`, entries equal to
+      it are unknown (multi-task targets marked -1) and not counted: a
+      class's count is its known positives.
 
     A binary model with one sigmoid unit and 0/1 labels (int or float,
     `[B]` or `[B, 1]`) is the two-class problem {0: negative, 1: positive}:
     pass `num_classes=2` to get `[n_neg, n_pos]`.
 
-    A rank-1 label of static length `d` is ambiguous when `sparse=None`: a
-    batch of `d` class ids (`batch(d, drop_remainder=True)`) or one
-    unbatched one-hot row of `d` classes. Integer labels are read as class
-    ids; floating-point (or boolean) labels as a one-hot row, unless
-    `num_classes` is given and differs from `d`. Pass `sparse` if that guess
-    is wrong for your data.
+    A `tf.data` label of static shape `[d]` is ambiguous when
+    `sparse=None`: a batch of `d` class ids or one unbatched one-hot row of
+    `d` classes. Integer labels are read as class ids; floating-point (or
+    boolean) labels as a one-hot row, unless `num_classes` is given and
+    differs from `d`. Pass `sparse` if that guess is wrong for your data.
 
-    Counting reads every element the pipeline produces, features included:
-    a pipeline whose `map` decodes or augments images runs at the speed of
-    that `map`. Count a labels-only dataset built from the same source
-    (e.g. `tf.data.Dataset.from_tensor_slices(y_train)`, or the label
-    column of your files) before the heavy `map`; in the package benchmark
-    that was over 30 times faster. `label_fn` selects the labels but does
-    not skip the work that produced the rest of the element.
+    Counting reads every element the source produces, features included:
+    a pipeline whose `map` (or `__getitem__`) decodes or augments images
+    runs at that speed. Count the labels alone where you have them (e.g.
+    `count_classes(y_train)`, or a labels-only dataset built from the same
+    file list); in the package benchmark a labels-only `tf.data` pipeline
+    was over 30 times faster. `label_fn` selects the labels but does not
+    skip the work that produced the rest of the element.
 
     Args:
-        dataset: A `tf.data.Dataset`. Must be finite, or `steps` must be
+        dataset: The training data: NumPy labels; `(x, y)` or
+            `(x, y, sample_weight)` arrays; a `tf.data.Dataset`; a
+            `keras.utils.PyDataset`; a PyTorch `DataLoader`; a grain
+            `MapDataset`, `IterDataset` or `DataLoader`; a list (or other
+            re-iterable) of batches; or a function that returns a fresh
+            iterator of batches (a one-shot generator is refused, since
+            counting would use up what `fit` needs). Tensors of any backend
+            are converted to NumPy. Must be finite, or `steps` must be
             given.
         num_classes: Positive int, or `None` (default) to infer it: the
             last dimension of dense labels, or the largest sparse label
@@ -216,67 +194,76 @@ def count_classes(
             the largest label that occurs: pass `num_classes` (or let
             `ClassCounter` take it from the model's output) so that absent
             trailing classes get a count of 0.
-        label_fn: Optional function mapping a dataset element to the label
-            tensor to count, called like a `Dataset.map` function: tuple
-            elements are unpacked, so `(x, y)` calls `label_fn(x, y)`. Use
-            it for dict or multi-output labels
-            (`lambda x, y: y["class_output"]`). With
-            `sample_weighted=True` it must return `(labels, sample_weight)`.
-            Defaults to `None`: the labels are the second item of an
-            `(x, y)` or `(x, y, sample_weight)` element, or the whole
-            element of a labels-only dataset.
+        label_fn: Optional function mapping an element (a batch) to the
+            labels to count; tuple and list elements are unpacked, so
+            `(x, y)` calls `label_fn(x, y)`. For a `tf.data.Dataset` it runs
+            as a `Dataset.map` function on tensors; for other sources on
+            each batch as the source yields it (NumPy arrays, PyTorch
+            tensors, ...), and its output is converted to NumPy. Use it
+            for dict or multi-output labels (`lambda x, y: y["class"]`).
+            With `sample_weighted=True` it must return
+            `(labels, sample_weight)`. Defaults to `None`: the labels are
+            found as described above.
         steps: Optional positive int: count only the first `steps`
-            elements (batches, for a batched dataset), like
-            `steps_per_epoch` in `fit`. Required for an infinite dataset
-            (`.repeat()` without a count); on a finite dataset that has more
-            elements, a warning says that the counts cover only part of it.
-            Defaults to `None`: the whole dataset.
+            elements (batches), like `steps_per_epoch` in `fit`. Required
+            for an infinite source (`.repeat()` without a count, a
+            `PyDataset` whose `num_batches` is `None`); on a finite source
+            of known length that has more elements, a warning says that the
+            counts cover only part of it. Not for arrays (slice them).
+            Defaults to `None`: the whole source.
         sample_weighted: Bool. If `True`, each sample counts with its
             sample weight (the third item of `(x, y, sample_weight)`, or the
             second output of `label_fn`), and the counts are floats. The
             weights hold one value per label, or one per sample (`[B]`,
             `[B, 1]`) for per-token or per-pixel labels. Defaults to `False`.
-        sparse: `True` (labels are class ids of any shape, each element one
+        sparse: `True` (labels are class ids of any shape, each entry one
             label), `False` (one-hot / multi-hot rows `[..., C]`), or `None`
             (default) to infer the form from the shape and dtype, as
             described above.
         ignore_class: Optional int. Class ids equal to it are skipped (void
             pixels marked 255, sequence padding marked -1), as Keras'
-            `SparseCategoricalCrossentropy(ignore_class=...)` skips them.
-            Applies to class ids only (one-hot rows have no ignored value).
-            Defaults to `None`.
+            `SparseCategoricalCrossentropy(ignore_class=...)` skips them;
+            entries of one-hot / multi-hot rows equal to it are unknown and
+            not counted. Defaults to `None`.
         verbose: `"auto"` (default), 0, 1 or 2. 0 is silent; 1 shows a
-            Keras progress bar (in dataset elements); 2 prints one line when
-            done. `"auto"` shows a bar only when the dataset carries
-            features beside the labels, its length is known, and the count
-            has been running for more than a second.
+            Keras progress bar (in elements, i.e. batches); 2 prints one
+            line when done. `"auto"` shows a bar only when the elements
+            carry features beside the labels, their number is known, and
+            the count has been running for more than a second.
 
     Returns:
         NumPy array of shape `[num_classes]`: int64 counts, or float64
         weighted counts when `sample_weighted=True`.
 
     Raises:
-        TypeError: If `dataset` is not a `tf.data.Dataset`, an argument has
-            the wrong type, or the labels are not a dense numeric tensor.
-        ValueError: If the dataset is infinite and `steps` is not given; if
+        TypeError: If `dataset` is none of the sources above (or a one-shot
+            iterator), an argument has the wrong type, or the labels are
+            not a dense numeric array (string labels: the message shows how
+            to map them to ids).
+        ValueError: If the source is infinite and `steps` is not given; if
             it is empty; if a label lies outside `[0, num_classes)`, is not
-            an integer id, or a dense label is not 0 or 1 (the message shows
-            the offending value); if a sample weight is negative or not
-            finite; if the labels have a shape that is neither form above
-            (the message shows it); or if the elements hold no labels.
+            an integer id, or a dense label is not 0 or 1 (nor
+            `ignore_class`; the message shows the offending value); if a
+            sample weight is negative or not finite; if the labels have a
+            shape that is neither form above (the message shows it), or
+            change layout between batches; or if the elements hold no
+            labels.
 
-    Example:
+    Examples:
 
     >>> import numpy as np
-    >>> import tensorflow as tf
     >>> from keras_cbloss import count_classes
     >>> y = np.array([0, 2, 2, 1, 2, 0, 2])
-    >>> x = np.zeros((7, 4), "float32")
-    >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
-    >>> count_classes(ds, num_classes=4, verbose=0)
+    >>> count_classes(y, num_classes=4)
     array([2, 1, 4, 0])
-    >>> count_classes(tf.data.Dataset.from_tensor_slices(y), verbose=0)
+    >>> x = np.zeros((7, 4), "float32")
+    >>> batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # e.g. a DataLoader
+    >>> count_classes(batches, verbose=0)
     array([2, 1, 4])
+    >>> targets = np.array([[1, 0, -1], [1, 1, 0], [-1, 1, 1]])
+    >>> count_classes(targets, ignore_class=-1)  # -1: unknown entries
+    array([2, 2, 1])
+    >>> import tensorflow as tf
     >>> masks = np.array([[[0, 1], [255, 2]], [[1, 1], [255, 255]]])
     >>> ds = tf.data.Dataset.from_tensor_slices(masks).batch(2)
     >>> count_classes(ds, 3, sparse=True, ignore_class=255, verbose=0)
@@ -286,76 +273,700 @@ def count_classes(
         Cui et al., Class-Balanced Loss Based on Effective Number of
         Samples, CVPR 2019 (arXiv:1901.05555).
     """
-    dataset = check_dataset(dataset)
-    num_classes = check_num_classes(num_classes)
-    label_fn = check_label_fn(label_fn)
-    steps = check_steps(steps)
-    sample_weighted = check_bool(sample_weighted, "sample_weighted")
-    sparse = check_sparse(sparse)
-    ignore_class = check_ignore_class(ignore_class)
-    verbose = check_verbose(verbose)
-
-    total = _total_elements(dataset, steps)
-    if steps is not None:
-        dataset = dataset.take(steps)
-    labels, has_features = _labels_dataset(dataset, label_fn, sample_weighted)
-    spec = labels.element_spec[0] if sample_weighted else labels.element_spec
-    plan = _plan(spec, num_classes, sparse, sample_weighted, ignore_class)
-    show_bar = verbose in (1, 2) or (
-        verbose == "auto" and has_features and total is not None
+    kind = check_source(dataset)
+    args = _Args(
+        num_classes=check_num_classes(num_classes),
+        label_fn=check_label_fn(label_fn),
+        steps=check_steps(steps),
+        weighted=check_bool(sample_weighted, "sample_weighted"),
+        sparse=check_sparse(sparse),
+        ignore_class=check_ignore_class(ignore_class),
+        verbose=check_verbose(verbose),
     )
-    grouped, steps_mode, chunk = _group(labels, plan, show_bar, total)
-    state = _run(grouped, _cached_runner(plan.key(steps_mode)), chunk, plan,
-                 _Progress(verbose, total))
-    counts = state.counts.numpy()
+    return _count(dataset, kind, args)
+
+
+def _count(dataset, kind, args):
+    """Counts a checked source of `kind`: the NumPy count vector."""
+    if kind == _sources.TF_DATA:
+        from keras_cbloss import _count_tf  # only tf.data needs TensorFlow
+
+        counts, plan = _count_tf.count(dataset, args)
+    else:
+        counts, plan = _count_batches(_sources.batches(dataset, kind), args)
     _warn_if_ambiguous(plan, counts)
-    return counts.astype(np.float64 if sample_weighted else np.int64)
+    return counts.astype(np.float64 if args.weighted else np.int64)
 
 
-def _run(grouped, runner, chunk, plan, progress):
-    """Runs the loop (in chunks when a bar may show): the final `_State`."""
-    state = _State.initial(plan)
-    iterator = iter(grouped)
-    max_groups = tf.constant(
-        chunk if chunk else np.iinfo(np.int64).max, tf.int64
+# Where the labels are, and what they are: shared by every source.
+
+
+def _locate_labels(element, weighted, show):
+    """Where `fit` finds the labels (and weights) of an element.
+
+    `element` is an element, or its `tf.data` spec; `show(element)` shows it
+    in messages. Returns `(label_index, weight_index)`: `(None, None)` when
+    the element is the labels, `(1, None)` for `(x, y)`, `(1, 2)` for
+    `(x, y, sample_weight)` with `weighted`.
+    """
+    if isinstance(element, dict):
+        keys = sorted(element)
+        raise ValueError(
+            "Cannot find the labels in the dataset's elements: they are "
+            f"dicts (keys {keys}), which `fit` reads as inputs without "
+            "labels. Yield `(x, y)` elements, or pass `label_fn`, e.g. "
+            f"`label_fn=lambda e: e[{keys[0]!r}]`."
+        )
+    if not isinstance(element, (tuple, list)) or _is_numbers(element):
+        if weighted:
+            raise ValueError(
+                "`sample_weighted=True` needs sample weights, but the "
+                "dataset holds labels only. Use elements "
+                "`(x, y, sample_weight)`, or a `label_fn` returning "
+                "`(labels, sample_weight)`."
+            )
+        return None, None
+    if len(element) not in (2, 3):
+        raise ValueError(
+            "Cannot find the labels in the dataset's elements. Expected "
+            "`(x, y)`, `(x, y, sample_weight)` or labels only, as `fit` "
+            f"accepts. Received: {show(element)}. Pass `label_fn`, a "
+            "function that returns the labels of an element."
+        )
+    if not weighted:
+        return 1, None
+    if len(element) != 3:
+        raise ValueError(
+            "`sample_weighted=True` needs sample weights, but the "
+            "dataset's elements are `(x, y)`. Use elements "
+            "`(x, y, sample_weight)`, or a `label_fn` returning "
+            "`(labels, sample_weight)`."
+        )
+    return 1, 2
+
+
+def _is_numbers(element):
+    """A list of Python numbers: a batch of labels, not `(x, y, ...)`."""
+    return (
+        isinstance(element, list)
+        and bool(element)
+        and all(isinstance(v, (int, float, np.number)) for v in element)
     )
-    while True:
-        state = runner(iterator, max_groups, state)
+
+
+def _check_projected(out, weighted, spec_of, show):
+    """Checks what `label_fn` returned (`spec_of` gives the `LabelSpec`)."""
+    if not weighted:
+        check_label_spec(
+            spec_of(out), "the output of `label_fn`", received=show(out)
+        )
+        return
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise ValueError(
+            "With `sample_weighted=True`, `label_fn` must return "
+            "`(labels, sample_weight)`. Received a `label_fn` returning "
+            f"{show(out)}"
+        )
+    check_label_spec(
+        spec_of(out[0]),
+        "the labels returned by `label_fn`",
+        received=show(out[0]),
+    )
+    check_weight_spec(
+        spec_of(out[1]),
+        "the weights returned by `label_fn`",
+        received=show(out[1]),
+    )
+
+
+# The plan: sparse or dense, batched or not, from the labels' spec.
+
+
+def _plan(spec, args, source="tf"):
+    """The `_Plan` for labels described by `spec` (a `LabelSpec`).
+
+    `source`: "tf" for a `tf.data` element spec (batched or not); "arrays"
+    for whole arrays and "batches" for the elements of other sources, whose
+    leading dimension is the batch, as `fit` reads them (rank-1 labels are
+    class ids unless `sparse=False`, and for "batches" they could be
+    misread unbatched rows: `ambiguous`).
+    """
+    shape, dtype = spec.shape, spec.dtype
+    num_classes = args.num_classes
+    sparse = args.sparse(shape) if callable(args.sparse) else args.sparse
+    if sparse is None:
+        sparse, batched = _infer_form(shape, dtype, num_classes, source)
+        rank_one = sparse and len(shape) == 1
+        if source == "tf":
+            ambiguous = rank_one and (shape[0] or 1) > 2
+        else:
+            ambiguous = rank_one and source == "batches"
+    elif sparse:
+        batched, ambiguous = shape != (), False
+    else:
+        batched, ambiguous = _dense_batched(shape), False
+    if not sparse:
+        width = int(shape[-1])
+        if num_classes is not None and num_classes != width:
+            raise ValueError(
+                f"Invalid value for argument `num_classes`: the labels are "
+                f"one-hot / multi-hot rows of shape {_shape_text(shape)}, "
+                f"with {width} classes. Received: num_classes={num_classes}. "
+                "If the labels are class ids (e.g. per-token ids [B, T]), "
+                "pass `sparse=True`."
+            )
+        num_classes = width
+    return _Plan(
+        sparse,
+        shape,
+        dtype,
+        num_classes,
+        batched,
+        args.weighted,
+        args.ignore_class,
+        ambiguous,
+    )
+
+
+def _shape_text(shape):
+    return "<unknown>" if shape is None else str(tuple(shape))
+
+
+def _dense_batched(shape):
+    """`sparse=False`: rows `[..., C]` with a known `C`."""
+    if shape == ():
+        raise ValueError(
+            f"Cannot count scalar labels (shape {_shape_text(shape)}) as "
+            "one-hot rows (`sparse=False`): one-hot rows have a last "
+            "dimension C. For class ids, pass `sparse=True` or leave "
+            "`sparse=None`."
+        )
+    if shape is None or shape[-1] is None:
+        raise ValueError(_unknown_width_message(shape))
+    return len(shape) >= 2
+
+
+def _unknown_width_message(shape):
+    return (
+        f"Cannot count labels of shape {_shape_text(shape)}: the last "
+        "dimension (1 for class ids, C for one-hot rows) is unknown. If the "
+        "labels are class ids (e.g. per-token ids from `padded_batch`, with "
+        "dynamic length), pass `sparse=True`. If they are one-hot rows, "
+        "give the last dimension a static size, e.g. `label_fn=lambda x, "
+        "y: tf.ensure_shape(y, [None, num_classes])` (one `None` per "
+        "leading dimension)."
+    )
+
+
+def _infer_form(shape, dtype, num_classes, source="tf"):
+    """`sparse=None`: `(sparse, batched)` from the shape and dtype."""
+    if shape is None:
+        raise ValueError(
+            "Cannot count labels of unknown rank. " + _SHAPE_HELP + " Or "
+            "give them a static shape with `tf.ensure_shape` in `label_fn`."
+        )
+    rank = len(shape)
+    if rank == 0:
+        return True, False
+    if rank == 1:
+        width = shape[0]
         if (
-            int(state.code) != _Code.OK
-            or bool(state.exhausted)
-            or not chunk
+            source == "tf"
+            and width is not None
+            and width > 1
+            and _dtype_kind(dtype) in ("float", "bool")
+            and num_classes in (None, width)
         ):
-            break
-        progress.update(int(state.elements))
-    if int(state.code) != _Code.OK:
-        raise _invalid_error(plan, _Code(int(state.code)), state.bad.numpy())
-    progress.finish(int(state.elements))
-    if int(state.rows) == 0:
-        ignored = (
-            f" (labels equal to `ignore_class={plan.ignore_class}` are "
-            "skipped)"
-            if plan.ignore_class is not None
-            else ""
+            return False, False
+        return True, True
+    if rank == 2:
+        if shape[1] is None:
+            raise ValueError(_unknown_width_message(shape))
+        return shape[1] == 1, True
+    raise ValueError(
+        f"Cannot count labels of shape {_shape_text(shape)}. " + _SHAPE_HELP
+    )
+
+
+def _representable(value, dtype):
+    """`value` if a label of dtype `dtype` (a name) can equal it, else None."""
+    if value is None:
+        return None
+    kind = _dtype_kind(dtype)
+    if kind == "float":
+        return value
+    if kind == "bool":
+        return value if value in (0, 1) else None
+    info = np.iinfo(dtype)
+    return value if info.min <= value <= info.max else None
+
+
+# Sources of batches (everything but tf.data): counted with NumPy.
+
+# How the messages name a source, and the unit of its elements.
+_WORDS = {
+    _sources.TF_DATA: ("dataset", "elements (batches)"),
+    _sources.PY_DATASET: ("PyDataset", "batches"),
+    _sources.TORCH: ("DataLoader", "batches"),
+    _sources.GRAIN: ("grain dataset", "batches"),
+}
+
+
+def _total(length, steps, kind):
+    """The number of elements a count reads, or None when unknown.
+
+    `length` is the source's number of elements: an int, None (unknown) or
+    `_sources.INFINITE`.
+    """
+    name, unit = _WORDS.get(kind, ("dataset", "batches"))
+    if length == _sources.INFINITE and steps is None:
+        why = (
+            "its `num_batches` is None"
+            if kind == _sources.PY_DATASET
+            else "repeated without a count"
         )
         raise ValueError(
-            "The dataset yielded no labels to count: it is empty, or all "
-            f"its batches are empty{ignored}. Pass the training dataset (or "
-            "its labels) that `fit` will read."
+            f"The {name} is infinite ({why}), so counting its labels would "
+            f"never end. Pass `steps`, the number of {unit} to count, e.g. "
+            "`steps=steps_per_epoch`"
+            + (
+                ", or count the dataset before `.repeat()`."
+                if kind != _sources.PY_DATASET
+                else "."
+            )
         )
-    return state
+    if length == 0:
+        raise ValueError(
+            f"The {name} is empty (it has no {unit.split()[0]}): there are "
+            "no labels to count. Pass the training data that `fit` will "
+            "read."
+        )
+    if length is None or length == _sources.INFINITE:
+        return steps
+    if steps is None:
+        return length
+    if steps > length:
+        warnings.warn(
+            f"`steps={steps}` exceeds the {name}'s {length} "
+            f"{unit.split()[0]}: counting all {length}.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return length
+    if steps < length:
+        warnings.warn(
+            f"`steps={steps}` stops before the end of the {name}: the "
+            f"counts cover only {steps} of its {length} {unit}, a sample of "
+            "the training set rather than all of it. Leave `steps=None` to "
+            f"count the whole {name}.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return steps
+
+
+def _count_batches(source, args):
+    """Counts a `_sources.Batches` with NumPy: `(counts, plan)`."""
+    arrays = source.kind == _sources.ARRAYS
+    if arrays and args.steps is not None:
+        raise ValueError(
+            "Invalid value for argument `steps`: arrays are counted whole "
+            "(`fit` slices them into batches itself). Slice them to count "
+            f"part of them, e.g. `y[:n]`. Received: steps={args.steps}"
+        )
+    total = _total(source.length, args.steps, source.kind)
+    iterator = source.iterate()
+    if total is not None:
+        iterator = itertools.islice(iterator, total)
+    reader = _BatchReader(args)
+    counter = progress = None
+    read = 0
+    for element in iterator:
+        labels, weights = reader.read(element)
+        if counter is None:
+            plan = _plan(reader.spec, args, "arrays" if arrays else "batches")
+            counter = _HostCounter(plan)
+            progress = _Progress(
+                args.verbose, total, auto=reader.features and bool(total)
+            )
+        counter.add(labels, weights, read)
+        read += 1
+        if progress.active:
+            progress.update(read)
+    if counter is None:
+        raise _no_labels_error(args.ignore_class)
+    counter.flush()
+    progress.finish(read)
+    if counter.rows == 0:
+        raise _no_labels_error(args.ignore_class)
+    return counter.counts, counter.plan
+
+
+class _BatchReader:
+    """Finds the labels (and weights) of each batch, as NumPy arrays.
+
+    Each batch is found as `fit` finds it (or by `label_fn`) and its labels
+    pass the shared checks; `spec` describes the first batch's labels, for
+    the plan. Batches laid out like the previous one, with NumPy labels of
+    the same dtype, take a short path with the same outcome: a cheap
+    source (slices of arrays in memory) costs well under a microsecond a
+    batch, so the checks must not cost more than they need to.
+    """
+
+    def __init__(self, args):
+        self._label_fn = args.label_fn
+        self._weighted = args.weighted
+        self._layout = None  # (element type, length, index, weights, dtype)
+        self.spec = None
+        self.features = args.label_fn is not None
+
+    def read(self, element):
+        if self._layout is not None:
+            found = self._read_like_before(element)
+            if found is not None:
+                return found
+        return self._read(element)
+
+    def _read_like_before(self, element):
+        kind, length, index, weight_index, label_type, dtype = self._layout
+        if type(element) is not kind:
+            return None
+        weights = None
+        if index is None:
+            labels = element
+        else:
+            if len(element) != length:
+                return None
+            labels = element[index]
+            if weight_index is not None:
+                weights = element[weight_index]
+                if type(weights) is not label_type:
+                    return None
+                weights = _sources.to_numpy(weights)
+                if weights.dtype.kind not in "iuf":
+                    return None
+        if type(labels) is not label_type:
+            return None
+        labels = _sources.to_numpy(labels)
+        if labels.dtype != dtype:
+            return None
+        return labels, weights
+
+    def _read(self, element):
+        weights = index = weight_index = None
+        if self._label_fn is not None:
+            if isinstance(element, (tuple, list)):
+                out = self._label_fn(*element)
+            else:
+                out = self._label_fn(element)
+            _check_projected(
+                out,
+                self._weighted,
+                lambda v: _batch_spec(v)[0],
+                _sources.describe,
+            )
+            labels, weights = out if self._weighted else (out, None)
+            where = "the labels returned by `label_fn`"
+        else:
+            index, weight_index = _locate_labels(
+                element, self._weighted, _show_batch
+            )
+            labels = element if index is None else element[index]
+            if weight_index is not None:
+                weights = element[weight_index]
+            self.features |= index is not None
+            where = (
+                "the labels"
+                if index is None
+                else "`y` in the batches' `(x, y, ...)`"
+            )
+        spec, array = _batch_spec(labels)
+        structure = isinstance(spec, (dict, tuple, list))
+        check_label_spec(
+            spec,
+            where,
+            received=_sources.describe(labels) if structure else None,
+        )
+        if weights is not None:
+            weight_spec, weights = _batch_spec(weights)
+            check_weight_spec(weight_spec, "the batches' `sample_weight`")
+        if self.spec is None:
+            self.spec = spec
+        if self._label_fn is None:
+            length = len(element) if index is not None else None
+            self._layout = (
+                type(element),
+                length,
+                index,
+                weight_index,
+                type(labels),
+                array.dtype,
+            )
+        return array, weights
+
+
+def _batch_spec(value):
+    """`(LabelSpec, array)` of a batch's labels or weights; a structure of
+    several (a dict, a tuple, a list of arrays) is returned as the spec,
+    for the checks to refuse."""
+    if isinstance(value, (dict, tuple)) or (
+        isinstance(value, list)
+        and any(isinstance(v, dict) or _sources.is_array_like(v) for v in value)
+    ):
+        return value, None
+    array = _sources.to_numpy(value)
+    return _sources.label_spec(value, array), array
+
+
+def _show_batch(element):
+    return "a batch " + _sources.describe(element)
+
+
+def _no_labels_error(ignore_class):
+    ignored = (
+        f" (labels equal to `ignore_class={ignore_class}` are skipped)"
+        if ignore_class is not None
+        else ""
+    )
+    return ValueError(
+        "The dataset yielded no labels to count: it is empty, or all its "
+        f"batches are empty{ignored}. Pass the training dataset (or its "
+        "labels) that `fit` will read."
+    )
+
+
+class _HostCounter:
+    """Counts batches of labels with NumPy, in groups (see `_GROUP_VALUES`).
+
+    A batch is copied when it is held for a group (a source may reuse its
+    buffers); a batch large enough to be a group on its own, such as a
+    whole label array, is counted where it lies.
+    """
+
+    def __init__(self, plan):
+        self.plan = plan
+        dtype = np.float64 if plan.weighted else np.int64
+        self.counts = np.zeros(plan.num_classes or 0, dtype)
+        self.rows = 0  # labels counted (known entries of rows): 0 is an error
+        self._labels, self._weights, self._held = [], [], 0
+        self._group = _GROUP_VALUES if plan.sparse else _DENSE_GROUP_VALUES
+
+    def add(self, y, w, index):
+        plan = self.plan
+        if y.ndim != len(plan.shape) or (
+            y.ndim
+            and y.shape[-1] != plan.shape[-1]
+            and not (plan.sparse and plan.shape[-1] != 1)
+        ):
+            _check_layout(plan, y.shape, index)
+        lead = y.shape[0] if y.ndim else 1
+        y = y.reshape(-1) if plan.sparse else y.reshape(-1, plan.num_classes)
+        if w is not None:
+            w = _per_label_weights(plan, w, len(y), lead)
+        if not self._labels and y.size >= self._group:
+            self._count(y, w)
+            return
+        self._labels.append(np.array(y))
+        if w is not None:
+            self._weights.append(np.array(w))
+        self._held += y.size
+        if self._held >= self._group:
+            self.flush()
+
+    def flush(self):
+        if not self._labels:
+            return
+        y = _concatenate(self._labels)
+        w = _concatenate(self._weights) if self._weights else None
+        self._labels, self._weights, self._held = [], [], 0
+        self._count(y, w)
+
+    def _count(self, y, w):
+        plan = self.plan
+        step = _sparse_counts if plan.sparse else _dense_counts
+        code, bad, rows, counts = step(plan, y, w)
+        if code == _Code.OK and w is not None:
+            # Every weight reached the counts unless ignored ids were left out.
+            complete = not plan.sparse or rows == len(y)
+            code, bad = _check_host_weights(w, counts, complete)
+        if code != _Code.OK:
+            raise _invalid_error(plan, code, bad)
+        if counts.size > self.counts.size:
+            self.counts = np.pad(
+                self.counts, (0, counts.size - self.counts.size)
+            )
+        self.counts[: counts.size] += counts
+        self.rows += int(rows)
+
+
+def _concatenate(arrays):
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _check_layout(plan, shape, index):
+    """Every batch's labels must have the first batch's layout."""
+    expected = plan.shape
+    same = len(shape) == len(expected)
+    if same and not plan.sparse:
+        same = shape[-1] == plan.num_classes
+    elif same and expected and expected[-1] == 1 and len(expected) >= 2:
+        same = shape[-1] == 1  # ids [B, 1]
+    if not same:
+        raise ValueError(
+            f"The labels of batch {index} have shape {tuple(shape)}, but "
+            f"those of the first batch have shape {_shape_text(expected)} "
+            f"(read as {_form_text(plan)}). Expected every batch's labels "
+            "in the same layout: pass labels of one form, or a `label_fn` "
+            "that returns them so."
+        )
+
+
+def _form_text(plan):
+    if plan.sparse:
+        return "class ids"
+    return f"one-hot / multi-hot rows of {plan.num_classes} classes"
+
+
+def _per_label_weights(plan, w, n, lead):
+    """One float64 weight per label: per-sample weights are repeated."""
+    w = w.reshape(-1)
+    m = w.size
+    if m == n:
+        return w
+    if m == lead and lead and n % lead == 0:
+        return np.repeat(w, n // lead)
+    raise _invalid_error(plan, _Code.BAD_SIZES, np.array([n, m], float))
+
+
+def _check_host_weights(w, counts, complete):
+    """Finite, non-negative weights. `w.min() >= 0` fails for NaN too; a
+    `+inf` weight that reached the counts (`complete`) made them infinite
+    or NaN (0 * inf), which a look at the C counts shows, instead of a
+    second pass over the weights."""
+    if not w.size:
+        return _Code.OK, None
+    if w.min() >= 0 and (
+        np.isfinite(counts).all() if complete else w.max() < np.inf
+    ):
+        return _Code.OK, None
+    w64 = w.astype(np.float64)
+    bad = ~(w64 >= 0) | ~np.isfinite(w64)
+    return _Code.BAD_WEIGHT, np.array([w64[bad][0], 0.0])
+
+
+def _sparse_counts(plan, y, w):
+    """Class ids `[n]`: `(code, bad, rows, counts)` by `np.bincount`."""
+    limit = plan.num_classes or _MAX_INFERRED_CLASSES
+    ignore = _representable(plan.ignore_class, _sources.dtype_name(y))
+    keep = None if ignore is None else y != ignore
+    if keep is not None and keep.all():
+        keep = None
+    kept = y if keep is None else y[keep]
+    if w is not None and keep is not None:
+        w = w[keep]
+    counts = _bincount(kept, w, plan.num_classes, limit)
+    if counts is None:
+        invalid = _invalid_ids(y, limit)
+        if keep is not None:
+            invalid &= keep
+        return _Code.BAD_SPARSE, np.array([float(y[invalid][0]), 0.0]), 0, None
+    return _Code.OK, None, kept.size, counts
+
+
+def _bincount(y, w, num_classes, limit):
+    """`np.bincount` of `y` if all are integer ids in [0, limit), else None.
+
+    `np.bincount` refuses negative ids itself (a ValueError), so only the
+    largest id is looked at before it (and, for floats, that they are whole
+    numbers: NaN is not, an infinity is too large once cast).
+    """
+    high = 0
+    if y.dtype == bool:
+        y = y.astype(np.intp)
+    elif y.size:
+        if y.dtype.kind == "f" or _sources.dtype_name(y) == "bfloat16":
+            if not (np.floor(y) == y).all():
+                return None
+        high = y.max()
+        if not high < limit:
+            return None
+    if y.dtype.kind not in "biu" or y.dtype == np.uint64:
+        with np.errstate(invalid="ignore"):  # -inf: negative once cast
+            y = y.astype(np.int64)
+    size = num_classes or (int(high) + 1 if y.size else 0)
+    try:
+        return np.bincount(y, weights=w, minlength=max(size, 0))
+    except ValueError:  # a negative id
+        return None
+
+
+def _invalid_ids(y, limit):
+    if y.dtype.kind in "iu":
+        return (y < 0) | (y >= limit)
+    y = y.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(y) | (y != np.floor(y)) | (y < 0) | (y >= limit)
+
+
+def _dense_counts(plan, y, w):
+    """Rows `[n, C]`: `(code, bad, rows, counts)`, the known positives.
+
+    Every entry must be 0, 1 or the ignored value: as these are disjoint,
+    that holds exactly when their numbers add up to the number of entries
+    (three comparisons and three counts, no mask combined), and only then
+    is the offending value looked for. NaN and infinities equal none.
+    """
+    ignore = _representable(plan.ignore_class, _sources.dtype_name(y))
+    if ignore in (0, 1):  # a 0 or a 1 marked unknown: the general masks
+        return _dense_counts_masked(y, w, ignore)
+    ones = y if y.dtype == bool else y == 1
+    unknown = None if ignore is None else y == ignore
+    unknowns = 0 if unknown is None else np.count_nonzero(unknown)
+    if y.dtype != bool:
+        valid = np.count_nonzero(ones) + np.count_nonzero(y == 0) + unknowns
+        if valid != y.size:
+            return _first_bad_entry(y, unknown)
+    # "rows" only tells whether anything was counted: the known entries.
+    return _Code.OK, None, y.size - unknowns, _column_counts(ones, w)
+
+
+def _dense_counts_masked(y, w, ignore):
+    keep = y != ignore
+    if y.dtype != bool:
+        invalid = (y != 0) & (y != 1) & keep
+        if invalid.any():
+            return _first_bad_entry(y, ~keep)
+    positives = (y == 1) & keep
+    return _Code.OK, None, np.count_nonzero(keep), _column_counts(positives, w)
+
+
+def _first_bad_entry(y, unknown):
+    invalid = (y != 0) & (y != 1)
+    if unknown is not None:
+        invalid &= ~unknown
+    value = float(y[invalid][0])
+    return _Code.BAD_DENSE, np.array([value, 0.0]), 0, None
+
+
+def _column_counts(positives, w):
+    if w is None:
+        return np.count_nonzero(positives, axis=0)
+    with np.errstate(invalid="ignore"):  # 0 * inf: NaN, reported as such
+        return w.astype(np.float64) @ positives.astype(np.float64)
+
+
+# Progress, warnings and the errors that every loop reports.
 
 
 class _Progress:
-    """The optional Keras progress bar of a count, in dataset elements.
+    """The optional Keras progress bar of a count, in elements (batches).
 
     `verbose=1` or `2` shows it from the start; `"auto"` once the count has
-    run for `_AUTO_BAR_AFTER_S` (the caller only reports progress, i.e.
-    runs the loop in chunks, when a bar may be shown).
+    run for `_AUTO_BAR_AFTER_S`, where `auto` allows it.
     """
 
-    def __init__(self, verbose, total):
-        self._verbose = verbose
+    def __init__(self, verbose, total, auto=True):
+        self._verbose = verbose if (verbose != "auto" or auto) else 0
         self._total = total
         self._start = time.perf_counter()
         self._bar = None
@@ -363,6 +974,8 @@ class _Progress:
             self._bar = keras.utils.Progbar(
                 total, verbose=verbose, unit_name="step"
             )
+        # Whether `update` can show anything (callers may skip it if not).
+        self.active = self._verbose != 0
 
     def update(self, elements):
         if (
@@ -389,480 +1002,13 @@ def _warn_if_ambiguous(plan, counts):
         and np.count_nonzero(counts[2:]) == 0
     ):
         warnings.warn(
-            f"Counted labels of shape {plan.shape} as batches of class ids, "
-            "and found only classes 0 and 1. If each element is one "
-            "unbatched one-hot or multi-hot row, pass `sparse=False` (or "
-            "batch the dataset first).",
+            f"Counted labels of shape {_shape_text(plan.shape)} as batches "
+            "of class ids, and found only classes 0 and 1. If each element "
+            "is one unbatched one-hot or multi-hot row, pass `sparse=False` "
+            "(or batch the dataset first).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-
-
-def _representable(value, dtype):
-    """`value` if a label of `dtype` can equal it, else None."""
-    if value is None or dtype.is_floating:
-        return value
-    if dtype.is_bool:
-        return value if value in (0, 1) else None
-    return value if dtype.min <= value <= dtype.max else None
-
-
-# The elements: cardinality, labels and weights.
-
-
-def _total_elements(dataset, steps):
-    """The number of elements the count reads, or None when unknown."""
-    cardinality = int(dataset.cardinality())
-    if cardinality == tf.data.INFINITE_CARDINALITY and steps is None:
-        raise ValueError(
-            "The dataset is infinite (repeated without a count), so counting "
-            "its labels would never end. Pass `steps`, the number of "
-            "elements (batches) to count, e.g. `steps=steps_per_epoch`, or "
-            "count the dataset before `.repeat()`."
-        )
-    if cardinality == 0:
-        raise ValueError(
-            "The dataset is empty (cardinality 0): there are no labels to "
-            "count. Pass the training dataset that `fit` will read."
-        )
-    if cardinality < 0:  # unknown, or infinite with `steps`
-        return steps
-    if steps is None:
-        return cardinality
-    if steps > cardinality:
-        warnings.warn(
-            f"`steps={steps}` exceeds the dataset's {cardinality} elements: "
-            f"counting all {cardinality}.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return cardinality
-    if steps < cardinality:
-        warnings.warn(
-            f"`steps={steps}` stops before the end of the dataset: the "
-            f"counts cover only {steps} of its {cardinality} elements "
-            "(batches), a sample of the training set rather than all of it. "
-            "Leave `steps=None` to count the whole dataset.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return steps
-
-
-def _labels_dataset(dataset, label_fn, sample_weighted):
-    """Projects the elements to labels (and weights): `(dataset, features)`.
-
-    `features` is whether the elements carry more than the labels, i.e.
-    whether the count also runs the pipeline's feature work.
-    """
-    spec = dataset.element_spec
-    if label_fn is not None:
-        labels = dataset.map(label_fn)
-        _check_projected(labels.element_spec, sample_weighted)
-        return labels, True
-    if isinstance(spec, dict):
-        raise ValueError(
-            "Cannot find the labels in the dataset's elements: they are "
-            f"dicts (keys {sorted(spec)}), which `fit` reads as inputs "
-            "without labels. Yield `(x, y)` elements, or pass `label_fn`, "
-            f"e.g. `label_fn=lambda e: e[{sorted(spec)[0]!r}]`."
-        )
-    if not isinstance(spec, tuple):  # labels only
-        if sample_weighted:
-            raise ValueError(
-                "`sample_weighted=True` needs sample weights, but the dataset "
-                "holds labels only. Use elements `(x, y, sample_weight)`, or "
-                "a `label_fn` returning `(labels, sample_weight)`."
-            )
-        check_label_spec(spec, "the dataset's elements")
-        return dataset, False
-    if len(spec) not in (2, 3):
-        raise ValueError(
-            "Cannot find the labels in the dataset's elements. Expected "
-            "`(x, y)`, `(x, y, sample_weight)` or labels only, as `fit` "
-            f"accepts. Received: element_spec={spec}. Pass `label_fn`, a "
-            "function that returns the labels of an element."
-        )
-    check_label_spec(spec[1], "`y` in the dataset's `(x, y, ...)`")
-    if not sample_weighted:
-        return dataset.map(lambda *element: element[1]), True
-    if len(spec) != 3:
-        raise ValueError(
-            "`sample_weighted=True` needs sample weights, but the "
-            "dataset's elements are `(x, y)`. Use elements "
-            "`(x, y, sample_weight)`, or a `label_fn` returning "
-            "`(labels, sample_weight)`."
-        )
-    check_weight_spec(spec[2], "the dataset's `sample_weight`")
-    return dataset.map(lambda *element: (element[1], element[2])), True
-
-
-def _check_projected(out, sample_weighted):
-    """Checks what `label_fn` returns."""
-    if not sample_weighted:
-        check_label_spec(out, "the output of `label_fn`")
-        return
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise ValueError(
-            "With `sample_weighted=True`, `label_fn` must return "
-            "`(labels, sample_weight)`. Received a `label_fn` "
-            f"returning elements of spec {out}"
-        )
-    check_label_spec(out[0], "the labels returned by `label_fn`")
-    check_weight_spec(out[1], "the weights returned by `label_fn`")
-
-
-def _label_spec(dataset, label_fn=None, sample_weighted=False):
-    """The `tf.TensorSpec` of the labels `count_classes` would count.
-
-    For `ClassCounter`, which compares the labels' rank with the model's
-    output rank to decide the label form. Raises as `count_classes` does
-    when the labels cannot be found.
-    """
-    labels, _ = _labels_dataset(dataset, label_fn, sample_weighted)
-    spec = labels.element_spec
-    return spec[0] if sample_weighted else spec
-
-
-# The plan: sparse or dense, batched or not, from the static spec.
-
-
-def _plan(spec, num_classes, sparse, weighted, ignore_class):
-    shape, dtype = spec.shape, spec.dtype
-    if sparse is None:
-        sparse, batched = _infer_form(shape, dtype, num_classes)
-        ambiguous = sparse and shape.rank == 1 and (shape[0] or 1) > 2
-    elif sparse:
-        batched, ambiguous = shape.rank != 0, False
-    else:
-        batched, ambiguous = _dense_batched(shape), False
-    if not sparse:
-        width = int(shape[-1])
-        if num_classes is not None and num_classes != width:
-            raise ValueError(
-                f"Invalid value for argument `num_classes`: the labels are "
-                f"one-hot / multi-hot rows of shape {shape}, with {width} "
-                f"classes. Received: num_classes={num_classes}. If the "
-                "labels are class ids (e.g. per-token ids [B, T]), pass "
-                "`sparse=True`."
-            )
-        num_classes = width
-    return _Plan(
-        sparse, shape, dtype, num_classes, batched, weighted, ignore_class,
-        ambiguous,
-    )
-
-
-def _dense_batched(shape):
-    """`sparse=False`: rows `[..., C]` with a static `C`."""
-    if shape.rank == 0:
-        raise ValueError(
-            f"Cannot count scalar labels (shape {shape}) as one-hot rows "
-            "(`sparse=False`): one-hot rows have a last dimension C. For "
-            "class ids, pass `sparse=True` or leave `sparse=None`."
-        )
-    if shape.rank is None or shape[-1] is None:
-        raise ValueError(_unknown_width_message(shape))
-    return shape.rank >= 2
-
-
-def _unknown_width_message(shape):
-    return (
-        f"Cannot count labels of shape {shape}: the last dimension (1 for "
-        "class ids, C for one-hot rows) is unknown. If the labels are class "
-        "ids (e.g. per-token ids from `padded_batch`, with dynamic length), "
-        "pass `sparse=True`. If they are one-hot rows, give the last "
-        "dimension a static size, e.g. `label_fn=lambda x, y: "
-        "tf.ensure_shape(y, [None, num_classes])` (one `None` per leading "
-        "dimension)."
-    )
-
-
-def _infer_form(shape, dtype, num_classes):
-    """`sparse=None`: `(sparse, batched)` from the shape and dtype."""
-    rank = shape.rank
-    if rank is None:
-        raise ValueError(
-            "Cannot count labels of unknown rank. " + _SHAPE_HELP + " Or "
-            "give them a static shape with `tf.ensure_shape` in `label_fn`."
-        )
-    if rank == 0:
-        return True, False
-    if rank == 1:
-        width = shape[0]
-        dense_dtype = dtype.is_floating or dtype.is_bool
-        if (
-            width is not None
-            and width > 1
-            and dense_dtype
-            and num_classes in (None, width)
-        ):
-            return False, False
-        return True, True
-    if rank == 2:
-        if shape[1] is None:
-            raise ValueError(_unknown_width_message(shape))
-        return shape[1] == 1, True
-    raise ValueError(f"Cannot count labels of shape {shape}. " + _SHAPE_HELP)
-
-
-def _group(labels, plan, show_bar, total):
-    """Regroups the labels stream: `(dataset, steps_mode, chunk)`.
-
-    `steps_mode` says how the loop counts dataset elements (for the progress
-    bar): "leading" (each group stacks elements along axis 0), "one" (one
-    element per group), or "none" (not tracked). `chunk` is the number of
-    groups per call of the loop when progress is reported, 0 for one call.
-    """
-    per_row = 1 if plan.sparse else plan.num_classes
-    values = _GROUP_VALUES if plan.sparse else _DENSE_GROUP_VALUES
-    fixed = plan.shape.is_fully_defined()
-    if not plan.batched:
-        size = max(1, values // per_row)
-        grouped, steps_mode = labels.batch(size), "leading"
-        groups = None if total is None else -(-total // size)
-    elif show_bar or plan.weighted or (
-        not fixed and plan.shape.rank != (1 if plan.sparse else 2)
-    ):
-        # With weights or a progress bar, keep the batches (exact sizes and
-        # element counts); batches of ids [B, T] (rows [B, T, C]) with a
-        # dynamic T cannot be concatenated.
-        grouped, steps_mode, groups = labels, "one", total
-    elif fixed:
-        # Batches of one static size (`drop_remainder=True`, or pre-sliced
-        # arrays) stack; `rebatch` would log "Tensor RefCount not reliable"
-        # errors on slices of a `from_tensor_slices` array.
-        size = max(1, values // max(1, plan.shape.num_elements()))
-        grouped, steps_mode, groups = labels.batch(size), "none", None
-    else:
-        grouped = labels.rebatch(max(1, values // per_row))
-        steps_mode, groups = "none", None
-    chunk = 0
-    if show_bar:
-        chunk = max(1, -(-groups // _PROGRESS_CHUNKS)) if groups else 16
-    return grouped, steps_mode, chunk
-
-
-# The in-graph loop.
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_runner(key):
-    return tf.function(functools.partial(_run_loop, key), reduce_retracing=True)
-
-
-def _run_loop(key, iterator, max_groups, state):
-    """Reads up to `max_groups` groups (in graph): the new `_State`."""
-
-    def cond(i, state):
-        return (
-            (i < max_groups)
-            & tf.equal(state.code, _Code.OK)
-            & ~state.exhausted
-        )
-
-    def loop(i, state):
-        optional = iterator.get_next_as_optional()
-        state = tf.cond(
-            optional.has_value(),
-            lambda: _body(key, optional.get_value(), state),
-            lambda: state._replace(exhausted=tf.constant(True)),
-        )
-        return i + 1, state
-
-    scalar = tf.TensorShape([])
-    invariants = _State(
-        counts=tf.TensorShape([None]),
-        elements=scalar,
-        rows=scalar,
-        code=scalar,
-        bad=tf.TensorShape([2]),
-        exhausted=scalar,
-    )
-    _, state = tf.while_loop(
-        cond,
-        loop,
-        (tf.constant(0, tf.int64), state),
-        shape_invariants=(scalar, invariants),
-    )
-    return state
-
-
-def _body(key, group, state):
-    """Checks and counts one group of labels, unless an error was found."""
-    y, w = group if key.weighted else (group, None)
-    if key.steps_mode == "leading":
-        new_elements = tf.shape(y, out_type=tf.int64)[0]
-    elif key.steps_mode == "one":
-        new_elements = tf.constant(1, tf.int64)
-    else:
-        new_elements = tf.constant(0, tf.int64)
-    step_fn = _sparse_step if key.sparse else _dense_step
-    step = step_fn(key, y, w, state.counts)
-    return tf.cond(
-        tf.equal(step.code, _Code.OK),
-        lambda: state._replace(
-            counts=step.count(),
-            elements=state.elements + new_elements,
-            rows=state.rows + step.rows,
-        ),
-        lambda: state._replace(code=step.code, bad=step.bad),
-    )
-
-
-def _sparse_step(key, y, w, counts):
-    """Class ids of any shape: checks, then a `DenseBincount`."""
-    lead = _leading(y)
-    y = tf.reshape(y, [-1])
-    limit = key.num_classes or _MAX_INFERRED_CLASSES
-    keep = None
-    if key.ignore_class is not None:
-        keep = tf.not_equal(y, tf.cast(key.ignore_class, y.dtype))
-    if y.dtype.is_bool:
-        invalid = tf.zeros_like(y)
-    elif y.dtype.is_floating:
-        invalid = (
-            ~tf.math.is_finite(y)
-            | tf.not_equal(y, tf.floor(y))
-            | (y < 0)
-            | (y >= limit)
-        )
-    else:
-        ids = tf.cast(y, tf.int64)
-        invalid = (ids < 0) | (ids >= limit)
-    if keep is not None:
-        invalid = invalid & keep
-    code, bad = _first_invalid(invalid, y, _Code.BAD_SPARSE)
-    values = tf.size(y, out_type=tf.int64)
-    rows = values if keep is None else _count_true(keep)
-    if w is not None:
-        code, bad = _check_weights(w, values, lead, code, bad)
-
-    def count():
-        ids = tf.cast(y, tf.int64)
-        if key.num_classes is None:
-            top = ids if keep is None else tf.where(keep, ids, -1)
-            size = tf.maximum(
-                tf.size(counts, out_type=tf.int64),
-                tf.reduce_max(tf.concat([top, [-1]], 0)) + 1,
-            )
-            old = tf.pad(
-                counts, [[0, size - tf.size(counts, out_type=tf.int64)]]
-            )
-        else:
-            size, old = tf.constant(key.num_classes, tf.int64), counts
-        weights = (
-            _expand_weights(w, values, lead)
-            if w is not None
-            else tf.zeros([0], tf.int64)
-        )
-        if keep is None:
-            return old + dense_bincount(ids, size, weights)
-        # Ignored labels go to one extra bin, dropped afterwards.
-        ids = tf.where(keep, ids, size)
-        return old + dense_bincount(ids, size + 1, weights)[:size]
-
-    return _Step(code, bad, rows, count)
-
-
-def _dense_step(key, y, w, counts):
-    """One-hot / multi-hot rows `[..., C]`: column sums, checked.
-
-    Each value is read once by the sums and once by the check `y * y != y`
-    (true exactly when y is neither 0 nor 1, NaN included, for floats and
-    for wrapping integers alike); an infinite label, which passes that test,
-    makes the sums non-finite. Only when either flags the group is the
-    offending value looked for.
-    """
-    lead = _leading(y)
-    y = tf.reshape(y, [-1, key.num_classes])
-    rows = tf.shape(y, out_type=tf.int64)[0]
-    if w is not None:
-        w64 = _expand_weights(w, rows, lead)
-        sums = tf.linalg.matvec(tf.cast(y, tf.float64), w64, transpose_a=True)
-        new_counts = counts + sums
-    else:
-        # Column sums as a [1, n] x [n, C] product: on CPU as fast as or
-        # faster than reduce_sum over axis 0, and exact in float32: a batch
-        # has far fewer than 2**24 rows.
-        ones = tf.ones(tf.stack([1, tf.shape(y)[0]]), tf.float32)
-        sums = tf.reshape(tf.matmul(ones, tf.cast(y, tf.float32)), [-1])
-        new_counts = counts + tf.cast(sums, tf.int64)
-    code, bad = tf.constant(int(_Code.OK)), tf.zeros([2], tf.float64)
-    if not y.dtype.is_bool:
-        suspect = tf.reduce_any(tf.not_equal(y * y, y)) | ~tf.reduce_all(
-            tf.math.is_finite(sums)
-        )
-        code, bad = tf.cond(
-            suspect,
-            lambda: _first_invalid(
-                tf.not_equal(y, 0) & tf.not_equal(y, 1), y, _Code.BAD_DENSE
-            ),
-            lambda: (code, bad),
-        )
-    if w is not None:
-        code, bad = _check_weights(w, rows, lead, code, bad)
-    return _Step(code, bad, rows, lambda: new_counts)
-
-
-def _leading(y):
-    """The number of samples of a group: its leading dimension (or 1)."""
-    if y.shape.rank == 0:
-        return tf.constant(1, tf.int64)
-    return tf.shape(y, out_type=tf.int64)[0]
-
-
-def _count_true(mask):
-    return tf.reduce_sum(tf.cast(mask, tf.int64))
-
-
-def _expand_weights(w, n, lead):
-    """float64 weights, one per label: per-sample weights are repeated."""
-    w = tf.reshape(tf.cast(w, tf.float64), [-1])
-    if w.shape[0] is not None and w.shape[0] == n:
-        return w
-    return tf.cond(
-        tf.equal(tf.size(w, out_type=tf.int64), n),
-        lambda: w,
-        lambda: tf.repeat(w, n // tf.maximum(lead, 1)),
-    )
-
-
-def _first_invalid(invalid, values, code):
-    """In graph: `(code, [value, 0])` for the first invalid value, or OK."""
-    found = tf.reduce_any(invalid)
-    first = tf.cond(
-        found,
-        lambda: tf.cast(tf.boolean_mask(values, invalid)[0], tf.float64),
-        lambda: tf.constant(0.0, tf.float64),
-    )
-    return (
-        tf.where(found, int(code), int(_Code.OK)),
-        tf.stack([first, tf.constant(0.0, tf.float64)]),
-    )
-
-
-def _check_weights(w, n, lead, code, bad):
-    """In graph: flags weights that are not finite and >= 0, or not one per
-    label (`n`) or per sample (`lead`, the leading dimension)."""
-    w = tf.reshape(w, [-1])
-    m = tf.size(w, out_type=tf.int64)
-    sizes_bad = tf.not_equal(m, n) & tf.not_equal(m, lead)
-    sizes = tf.cast(tf.stack([n, m]), tf.float64)
-    w64 = tf.cast(w, tf.float64)
-    w_code, w_bad = _first_invalid(
-        tf.logical_not(w64 >= 0) | ~tf.math.is_finite(w64), w,
-        _Code.BAD_WEIGHT,
-    )
-    ok = tf.equal(code, _Code.OK)
-    new_code = tf.where(
-        ok, tf.where(sizes_bad, int(_Code.BAD_SIZES), w_code), code
-    )
-    new_bad = tf.where(ok, tf.where(sizes_bad, sizes, w_bad), bad)
-    return new_code, new_bad
-
-
-# Errors found by the loop.
 
 
 def _format_number(value):
@@ -873,19 +1019,12 @@ def _format_number(value):
 
 
 def _invalid_error(plan, code, bad):
+    """The error for what a check found (`bad`: the offending value(s))."""
     value = _format_number(bad[0])
     if code == _Code.BAD_SPARSE:
         return _bad_sparse_error(plan, value, float(bad[0]))
     if code == _Code.BAD_DENSE:
-        return ValueError(
-            "Invalid label in the dataset. Expected one-hot or multi-hot "
-            f"rows of 0s and 1s (labels of shape {plan.shape}, read as "
-            f"{plan.num_classes} classes). Received a value of {value}. Soft "
-            "labels (label smoothing, mixup) have no class counts: count "
-            "the labels before they are mixed, e.g. from a labels-only "
-            "dataset. If these are class ids (e.g. per-token ids [B, T]), "
-            "pass `sparse=True`."
-        )
+        return ValueError(_bad_dense_message(plan, value, float(bad[0])))
     if code == _Code.BAD_WEIGHT:
         return ValueError(
             "Invalid sample weight in the dataset. Expected finite, "
@@ -897,6 +1036,30 @@ def _invalid_error(plan, code, bad):
         "labelled samples in one element. Expected one weight per sample "
         "(shape [B] or [B, 1] for batched labels, [] for unbatched ones), "
         "or one per label."
+    )
+
+
+def _bad_dense_message(plan, value, number):
+    ignored = advice = ""
+    if plan.ignore_class is not None:
+        ignored = (
+            f" (entries equal to `ignore_class={plan.ignore_class}` are "
+            "unknown and skipped)"
+        )
+    elif np.isfinite(number) and number == np.floor(number):
+        advice = (
+            " If such entries mark unknown labels (e.g. -1 in multi-task "
+            f"targets), pass `ignore_class={value}` (as to the losses) so "
+            "that they are skipped."
+        )
+    return (
+        "Invalid label in the dataset. Expected one-hot or multi-hot rows "
+        f"of 0s and 1s (labels of shape {_shape_text(plan.shape)}, read as "
+        f"{plan.num_classes} classes){ignored}. Received a value of "
+        f"{value}.{advice} Soft labels (label smoothing, mixup) have no "
+        "class counts: count the labels before they are mixed, e.g. from a "
+        "labels-only dataset. If these are class ids (e.g. per-token ids "
+        "[B, T]), pass `sparse=True`."
     )
 
 
@@ -930,8 +1093,8 @@ def _bad_sparse_error(plan, value, label):
         ignore += "are skipped.)"
     return _InvalidLabelError(
         f"Invalid label in the dataset. Expected {expected}. Received a "
-        f"label of {value} (labels of shape {plan.shape}). Fix the "
-        "labels or pass the right `num_classes`: `tf.math.bincount` "
+        f"label of {value} (labels of shape {_shape_text(plan.shape)}). Fix "
+        "the labels or pass the right `num_classes`: `tf.math.bincount` "
         "would silently drop labels >= num_classes, and a loss cannot "
         f"weight them.{ignore}",
         label,

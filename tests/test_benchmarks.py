@@ -118,6 +118,17 @@ def test_counting_benchmark_quick_run_reports_ratios(tmp_path):
         assert row["count_over_best"] == pytest.approx(seconds["count"] / best)
         assert row["rows"] > 0
     assert len(report["image_pipeline"]["seconds"]) == 4
+    # Section 4: sources counted with NumPy, with their paired ratios.
+    labels = report["numpy_labels"]
+    assert any(row["labels"].startswith("int64 ids") for row in labels)
+    for row in labels:
+        assert row["count_over_numpy"] > 0 and row["count_over_numpy_fastest"] > 0
+    sources = [row["source"] for row in report["batch_sources"]]
+    assert any("PyDataset" in name for name in sources)
+    if importlib.util.find_spec("torch") is not None:
+        assert any("DataLoader" in name for name in sources)
+    for row in report["batch_sources"]:
+        assert row["count_over_iterate"] > 0 and row["batches"] > 0
     imports = report["import"]
     assert set(imports["seconds"]) == {"keras", "keras_cbloss"}
     assert imports["ratio"] == pytest.approx(

@@ -378,7 +378,8 @@ def test_losses_that_cannot_take_counts():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"dataset": np.array([0, 1])}, TypeError, "tf.data.Dataset"),
+        ({"dataset": "train"}, TypeError, "as `fit` takes it"),
+        ({"dataset": iter([np.array([0, 1])])}, TypeError, "one-shot"),
         ({"recount": "batch"}, ValueError, "recount"),
         ({"recount": None}, ValueError, "recount"),
         ({"outputs": 3}, TypeError, "outputs"),
@@ -708,9 +709,7 @@ def test_implied_num_classes_errors():
     ],
 )
 def test_implied_label_form(output, labels, expected):
-    form = callbacks_module._implied_label_form(
-        [output], tf.TensorShape(labels)
-    )
+    form = callbacks_module._implied_label_form([output], labels)
     assert form is expected
 
 
@@ -737,7 +736,7 @@ def test_ids_in_batches_of_num_classes_are_counted_as_ids(dtype):
 def test_implied_label_form_of_outputs_that_disagree():
     # Rows for a [B, 8] output, ids for a [B, 8, 5] one: left undecided.
     shapes = [(None, 8), (None, 8, 5)]
-    labels = tf.TensorShape([None, 8])
+    labels = (None, 8)
     assert callbacks_module._implied_label_form(shapes, labels) is None
 
 

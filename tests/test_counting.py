@@ -1,8 +1,10 @@
-"""Tests of `count_classes` against `np.bincount` / NumPy column sums.
+"""Tests of `count_classes` on `tf.data` against `np.bincount` / NumPy
+column sums.
 
-`count_classes` reads `tf.data` pipelines, which work under every Keras
-backend (TensorFlow is always installed), so this module runs in the main
-(TensorFlow) process only.
+The in-graph `tf.data` path works under every Keras backend (TensorFlow is
+always installed), so this module runs in the main (TensorFlow) process
+only; the other sources, counted with NumPy, are tested on every backend in
+`test_counting_sources.py`.
 """
 
 import importlib.util
@@ -324,7 +326,10 @@ def test_shapes_and_types_that_cannot_be_counted():
     np.testing.assert_array_equal(counts, rows.sum(0))
     names = ["cat", "dog", "cat", "eel", "cat", "dog"]
     strings = tf.data.Dataset.from_tensor_slices((x, names)).batch(4)
-    with pytest.raises(TypeError, match="StringLookup"):
+    with pytest.raises(
+        TypeError, match=r"StringLookup\(vocabulary=class_names, "
+        r"num_oov_indices=0\)"
+    ):
         count_classes(strings, verbose=0)
     # The advice, followed.
     lookup = keras.layers.StringLookup(
@@ -353,8 +358,8 @@ def test_shapes_and_types_that_cannot_be_counted():
         count_classes(
             tf.data.Dataset.from_tensor_slices((x, x, x, x)), verbose=0
         )
-    with pytest.raises(TypeError, match="from_tensor_slices"):
-        count_classes(np.array([0, 1, 1]))
+    with pytest.raises(TypeError, match="as `fit` takes it.*dataset=3"):
+        count_classes(3)
     features = tf.data.Dataset.from_tensor_slices(
         {"a": x, "b": np.array([0, 2, 2, 1, 2, 2])}
     )
@@ -521,7 +526,8 @@ def test_ignore_class_inside_the_class_range_and_unrepresentable():
         count_classes(small, C, ignore_class=-1, verbose=0),
         np.bincount(y, minlength=C),
     )
-    # One-hot rows have no ignored value.
+    # In one-hot rows, zeros marked unknown change nothing: the counts are
+    # the known positives.
     onehot = _dataset(np.eye(C, dtype="float32")[y], 8)
     np.testing.assert_array_equal(
         count_classes(onehot, ignore_class=0, verbose=0),
@@ -530,6 +536,76 @@ def test_ignore_class_inside_the_class_range_and_unrepresentable():
     # Everything ignored: nothing to count.
     with pytest.raises(ValueError, match="no labels.*ignore_class=5"):
         count_classes(_dataset(np.full(4, 5), 2), C, ignore_class=5)
+
+
+def _unknown_entries(n=53, num_classes=C, seed=14):
+    """Multi-hot targets with unknown entries marked -1 (multi-task data)."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((n, num_classes)) < 0.4).astype("float32")
+    targets[rng.random((n, num_classes)) < 0.25] = -1
+    return targets
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "int8"])
+@pytest.mark.parametrize("batch", [None, 8])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_multi_hot_targets_with_unknown_entries(dtype, batch, weighted):
+    targets = _unknown_entries()
+    w = np.random.default_rng(15).random(len(targets)) if weighted else None
+    ds = _dataset(targets.astype(dtype), batch, w=w)
+    counts = count_classes(
+        ds, ignore_class=-1, sparse=False, sample_weighted=weighted,
+        verbose=0,
+    )
+    # A class's count: its known positives.
+    positives = (targets == 1).astype(np.float64)
+    expected = positives.sum(0) if w is None else w @ positives
+    np.testing.assert_allclose(counts, expected, rtol=1e-12)
+
+
+def test_unknown_entries_without_ignore_class_name_the_fix():
+    targets = _unknown_entries()
+    ds = _dataset(targets, 8)
+    with pytest.raises(
+        ValueError, match=r"0s and 1s.*value of -1\. If such entries mark "
+        r"unknown labels.*pass `ignore_class=-1`"
+    ):
+        count_classes(ds, verbose=0)
+    # The advice, followed.
+    np.testing.assert_array_equal(
+        count_classes(ds, ignore_class=-1, verbose=0),
+        (targets == 1).sum(0),
+    )
+    # Other values stay errors, NaN too; rows all unknown carry no label.
+    for value, shown in [(2, "2"), (0.5, "0.5"), (np.nan, "nan")]:
+        bad = targets.copy()
+        bad[7, 1] = value
+        with pytest.raises(
+            ValueError, match=rf"ignore_class=-1` are unknown.*value of {shown}"
+        ):
+            count_classes(_dataset(bad, 8), ignore_class=-1, verbose=0)
+    unknown = tf.data.Dataset.from_tensor_slices(-np.ones((4, 3))).batch(2)
+    with pytest.raises(ValueError, match=r"no labels.*ignore_class=-1"):
+        count_classes(unknown, ignore_class=-1, verbose=0)
+
+
+def test_string_lookup_default_shifts_ids():
+    # Why every message says `num_oov_indices=0`: with the default of 1, id
+    # 0 is the out-of-vocabulary token and every class id moves up by one.
+    names = tf.constant(["cat", "dog", "cat", "eel"])
+    ds = tf.data.Dataset.from_tensor_slices(names).batch(2)
+    shifted = keras.layers.StringLookup(vocabulary=["cat", "dog", "eel"])
+    with pytest.raises(ValueError, match=r"\[0, 3\).*label of 3"):
+        count_classes(ds.map(shifted), 3, verbose=0)
+    np.testing.assert_array_equal(
+        count_classes(ds.map(shifted), verbose=0), [0, 2, 1, 1]
+    )
+    lookup = keras.layers.StringLookup(
+        vocabulary=["cat", "dog", "eel"], num_oov_indices=0
+    )
+    np.testing.assert_array_equal(
+        count_classes(ds.map(lookup), 3, verbose=0), [2, 1, 1]
+    )
 
 
 def _token_sequences(n=11, num_classes=C, seed=8):
@@ -607,11 +683,15 @@ import keras_cbloss
 from keras_cbloss import ClassCounter, CBFocalLoss
 before = "tensorflow" in sys.modules
 from keras_cbloss import count_classes
-print(json.dumps({"before": before, "after": "tensorflow" in sys.modules,
+import keras_cbloss.counting
+after = "tensorflow" in sys.modules
+import tensorflow as tf
+counts = count_classes(tf.data.Dataset.from_tensor_slices([0, 2, 2]))
+print(json.dumps({"before": before, "after": after,
                   "backend": keras.backend.backend(),
                   "callback": issubclass(ClassCounter,
                                          keras.callbacks.Callback),
-                  "lazy": count_classes.__module__}))
+                  "counts": counts.tolist()}))
 """
 
 
@@ -627,5 +707,6 @@ def test_import_under_jax_does_not_import_tensorflow():
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["backend"] == "jax" and out["callback"]
     assert out["before"] is False, "import keras_cbloss imported TensorFlow"
-    # Counting itself needs TensorFlow: it comes with `count_classes`.
-    assert out["after"] is True and out["lazy"] == "keras_cbloss.counting"
+    # Only counting a tf.data.Dataset needs TensorFlow (the user has it).
+    assert out["after"] is False, "keras_cbloss.counting imported TensorFlow"
+    assert out["counts"] == [1, 0, 2]
