@@ -245,7 +245,10 @@ class LogitAdjustedLoss(CountBasedLoss):
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
             `CBSoftmaxLoss`. Defaults to `None`.
-        reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
+        reduction: As in Keras. Defaults to `"sum_over_batch_size"`. The
+            loss has no class weights (every sample keeps weight 1), so
+            `"mean_with_sample_weight"` is Keras' own: the batch's sum of
+            `loss * sample_weight` over the sum of `sample_weight`.
         name: Defaults to `"logit_adjusted_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).
