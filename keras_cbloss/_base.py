@@ -170,6 +170,8 @@ class CountBasedLoss(keras.losses.Loss):
         # Set once `call()` runs in compiled code, which embeds the
         # per-class vector as a constant (see `_warn_if_traced`).
         self._traced = False
+        # The stale-trace warning is given once per loss.
+        self._warned_stale = False
         if class_counts is not None:
             self.set_class_counts(class_counts)
 
@@ -215,7 +217,8 @@ class CountBasedLoss(keras.losses.Loss):
                 previous counts and the values derived from them.
 
         Functions already traced with the old values keep them (a loss
-        already traced into a model's step functions warns): after a
+        already traced into a model's step functions warns, once per
+        loss): after a
         change, call `model.make_train_function(force=True)` and
         `model.make_test_function(force=True)` so that `fit()` and
         `evaluate()` use the new values. In mid-training, prefer
@@ -238,18 +241,24 @@ class CountBasedLoss(keras.losses.Loss):
         self._weights_cache = {}
 
     def _warn_if_traced(self, per_class, method):
-        """Warns when compiled step functions hold other per-class values."""
-        if not self._traced or self._per_class is None:
+        """Warns when compiled step functions hold other per-class values.
+
+        Once per loss: a schedule that changes the weights every epoch and
+        rebuilds the step functions itself (the documented fix) is told
+        once, not at every change.
+        """
+        if not self._traced or self._per_class is None or self._warned_stale:
             return
         if np.array_equal(self._per_class, per_class):
             return
+        self._warned_stale = True
         warnings.warn(
             f"`{type(self).__name__}.{method}()` changed the per-class "
             "weights of a loss already traced into compiled step functions "
             "(by `fit()`, `evaluate()` or `train_on_batch()`); those "
             "functions keep the old weights as constants, so `fit()` and "
             "`evaluate()` would still use them. To use the new weights, "
-            f"{_RETRACE_FIX}.",
+            f"{_RETRACE_FIX}. (Given once per loss.)",
             _StaleTraceWarning,
             stacklevel=3,
         )
@@ -407,8 +416,8 @@ class ClassBalancedLoss(CountBasedLoss):
         Validated like the constructor's `beta`; an invalid value raises
         and leaves the loss as it was. Saved in the config. As with
         `set_class_counts`, functions already traced keep the old weights
-        (a loss already traced into a model's step functions warns): after
-        a change, call `model.make_train_function(force=True)` and
+        (a loss already traced into a model's step functions warns, once
+        per loss): after a change, call `model.make_train_function(force=True)` and
         `model.make_test_function(force=True)`, or let
         `DeferredReweighting` change beta in mid-training (beta 0, then
         e.g. 0.9999), which does it.
