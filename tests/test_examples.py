@@ -1,7 +1,7 @@
 """Tests of the examples: their helpers, pipelines and short runs.
 
 The examples are scripts, not package modules; `examples/` is on the test
-path (setup.cfg), so this file imports them and their helper modules
+path (pyproject.toml), so this file imports them and their helper modules
 directly. The short runs (the quick start as it ships; the digits example
 with 2 seeds and 2 epochs; one CIFAR step on tensorflow-datasets' mock data)
 run in this process, in a temporary directory: what they check is the
