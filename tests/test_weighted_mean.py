@@ -256,3 +256,137 @@ def test_fit_reports_the_weighted_mean():
     ce = reference.softmax_loss(LABELS, z, np.ones(C), True)
     want = (w[LABELS] * ce).sum() / w[LABELS].sum()
     np.testing.assert_allclose(evaluated, want, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Reproducing LDAM-DRW (Cao et al., 2019, `cifar_train.py`): a NumPy replay
+# of their rule against the Keras recipe of docs/guides/deferred-reweighting.
+# --------------------------------------------------------------------------
+
+# Their epochs scaled down: warm-up 5 -> 2, DRW and the first drop at 160
+# -> 3, the second drop at 180 -> 5, 200 -> 6 epochs.
+WARMUP, DRW_EPOCH, SECOND_DROP, EPOCHS = 2, 3, 5, 6
+BASE_LR, WEIGHT_DECAY, DRW_BETA = 0.5, 2e-3, 0.9999
+DRW_COUNTS = [12, 6, 4, 2]
+
+
+def _their_learning_rate(epoch):
+    """LDAM-DRW's `adjust_learning_rate`, written from their rule."""
+    epoch = epoch + 1
+    if epoch <= WARMUP:
+        return BASE_LR * epoch / WARMUP
+    if epoch > SECOND_DROP:
+        return BASE_LR * 0.0001
+    if epoch > DRW_EPOCH:
+        return BASE_LR * 0.01
+    return BASE_LR
+
+
+def _their_class_weights(epoch):
+    """Their DRW weights: beta 0, then 0.9999; normalised to sum to C."""
+    beta = 0.0 if epoch < DRW_EPOCH else DRW_BETA
+    counts = np.asarray(DRW_COUNTS, np.float64)
+    weights = (1.0 - beta) / (1.0 - np.power(beta, counts))
+    return weights / weights.sum() * len(counts)
+
+
+def _drw_data():
+    rng = np.random.default_rng(51)
+    y = rng.permutation(np.repeat(np.arange(4), DRW_COUNTS))
+    x = rng.normal(size=(len(y), 3)) + 0.5 * np.eye(4, 3)[y]
+    kernel = rng.normal(0, 0.3, (3, 4))
+    bias = rng.normal(0, 0.1, 4)
+    return x.astype("f4"), y, kernel.astype("f4"), bias.astype("f4")
+
+
+def _replay(momentum, momentum_form, batch_size=8):
+    """Their training loop in float64 NumPy: the weighted mean of
+    `F.cross_entropy(weight=w)`, SGD with coupled weight decay; returns the
+    weights after each epoch. `momentum_form`: "torch" (buf = m buf + g;
+    p -= lr buf) or "keras" (v = m v - lr g; p += v)."""
+    x, y, kernel, bias = _drw_data()
+    x = x.astype(np.float64)
+    params = [kernel.astype(np.float64), bias.astype(np.float64)]
+    buffers = [np.zeros_like(p) for p in params]
+    history = []
+    for epoch in range(EPOCHS):
+        lr, w = _their_learning_rate(epoch), _their_class_weights(epoch)
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            z = xb @ params[0] + params[1]
+            p = np.exp(z - z.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            # d/dz of sum(w[y] CE) / sum(w[y])
+            dz = w[yb][:, None] * (p - np.eye(4)[yb]) / w[yb].sum()
+            grads = [xb.T @ dz + WEIGHT_DECAY * params[0],
+                     dz.sum(0) + WEIGHT_DECAY * params[1]]
+            for i, g in enumerate(grads):
+                if momentum_form == "torch":
+                    buffers[i] = momentum * buffers[i] + g
+                    params[i] = params[i] - lr * buffers[i]
+                else:
+                    buffers[i] = momentum * buffers[i] - lr * g
+                    params[i] = params[i] + buffers[i]
+        history.append([p.copy() for p in params])
+    return history
+
+
+def _keras_recipe(momentum, batch_size=8):
+    """The recipe of the docs: the weighted-mean reduction, DRW at the
+    epoch of the drop, their schedule as a `LearningRateScheduler`, weight
+    decay as an L2 penalty of half the coefficient (PyTorch's SGD adds
+    `weight_decay * p` to the gradient, the gradient of
+    `weight_decay / 2 * p**2`)."""
+    from keras_cbloss import DeferredReweighting
+
+    x, y, kernel, bias = _drw_data()
+    decay = keras.regularizers.L2(WEIGHT_DECAY / 2)
+    model = keras.Sequential([
+        keras.Input((3,)),
+        keras.layers.Dense(4, kernel_regularizer=decay,
+                           bias_regularizer=decay),
+    ])
+    model.set_weights([kernel, bias])
+    model.compile(
+        keras.optimizers.SGD(BASE_LR, momentum=momentum),
+        loss=CBSoftmaxLoss(DRW_COUNTS, DRW_BETA, from_logits=True,
+                           reduction=WEIGHTED),
+        jit_compile=BACKEND != "torch",
+    )
+    history = []
+    model.fit(
+        x, y, batch_size=batch_size, epochs=EPOCHS, shuffle=False, verbose=0,
+        callbacks=[
+            DeferredReweighting(start_epoch=DRW_EPOCH, beta=DRW_BETA),
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch, lr: _their_learning_rate(epoch)),
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: (
+                history.append([np.asarray(w) for w in model.get_weights()]))),
+        ],
+    )
+    return history
+
+
+def _assert_same_weights(got, want):
+    for epoch, (g, w) in enumerate(zip(got, want)):
+        for a, b in zip(g, w):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6,
+                                       err_msg=f"epoch {epoch}")
+
+
+def test_the_keras_recipe_replays_ldam_drw_epoch_by_epoch():
+    # Plain SGD: Keras' and PyTorch's updates are the same formula.
+    _assert_same_weights(_keras_recipe(momentum=0.0),
+                         _replay(0.0, "torch"))
+
+
+def test_with_momentum_keras_sgd_carries_the_old_rate_after_a_change():
+    # Keras' SGD keeps the learning rate inside its velocity; PyTorch's
+    # scales the whole momentum buffer by the current rate. At a constant
+    # rate they agree; after a change (warm-up, the drop) they differ until
+    # the history decays (about 1 / (1 - momentum) steps).
+    keras_run = _keras_recipe(momentum=0.9)
+    _assert_same_weights(keras_run, _replay(0.9, "keras"))
+    torch_run = _replay(0.9, "torch")
+    _assert_same_weights(keras_run[:1], torch_run[:1])  # first rate
+    assert not np.allclose(keras_run[-1][0], torch_run[-1][0], rtol=1e-3)
