@@ -417,7 +417,8 @@ class ClassBalancedLoss(CountBasedLoss):
         and leaves the loss as it was. Saved in the config. As with
         `set_class_counts`, functions already traced keep the old weights
         (a loss already traced into a model's step functions warns, once
-        per loss): after a change, call `model.make_train_function(force=True)` and
+        per loss): after a change, call
+        `model.make_train_function(force=True)` and
         `model.make_test_function(force=True)`, or let
         `DeferredReweighting` change beta in mid-training (beta 0, then
         e.g. 0.9999), which does it.

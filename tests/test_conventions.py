@@ -15,9 +15,9 @@
 
 import numpy as np
 import pytest
-
 from backend_utils import random_logits
 from backend_utils import to_numpy
+
 from keras_cbloss import LogitAdjustedLoss
 from keras_cbloss import ShotAccuracy
 from keras_cbloss import class_log_prior

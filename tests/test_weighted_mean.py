@@ -14,7 +14,6 @@ under JAX and PyTorch.
 import keras
 import numpy as np
 import pytest
-
 import reference
 from backend_utils import BACKEND
 from backend_utils import compiled
@@ -23,6 +22,7 @@ from backend_utils import random_labels
 from backend_utils import random_logits
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import LogitAdjustedLoss
 from keras_cbloss._compat import set_keras_mask
