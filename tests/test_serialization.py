@@ -34,6 +34,7 @@ from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import LogitAdjustedLoss
+from keras_cbloss import MeanAveragePrecision
 from keras_cbloss import PerClassRecall
 from keras_cbloss import ShotAccuracy
 from keras_cbloss import prior_bias_initializer
@@ -84,15 +85,18 @@ NON_DEFAULT_ARGUMENTS = {
         ignore_class=-1, reduction="mean_with_sample_weight",
         name="logit_adjusted_custom", dtype="float64"),
     BalancedAccuracy: dict(
-        num_classes=3, threshold=0.25, ignore_class=255,
+        num_classes=3, threshold=0.25, ignore_class=255, multi_label=True,
         name="balanced_custom", dtype="float64"),
     PerClassRecall: dict(
         class_id=2, num_classes=3, threshold=0.75, ignore_class=-1,
-        name="recall_custom", dtype="float64"),
+        multi_label=True, name="recall_custom", dtype="float64"),
     ShotAccuracy: dict(
         shot="few", class_counts=[40, 10, 3], many_threshold=30,
-        few_threshold=5, threshold=0.3, ignore_class=255,
+        few_threshold=5, threshold=0.3, ignore_class=255, multi_label=True,
         name="shot_custom", dtype="float64"),
+    MeanAveragePrecision: dict(
+        num_classes=3, max_samples=500, ignore_class=-1,
+        name="map_custom", dtype="float64"),
     keras_cbloss.initializers.PriorBiasInitializer: dict(
         prior=[0.7, 0.2, 0.1]),
 }
@@ -180,6 +184,7 @@ EVERY_CLASS_METRICS = {
     BalancedAccuracy: ("softmax", lambda: BalancedAccuracy()),
     PerClassRecall: ("softmax", lambda: PerClassRecall(3)),
     ShotAccuracy: ("softmax", lambda: ShotAccuracy("few", COUNTS)),
+    MeanAveragePrecision: ("sigmoid", lambda: MeanAveragePrecision()),
 }
 # Every head starts from `prior_bias_initializer`.
 EVERY_CLASS_INITIALIZERS = {keras_cbloss.initializers.PriorBiasInitializer}
