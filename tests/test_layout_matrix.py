@@ -295,7 +295,7 @@ def position_weights(batch, sample_weight):
 
 def weight_variants(batch):
     """`sample_weight` None, then the layout's per-sample weights (a fresh
-    copy: Keras on PyTorch may scale a weight array in place)."""
+    copy each time: no call can change what the next one is given)."""
     return [None, batch.sample_weight.copy()]
 
 
@@ -855,6 +855,13 @@ def test_every_component_and_layout_has_a_cell():
     import keras_cbloss
 
     assert set(COMPONENTS) <= set(keras_cbloss.__all__)
+    # Every public loss, metric and callback class has its row.
+    bases = (keras.losses.Loss, keras.metrics.Metric,
+             keras.callbacks.Callback)
+    classes = {name for name in keras_cbloss.__all__
+               if isinstance(getattr(keras_cbloss, name), type)
+               and issubclass(getattr(keras_cbloss, name), bases)}
+    assert classes <= set(COMPONENTS)
     assert len(MATRIX) == len(COMPONENTS) * len(LAYOUTS)
     assert set(OVERRIDES) <= set(MATRIX)
 
