@@ -1017,6 +1017,10 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def _append(self, values):
         """Writes `[n, C]` rows at this replica's next free rows."""
+        if in_symbolic_scope():
+            # Keras builds the metrics on a symbolic batch, whose unknown
+            # sizes it may fill with stand-ins: nothing to write there.
+            return
         room = self._rows_per_replica
         count = values[0].shape[0]
         if count is not None and count > room:
