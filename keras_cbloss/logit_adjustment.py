@@ -93,6 +93,11 @@ def logit_adjusted_crossentropy(
             priors, finite; `class_log_prior(class_counts)` computes them.
             Array-likes are checked; a tensor is used as given.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`.
+            The official code (google-research `logit_adjustment`) adds
+            `log(prior**tau + 1e-12)`, which equals `tau * log(prior)`
+            unless a prior is below about 1e-6 (a count of 0 gets -27.6
+            there); to reproduce it exactly, pass that vector as
+            `log_prior` with `tau=1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
             `cb_softmax_crossentropy`. Defaults to `None`.
@@ -170,7 +175,9 @@ def logit_adjust(logits, class_counts, tau=1.0):
             a serving model that predicts with the adjusted logits.
         class_counts: 1-D array-like of the `C` training counts per class
             (or any vector proportional to the prior).
-        tau: Float >= 0. Defaults to `1.0`.
+        tau: Float >= 0. Defaults to `1.0`. The official code subtracts
+            `log(prior**tau + 1e-12)` instead of `tau * log(prior)`: the
+            same unless a prior is below about 1e-6.
 
     Returns:
         A tensor like `logits` (same shape and dtype).
@@ -242,10 +249,17 @@ class LogitAdjustedLoss(CountBasedLoss):
             to `None`.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`
             (Menon et al. found 1 close to best; tune on validation data).
+            The official code adds `log(prior**tau + 1e-12)`, which equals
+            `tau * log(prior)` unless a prior is below about 1e-6; to
+            reproduce it exactly, call `logit_adjusted_crossentropy` with
+            that vector as `log_prior` and `tau=1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
             `CBSoftmaxLoss`. Defaults to `None`.
-        reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
+        reduction: As in Keras. Defaults to `"sum_over_batch_size"`. The
+            loss has no class weights (every sample keeps weight 1), so
+            `"mean_with_sample_weight"` is Keras' own: the batch's sum of
+            `loss * sample_weight` over the sum of `sample_weight`.
         name: Defaults to `"logit_adjusted_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).

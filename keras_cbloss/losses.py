@@ -304,6 +304,8 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     ```
     w_c  = (1 - beta) / (1 - beta ** n_c), scaled to sum to C
     loss = mean over samples of (sum_c y_c * w_c) * CE(y, softmax(z))
+    reduction="mean_with_sample_weight", f_i = (sum_c y_ic * w_c) * s_i:
+    loss = sum_i f_i * CE_i / sum_i f_i
     ```
 
     Equals Keras' `SparseCategoricalCrossentropy` with
@@ -328,7 +330,12 @@ class CBSoftmaxLoss(ClassBalancedLoss):
             `SparseCategoricalCrossentropy`: those positions contribute
             nothing, and `"sum_over_batch_size"` averages over the labelled
             positions only. Sparse labels only. Defaults to `None`.
-        reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
+        reduction: As in Keras. Defaults to `"sum_over_batch_size"` (the
+            mean over samples, as the paper). `"mean_with_sample_weight"`
+            divides by the batch's sum of `w[y] * sample_weight` instead:
+            the class weight is a sample weight, as in PyTorch's
+            `cross_entropy(weight=w)` (LDAM-DRW) and Keras'
+            `fit(class_weight=...)`.
         name: Defaults to `"cb_softmax_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).
@@ -352,6 +359,11 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     ...                        ignore_class=255)
     >>> round(float(masked([0, 255], logits)), 4)
     0.0388
+    >>> # PyTorch's cross_entropy(weight=w): divide by the sum of w[y]
+    >>> torch_mean = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
+    ...                            reduction="mean_with_sample_weight")
+    >>> round(float(torch_mean([0, 2], logits)), 4)
+    1.4309
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -419,6 +431,11 @@ class CBSigmoidLoss(ClassBalancedLoss):
         ignore_class: Optional int label value to skip, as in
             `CBSoftmaxLoss`. Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
+            `"mean_with_sample_weight"` divides by the batch's sum of
+            `(sum_c y_c * w_c) * sample_weight` (`(1 - t) * w_0 + t * w_1`
+            on a one-unit head); with `weighting="class"` on C units, by the
+            sum of `sample_weight` alone (the weights scale the terms within
+            a sample and average 1 over the classes).
         name: Defaults to `"cb_sigmoid_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
 
@@ -507,6 +524,8 @@ class CBFocalLoss(ClassBalancedLoss):
         ignore_class: Optional int label value to skip, as in
             `CBSoftmaxLoss`. Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
+            `"mean_with_sample_weight"` divides by the batch's sum of the
+            class weights times `sample_weight`, as in `CBSigmoidLoss`.
         name: Defaults to `"cb_focal_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
 

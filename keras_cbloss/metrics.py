@@ -125,7 +125,12 @@ def shot_groups(class_counts, many_threshold=100, few_threshold=20):
     Args:
         class_counts: 1-D sequence of training counts, one per class.
         many_threshold: Float, default 100.
-        few_threshold: Float, default 20.
+        few_threshold: Float, default 20. The defaults are the
+            classifier-balancing / BALMS split (many > 100, few < 20);
+            OLTR's code uses >= 100 and <= 20, which
+            `many_threshold=np.nextafter(100, 0)` and
+            `few_threshold=np.nextafter(20, 21)` reproduce (99 and 21 for
+            integer counts).
 
     Returns:
         Dict from `"many"`, `"medium"`, `"few"` to NumPy bool arrays `[C]`;
@@ -661,7 +666,8 @@ class ShotAccuracy(_ClassCountsMetric):
             None (set later). Its length is the number of classes (two
             for a one-unit head, one with `multi_label=True`).
         many_threshold: Float, default 100.
-        few_threshold: Float, default 20.
+        few_threshold: Float, default 20. For OLTR's groups (>= 100,
+            <= 20) see `shot_groups`.
         threshold: Float, default 0.5. With `multi_label=True`, the
             threshold of every label. Otherwise used only when `y_pred` has
             one unit (a sigmoid head): the predicted class is
