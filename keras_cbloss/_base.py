@@ -20,6 +20,7 @@ from keras_cbloss._compat import in_symbolic_scope
 from keras_cbloss._compat import set_keras_mask
 from keras_cbloss._labels import _SIXTEEN_BIT
 from keras_cbloss._labels import _check_not_strings
+from keras_cbloss._labels import _check_sample_weight_shape
 from keras_cbloss._labels import _compute_dtype
 from keras_cbloss._labels import _is_sparse
 from keras_cbloss._labels import _prepare
@@ -294,6 +295,8 @@ class CountBasedLoss(keras.losses.Loss):
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         _check_not_strings(y_true)
+        if sample_weight is not None:
+            _check_sample_weight_shape(sample_weight, y_pred)
         # `Loss.__call__` casts y_true to the loss dtype before `call()`; in
         # bfloat16, class ids above 256 would round to other classes (2048
         # in float16). So a 16-bit loss hands its sparse ids to `call()`

@@ -25,6 +25,7 @@ MARKER = "backend_run"
 AGNOSTIC = [
     "test_losses.py",
     "test_losses_compiled.py",
+    "test_dense_targets.py",
     "test_initializers.py",
     "test_callbacks.py",
     "test_compat.py",

@@ -897,31 +897,6 @@ def test_ignore_class_on_a_binary_head():
                                rtol=5e-5)
 
 
-def test_ignore_class_with_dense_labels_raises_and_the_advice_works():
-    logits = random_logits((6, C), seed=49)
-    ids = np.array([0, 1, 2, 9, 4, 9])
-    onehot = np.eye(C, dtype="f4")[np.where(ids == 9, 0, ids)]
-    loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True, ignore_class=9)
-    with pytest.raises(ValueError, match="ignore_class.*sparse.*"
-                       "mean_with_sample_weight"):
-        loss(onehot, logits)
-    # following it: ignore_class=None, sample_weight 0 where ids == 9; the
-    # mean then runs over the other positions, weighted by their class
-    # weights (the class weight is a sample weight with this reduction), as
-    # with ignore_class and the same reduction
-    fixed = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True,
-                          reduction="mean_with_sample_weight")
-    keep = (ids != 9).astype("f4")
-    got = to_numpy(fixed(onehot, logits, sample_weight=keep))
-    sparse = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True, ignore_class=9,
-                           reduction="mean_with_sample_weight")
-    np.testing.assert_allclose(got, to_numpy(sparse(ids, logits)), rtol=RTOL)
-    w = class_balanced_weights(COUNTS, 0.99)[np.where(ids == 9, 0, ids)]
-    per_sample = reference.softmax_loss(onehot, logits, np.ones(C), True)
-    np.testing.assert_allclose(
-        got, (w * keep * per_sample).sum() / (w * keep).sum(), rtol=RTOL)
-
-
 def test_ignore_class_trains_in_fit_on_padded_tokens():
     rng = np.random.default_rng(50)
     y = rng.integers(0, 3, (64, 6))
