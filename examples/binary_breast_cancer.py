@@ -109,12 +109,22 @@ def train_and_score(name, args, seed, train, test):
     }
 
 
-def table(records, seeds):
+def labels(args):
+    """The loss names as the table shows them."""
+    return {
+        "bce": "`BinaryCrossentropy`",
+        "cb_sigmoid": f"`CBSigmoidLoss`, beta {args.beta:g}",
+        "cb_focal": f"`CBFocalLoss`, beta {args.beta:g}, gamma {args.gamma:g}",
+    }
+
+
+def table(records, seeds, args):
     by = {n: [r for r in records if r["loss"] == n] for n in LOSSES}
+    names = labels(args)
     lines = ["| loss | balanced acc. | malignant recall | gain: bal. acc. "
              "| gain: malignant recall |", "|---|---|---|---|---|"]
     for name in LOSSES:
-        cells = [name]
+        cells = [names[name]]
         for key in ("balanced_accuracy", "malignant_recall"):
             cells.append(lt.format_pm(*lt.mean_std(
                 [r[key] for r in by[name]])))
@@ -126,7 +136,7 @@ def table(records, seeds):
                                 [r[key] for r in by["bce"]])
             p = "" if np.isnan(g["p"]) else f" (p={g['p']:.2g})"
             cells.append(lt.format_pm(g["mean"], g["std"], signed=True)
-                         + f"{p}, {g['wins']}/{seeds} wins")
+                         + f"{p}, {g['wins']}/{seeds} seeds")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -143,7 +153,7 @@ def main(argv=None):
     text = (f"Training counts [negative, positive] of the last seed: "
             f"{counts}; beta={args.beta}, gamma={args.gamma}, "
             f"{args.seeds} seeds, {args.epochs} epochs\n\n"
-            + table(records, args.seeds))
+            + table(records, args.seeds, args))
     print(text)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(text + "\n")

@@ -19,6 +19,7 @@ from keras_cbloss.losses import cb_focal_crossentropy
 from keras_cbloss.losses import cb_sigmoid_crossentropy
 from keras_cbloss.losses import cb_softmax_crossentropy
 from keras_cbloss.metrics import BalancedAccuracy
+from keras_cbloss.metrics import MeanAveragePrecision
 from keras_cbloss.metrics import PerClassRecall
 from keras_cbloss.metrics import ShotAccuracy
 from keras_cbloss.metrics import shot_groups
@@ -38,6 +39,7 @@ __all__ = [
     "ClassCounter",
     "DeferredReweighting",
     "LogitAdjustedLoss",
+    "MeanAveragePrecision",
     "PerClassRecall",
     "ShotAccuracy",
     "cb_focal_crossentropy",

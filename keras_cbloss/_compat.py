@@ -157,3 +157,36 @@ def torch_records_gradient():
     import torch
 
     return torch.is_grad_enabled()
+
+
+def num_replicas_in_sync():
+    """Replicas of the `tf.distribute` strategy in scope (TensorFlow only).
+
+    1 outside any strategy and on the other backends (JAX's
+    `keras.distribution` runs one global program: a metric's update sees
+    the whole batch there). Reads `tf.distribute.get_strategy()`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+
+
+def replica_id_in_sync_group():
+    """The current replica's index under `tf.distribute` (TensorFlow only).
+
+    Inside `strategy.run` each replica updates its own copy of a metric's
+    `"sum"`-aggregated variables; the index (a scalar tensor or int) lets a
+    replica write to its own rows of a buffer, so that the sum of the copies
+    holds every replica's rows. 0 outside a replica context (no strategy,
+    cross-replica code) and on the other backends.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return 0
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 0
+    return context.replica_id_in_sync_group

@@ -62,29 +62,45 @@ def _check_units(prior, shape):
 
 
 @keras.saving.register_keras_serializable(package="keras_cbloss")
-class PriorBiasInitializer(keras.initializers.Initializer):
+class PriorBiasInitializer(keras.initializers.Constant):
     """Initialises a bias to b = -log((1 - pi) / pi), the logit of pi.
 
-    Made by `prior_bias_initializer`; see there. `prior` is a float or a
-    list of per-class priors.
+    Made by `prior_bias_initializer`; see there. `prior` is the argument it
+    was given: a number of classes, a float or a list of per-class priors.
+
+    It is a `keras.initializers.Constant` holding the computed bias, and it
+    is saved as one: a model file names `keras.initializers.Constant` with
+    the bias values, so Keras alone loads the model (a serving process
+    needs no `keras_cbloss`). Until then it also checks that a number of
+    classes C matches the layer's units.
     """
 
     def __init__(self, prior):
         self.prior = prior
-        self._bias = _prior_to_bias(prior)
+        bias = _prior_to_bias(prior)
+        super().__init__(bias.tolist() if bias.ndim else float(bias))
+
+    # Keras saves an initializer under the name of `obj.__class__`: naming
+    # the built-in here makes the saved config `keras.initializers.Constant`
+    # with `get_config()`'s values, which loads without this package.
+    # `type(obj)` and `isinstance` still see this class.
+    @property
+    def __class__(self):
+        return keras.initializers.Constant
 
     def __call__(self, shape, dtype=None):
         _check_units(self.prior, shape)
-        bias = np.broadcast_to(self._bias, shape)
+        bias = np.broadcast_to(np.asarray(self.value, np.float64), shape)
         return ops.convert_to_tensor(bias, dtype=dtype or "float32")
 
     def get_config(self):
-        prior = self.prior
-        if isinstance(prior, np.ndarray):
-            prior = prior.tolist()
-        elif isinstance(prior, (np.integer, np.floating)):
-            prior = prior.item()
-        return {"prior": prior}
+        return {"value": self.value}
+
+    @classmethod
+    def from_config(cls, config):
+        if "prior" in config:  # files saved by keras-cbloss 0.1.0
+            return cls(config["prior"])
+        return keras.initializers.Constant.from_config(config)
 
 
 def prior_bias_initializer(num_classes_or_prior):
@@ -114,8 +130,9 @@ def prior_bias_initializer(num_classes_or_prior):
             match the layer's units.
 
     Returns:
-        A registered `keras.initializers.Initializer`, serializable with
-        the model.
+        A `PriorBiasInitializer`, a `keras.initializers.Constant` with the
+        computed bias: a model saves it as `keras.initializers.Constant`,
+        so the model file loads where `keras_cbloss` is not installed.
 
     Raises:
         ValueError: For fewer than 2 classes (the message says what to pass

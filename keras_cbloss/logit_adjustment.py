@@ -18,7 +18,10 @@ import numpy as np
 from keras import ops
 
 from keras_cbloss._base import CountBasedLoss
+from keras_cbloss._compat import executing_eagerly
+from keras_cbloss._labels import _check_prediction_rank
 from keras_cbloss._labels import _finish
+from keras_cbloss._labels import _mark_invalid
 from keras_cbloss._labels import _prepare
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_ignore_class
@@ -27,6 +30,7 @@ from keras_cbloss.weights import class_log_prior
 
 
 def _check_softmax_units(y_pred):
+    _check_prediction_rank(y_pred)
     if ops.shape(y_pred)[-1] == 1:
         raise ValueError(
             "Logit adjustment shifts the logits of a softmax, and a softmax "
@@ -51,6 +55,35 @@ def _check_log_prior(log_prior):
             "class with a count of 0 a finite value."
         )
     return array
+
+
+# Rounding: soft rows that sum to 1 stay within 1e-2 of it, also when stored
+# in float16 or bfloat16 (each entry within 4e-3 relative).
+_ROW_SUM_TOLERANCE = 1e-2
+
+
+def _single_label_rows(target):
+    """Marks dense rows that sum to at most 1: not multi-hot.
+
+    Raises for multi-hot rows when values can be seen; in compiled code
+    they give a NaN loss (`_finish`).
+    """
+    row_sums = ops.sum(target, axis=-1)
+    single = row_sums <= 1.0 + _ROW_SUM_TOLERANCE
+    if executing_eagerly(single) and not bool(ops.all(single)):
+        sums = ops.convert_to_numpy(row_sums)[~ops.convert_to_numpy(single)]
+        raise ValueError(
+            "Invalid dense targets for `LogitAdjustedLoss` "
+            "(`logit_adjusted_crossentropy`). Logit adjustment shifts the "
+            "logits of a softmax over the classes, which takes one class "
+            "per row (one-hot, or soft targets summing to 1); multi-hot "
+            "rows (several positive classes) have no meaning there. "
+            f"Received {len(sums)} row(s) summing to "
+            f"{[round(float(v), 4) for v in sums[:10]]}. For multi-label "
+            "targets use `CBSigmoidLoss` or `CBFocalLoss` (e.g. with "
+            "`weighting=\"class\"`), one binary problem per class."
+        )
+    return single
 
 
 def _log_probabilities(y_pred):
@@ -86,16 +119,26 @@ def logit_adjusted_crossentropy(
 
     Args:
         y_true: Sparse class ids of shape `[...]` or `[..., 1]`, or dense
-            labels `[..., C]` (one-hot or soft).
+            labels `[..., C]` in [0, 1], one class per row (one-hot, or
+            soft rows summing to 1; multi-hot rows raise: use
+            `cb_sigmoid_crossentropy` or `cb_focal_crossentropy` for
+            multi-label targets).
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
-            with `C >= 2`.
+            with `C >= 2` and at least two dimensions.
         log_prior: 1-D array-like or tensor of the `C` per-class log
             priors, finite; `class_log_prior(class_counts)` computes them.
             Array-likes are checked; a tensor is used as given.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`.
+            The official code (google-research `logit_adjustment`) adds
+            `log(prior**tau + 1e-12)`, which equals `tau * log(prior)`
+            unless a prior is below about 1e-6 (a count of 0 gets -27.6
+            there); to reproduce it exactly, pass that vector as
+            `log_prior` with `tau=1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
-            `cb_softmax_crossentropy`. Defaults to `None`.
+            `cb_softmax_crossentropy`: sparse positions, and dense rows made
+            only of it (a row with only some such entries raises).
+            Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
@@ -103,10 +146,14 @@ def logit_adjusted_crossentropy(
 
     Raises:
         ValueError: For a negative or non-finite tau, a non-finite or
-            non-1-D `log_prior`, mismatched shapes, `y_pred` with one unit,
-            a wrong number of classes, `ignore_class` with dense labels, or
-            (when values can be inspected) sparse labels outside `[0, C)`.
-            In compiled code such a label gives a NaN loss instead.
+            non-1-D `log_prior`, mismatched shapes, `y_pred` with one unit
+            or no class axis (rank 1), a wrong number of classes,
+            `ignore_class` 0 or 1 with dense labels, or (when values can be
+            inspected) sparse labels outside `[0, C)`, dense labels outside
+            [0, 1] (other than `ignore_class`), dense rows only partly
+            `ignore_class`, or multi-hot rows (summing to more than 1, with
+            a tolerance of 0.01 for rounding). In compiled code such labels
+            give a NaN loss instead.
         TypeError: For string labels, or a non-float tau.
 
     Example:
@@ -131,7 +178,10 @@ def logit_adjusted_crossentropy(
     ignore_class = check_ignore_class(ignore_class)
     _check_softmax_units(y_pred)
     log_prior = _check_log_prior(log_prior)
-    inputs = _prepare(y_true, y_pred, log_prior, ignore_class, "log priors")
+    inputs = _prepare(y_true, y_pred, log_prior, ignore_class, "log priors",
+                      softmax=True)
+    if inputs.target is not None:
+        inputs = _mark_invalid(inputs, _single_label_rows(inputs.target))
     z = inputs.y_pred if from_logits else _log_probabilities(inputs.y_pred)
     adjusted = z + tau * inputs.weights
     if inputs.labels is not None:
@@ -170,7 +220,9 @@ def logit_adjust(logits, class_counts, tau=1.0):
             a serving model that predicts with the adjusted logits.
         class_counts: 1-D array-like of the `C` training counts per class
             (or any vector proportional to the prior).
-        tau: Float >= 0. Defaults to `1.0`.
+        tau: Float >= 0. Defaults to `1.0`. The official code subtracts
+            `log(prior**tau + 1e-12)` instead of `tau * log(prior)`: the
+            same unless a prior is below about 1e-6.
 
     Returns:
         A tensor like `logits` (same shape and dtype).
@@ -227,8 +279,10 @@ class LogitAdjustedLoss(CountBasedLoss):
     model's logits z become the balanced scores and `argmax(z)` targets the
     balanced error (Menon et al.). `tau = 0` is Keras' plain
     cross-entropy; `tau = 1` is Ren et al.'s balanced softmax. Takes the
-    same labels as `CBSoftmaxLoss`, counts from `ClassCounter`, and saves
-    its counts and tau in the config. With `from_logits=False` the logits
+    same labels as `CBSoftmaxLoss` (but one class per row: multi-hot rows
+    have no meaning in a softmax and raise, naming `CBSigmoidLoss` /
+    `CBFocalLoss` for multi-label data), counts from `ClassCounter`, and
+    saves its counts and tau in the config. With `from_logits=False` the logits
     are the logs of the probabilities, clipped as in Keras.
 
     A class with a count of 0 (which cannot appear in the training labels)
@@ -242,10 +296,18 @@ class LogitAdjustedLoss(CountBasedLoss):
             to `None`.
         tau: Float >= 0, the scale of the adjustment. Defaults to `1.0`
             (Menon et al. found 1 close to best; tune on validation data).
+            The official code adds `log(prior**tau + 1e-12)`, which equals
+            `tau * log(prior)` unless a prior is below about 1e-6; to
+            reproduce it exactly, call `logit_adjusted_crossentropy` with
+            that vector as `log_prior` and `tau=1.0`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         ignore_class: Optional int label value to skip, as in
-            `CBSoftmaxLoss`. Defaults to `None`.
-        reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
+            `CBSoftmaxLoss` (sparse positions, and dense rows made only of
+            it). Defaults to `None`.
+        reduction: As in Keras. Defaults to `"sum_over_batch_size"`. The
+            loss has no class weights (every sample keeps weight 1), so
+            `"mean_with_sample_weight"` is Keras' own: the batch's sum of
+            `loss * sample_weight` over the sum of `sample_weight`.
         name: Defaults to `"logit_adjusted_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).
@@ -253,6 +315,8 @@ class LogitAdjustedLoss(CountBasedLoss):
     Raises:
         ValueError, TypeError: For invalid counts (fewer than two classes
             included, or all zero), tau, `from_logits` or `ignore_class`.
+            When called: as `logit_adjusted_crossentropy` (e.g. multi-hot
+            rows).
 
     Example:
 

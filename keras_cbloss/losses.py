@@ -7,8 +7,10 @@ into weights once, and leaves reduction, masks and `sample_weight` to
 `keras.losses.Loss.__call__`.
 
 Labels may be sparse class ids (`[...]` or `[..., 1]`) or dense
-(`[..., C]`: one-hot, multi-hot or soft); predictions are `[..., C]`
-(a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
+(`[..., C]`: one-hot, multi-hot or soft, in [0, 1]); predictions are
+`[..., C]` (a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
+`ignore_class` skips sparse positions, and unknown entries of dense rows
+(the -1 of multi-label and multi-task data).
 """
 
 import keras
@@ -16,6 +18,7 @@ from keras import ops
 
 from keras_cbloss import _kernels
 from keras_cbloss._base import ClassBalancedLoss
+from keras_cbloss._labels import _check_prediction_rank
 from keras_cbloss._labels import _class_mask
 from keras_cbloss._labels import _finish
 from keras_cbloss._labels import _prepare
@@ -48,10 +51,11 @@ def cb_softmax_crossentropy(
 
     Args:
         y_true: Sparse class ids of shape `[...]` or `[..., 1]`, or dense
-            labels `[..., C]` (one-hot, multi-hot or soft).
+            labels `[..., C]` in [0, 1] (one-hot, multi-hot or soft).
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
             with `C >= 2` (a softmax over one unit is constant: use
-            `cb_sigmoid_crossentropy` for a one-unit head).
+            `cb_sigmoid_crossentropy` for a one-unit head) and at least
+            two dimensions.
         class_weights: 1-D array-like or tensor of `C` per-class weights,
             e.g. from `class_balanced_weights`.
         from_logits: Whether `y_pred` are logits. Defaults to `False`
@@ -59,18 +63,25 @@ def cb_softmax_crossentropy(
         ignore_class: Optional int. Positions whose sparse label equals it
             get loss 0 and carry a Keras mask, so that a `keras.losses.Loss`
             averages over the other positions (as Keras'
-            `sparse_categorical_crossentropy`). Defaults to `None`.
+            `sparse_categorical_crossentropy`). With dense labels, a row
+            whose entries all equal it is skipped the same way; a row with
+            only some such (unknown) entries is not a distribution, and is
+            an error: use `cb_sigmoid_crossentropy` or
+            `cb_focal_crossentropy` for targets with unknown entries.
+            Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
         dtype (16-bit inputs are evaluated in float32).
 
     Raises:
-        ValueError: If the shapes do not match, `y_pred` has one unit, the
-            number of weights differs from `y_pred.shape[-1]`,
-            `ignore_class` is given with dense labels, or (when values can
-            be inspected) a sparse label is outside `[0, C)`. In compiled
-            code such a label gives a NaN loss instead.
+        ValueError: If the shapes do not match, `y_pred` has one unit or
+            no class axis (rank 1), the number of weights differs from
+            `y_pred.shape[-1]`, `ignore_class` is 0 or 1 with dense labels,
+            or (when values can be inspected) a sparse label is outside
+            `[0, C)`, a dense label outside [0, 1] (other than
+            `ignore_class`), or a dense row only partly `ignore_class`. In
+            compiled code such a label gives a NaN loss instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
@@ -89,6 +100,7 @@ def cb_softmax_crossentropy(
     """
     from_logits = check_bool(from_logits, "from_logits")
     ignore_class = check_ignore_class(ignore_class)
+    _check_prediction_rank(y_pred)
     if ops.shape(y_pred)[-1] == 1:
         raise ValueError(
             "A softmax over one output unit is always 1, so the softmax loss "
@@ -97,7 +109,8 @@ def cb_softmax_crossentropy(
             "with `class_counts=[n_neg, n_pos]`, or give the model 2 output "
             f"units. Received: y_pred.shape={tuple(ops.shape(y_pred))}"
         )
-    inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
+    inputs = _prepare(y_true, y_pred, class_weights, ignore_class,
+                      softmax=True)
     if inputs.labels is not None:
         ce = ops.sparse_categorical_crossentropy(
             inputs.labels, inputs.y_pred, from_logits=from_logits
@@ -128,6 +141,7 @@ def cb_sigmoid_crossentropy(
     weighting="sample": loss = (sum_c t_c * w_c) * sum_c BCE_c
     weighting="class":  loss = sum_c w_c * BCE_c
     one-unit head (C = 1, two weights): loss = ((1 - t) * w_0 + t * w_1) * BCE
+    unknown entries (t_c == ignore_class): every sum runs over the known c
     ```
 
     The binary terms are SUMMED over classes, as in the paper; Keras'
@@ -144,27 +158,39 @@ def cb_sigmoid_crossentropy(
     modes give the formula above, since the two classes are the two sides
     of the one unit.
 
+    Multi-label data often mark unknown entries (-1 in Tox21 or CheXpert):
+    with `ignore_class=-1` such an entry leaves the loss (its gradient is
+    exactly 0, whatever the prediction there), a `"sample"` row's weight
+    sums `w_c` over its known positives, and a row with no known entry
+    gets loss 0 and leaves the mean of a `keras.losses.Loss`.
+
     Args:
         y_true: Sparse class ids (`[...]` or `[..., 1]`) or dense targets
-            `[..., C]` in [0, 1]; 0/1 or soft targets for a one-unit head.
-        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`.
+            `[..., C]` in [0, 1] (entries equal to `ignore_class` aside);
+            0/1 or soft targets for a one-unit head.
+        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
+            (`[..., 1]` for a one-unit head: keep the unit axis).
         class_weights: 1-D array-like or tensor of `C` per-class weights
             (two, `[w_neg, w_pos]`, for a one-unit head).
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         weighting: `"sample"` (default) or `"class"`, see above.
         ignore_class: Optional int: positions whose sparse label (or
             one-unit target) equals it get loss 0 and a Keras mask, as in
-            `cb_softmax_crossentropy`. Defaults to `None`.
+            `cb_softmax_crossentropy`. Entries of dense targets equal to
+            it are unknown and left out (see above); for dense targets it
+            must lie outside [0, 1], e.g. -1. Defaults to `None`.
 
     Returns:
         Per-position losses of shape `y_pred.shape[:-1]`, in `y_pred`'s
         dtype.
 
     Raises:
-        ValueError: For mismatched shapes, a wrong number of weights, an
-            unknown `weighting`, `ignore_class` with dense labels, or (when
-            values can be inspected) sparse labels outside `[0, C)` or
-            one-unit targets outside [0, 1].
+        ValueError: For mismatched shapes, `y_pred` without a class axis
+            (rank 1), a wrong number of weights, an unknown `weighting`,
+            `ignore_class` 0 or 1 with dense targets, or (when values can
+            be inspected) sparse labels outside `[0, C)`, or dense or
+            one-unit targets outside [0, 1] that are not `ignore_class`.
+            In compiled code such labels give a NaN loss instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
@@ -176,6 +202,13 @@ def cb_sigmoid_crossentropy(
     ...     [0], logits, [0.5, 1.0, 1.5], from_logits=True)
     >>> np.round(np.asarray(loss), 4)
     array([0.5667], dtype=float32)
+    >>> # Multi-label targets, -1 where a label is unknown.
+    >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
+    >>> loss = cb_sigmoid_crossentropy(
+    ...     targets, np.ones((2, 3), "float32"), [0.5, 1.0, 1.5],
+    ...     from_logits=True, weighting="class", ignore_class=-1)
+    >>> np.round(np.asarray(loss), 4)
+    array([1.4699, 0.    ], dtype=float32)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -212,6 +245,7 @@ def cb_focal_crossentropy(
     weighting="sample": loss = (sum_c t_c * w_c) * sum_c FL_c
     weighting="class":  loss = sum_c w_c * FL_c
     one-unit head (C = 1, two weights): loss = ((1 - t) * w_0 + t * w_1) * FL
+    unknown entries (t_c == ignore_class): every sum runs over the known c
     ```
 
     The modulator is never `pow(1 - p_t, gamma)`, whose gradient is NaN at
@@ -222,12 +256,15 @@ def cb_focal_crossentropy(
     For soft targets the exponent interpolates linearly between the two
     binary cases, as in the official implementation. `gamma = 0` gives the
     CB sigmoid loss. A one-unit head is the two-class problem {0: negative,
-    1: positive}, as in `cb_sigmoid_crossentropy`.
+    1: positive}, and unknown entries of dense targets (`ignore_class`)
+    leave the loss, as in `cb_sigmoid_crossentropy`.
 
     Args:
         y_true: Sparse class ids (`[...]` or `[..., 1]`) or dense targets
-            `[..., C]` in [0, 1]; 0/1 or soft targets for a one-unit head.
-        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`.
+            `[..., C]` in [0, 1] (entries equal to `ignore_class` aside);
+            0/1 or soft targets for a one-unit head.
+        y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
+            (`[..., 1]` for a one-unit head: keep the unit axis).
         class_weights: 1-D array-like or tensor of `C` per-class weights
             (two, `[w_neg, w_pos]`, for a one-unit head).
         gamma: Focusing parameter, a float >= 0. Defaults to `1.0`.
@@ -242,10 +279,13 @@ def cb_focal_crossentropy(
         dtype.
 
     Raises:
-        ValueError: For a negative or non-finite gamma, mismatched shapes, a
-            wrong number of weights, an unknown `weighting`, `ignore_class`
-            with dense labels, or (when values can be inspected) sparse
-            labels outside `[0, C)` or one-unit targets outside [0, 1].
+        ValueError: For a negative or non-finite gamma, mismatched shapes,
+            `y_pred` without a class axis (rank 1), a wrong number of
+            weights, an unknown `weighting`, `ignore_class` 0 or 1 with
+            dense targets, or (when values can be inspected) sparse labels
+            outside `[0, C)`, or dense or one-unit targets outside [0, 1]
+            that are not `ignore_class`. In compiled code such labels give
+            a NaN loss instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
@@ -279,6 +319,14 @@ def cb_focal_crossentropy(
     if inputs.labels is not None:
         target = _class_mask(inputs.labels, inputs.weights.shape[0])
     per_class = weighting == "class" and not inputs.binary_head
+    entry_weights = inputs.weights if per_class else None
+    if inputs.known is not None:
+        # Unknown entries of dense rows weigh 0: the sum runs over the
+        # known entries only (their predictions are already a constant, so
+        # their gradient is exactly 0).
+        known = ops.cast(inputs.known, inputs.y_pred.dtype)
+        entry_weights = known if entry_weights is None else (
+            known * entry_weights)
     # The binary (focal) terms, their sum over classes and its gradient
     # live in one place, `_kernels.binary_focal_sum`.
     loss = _kernels.binary_focal_sum(
@@ -286,9 +334,11 @@ def cb_focal_crossentropy(
         target,
         gamma=gamma,
         from_logits=from_logits,
-        class_weights=inputs.weights if per_class else None,
+        class_weights=entry_weights,
     )
     if not per_class:
+        # `target` is 0 at unknown entries: a row's weight sums w_c over
+        # its known positives.
         loss = loss * _sample_weights(
             target, inputs.labels, inputs.weights, inputs.binary_head
         )
@@ -304,6 +354,8 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     ```
     w_c  = (1 - beta) / (1 - beta ** n_c), scaled to sum to C
     loss = mean over samples of (sum_c y_c * w_c) * CE(y, softmax(z))
+    reduction="mean_with_sample_weight", f_i = (sum_c y_ic * w_c) * s_i:
+    loss = sum_i f_i * CE_i / sum_i f_i
     ```
 
     Equals Keras' `SparseCategoricalCrossentropy` with
@@ -327,15 +379,24 @@ class CBSoftmaxLoss(ClassBalancedLoss):
             pixels, -1 for padding), as in Keras'
             `SparseCategoricalCrossentropy`: those positions contribute
             nothing, and `"sum_over_batch_size"` averages over the labelled
-            positions only. Sparse labels only. Defaults to `None`.
-        reduction: As in Keras. Defaults to `"sum_over_batch_size"`.
+            positions only. With dense labels, a row made only of this
+            value is skipped; a row with some unknown entries raises (a
+            softmax needs a full distribution: use `CBSigmoidLoss` or
+            `CBFocalLoss` there). Defaults to `None`.
+        reduction: As in Keras. Defaults to `"sum_over_batch_size"` (the
+            mean over samples, as the paper). `"mean_with_sample_weight"`
+            divides by the batch's sum of `w[y] * sample_weight` instead:
+            the class weight is a sample weight, as in PyTorch's
+            `cross_entropy(weight=w)` (LDAM-DRW) and Keras'
+            `fit(class_weight=...)`.
         name: Defaults to `"cb_softmax_loss"`.
         dtype: Dtype of the loss computation, as in Keras. Defaults to
             `None` (`keras.config.floatx()`).
 
     Raises:
         ValueError, TypeError: For invalid counts (fewer than two classes
-            included), beta, `from_logits` or `ignore_class`.
+            included), beta, `from_logits` or `ignore_class`. When called:
+            as `cb_softmax_crossentropy`.
 
     Example:
 
@@ -352,6 +413,11 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     ...                        ignore_class=255)
     >>> round(float(masked([0, 255], logits)), 4)
     0.0388
+    >>> # PyTorch's cross_entropy(weight=w): divide by the sum of w[y]
+    >>> torch_mean = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
+    ...                            reduction="mean_with_sample_weight")
+    >>> round(float(torch_mean([0, 2], logits)), 4)
+    1.4309
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -404,6 +470,12 @@ class CBSigmoidLoss(ClassBalancedLoss):
     `[B, 1]`) is the two-class problem {0: negative, 1: positive}: pass
     `class_counts=[n_neg, n_pos]`. Both `weighting` modes then give the
     formula above (the two classes are the two sides of the one unit).
+    Keep the unit axis of its output (`[B, 1]`): a `[B]` prediction raises.
+
+    Multi-label targets with unknown entries (-1, as in Tox21 or
+    CheXpert): pass `ignore_class=-1`. Each unknown entry leaves the sums
+    over classes (gradient exactly 0 there), and a row with no known entry
+    leaves the mean, as an ignored sparse position does.
 
     Args:
         class_counts: 1-D array-like of training counts per class
@@ -416,15 +488,24 @@ class CBSigmoidLoss(ClassBalancedLoss):
             sample gets its label's weight) or `"class"` (the term of class c
             gets w_c; use it for multi-label data, where rows may have
             several or no positives).
-        ignore_class: Optional int label value to skip, as in
-            `CBSoftmaxLoss`. Defaults to `None`.
+        ignore_class: Optional int label value to skip: sparse positions
+            as in `CBSoftmaxLoss`, and each entry of dense targets equal to
+            it (an unknown label; it must lie outside [0, 1], e.g. -1).
+            Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
+            `"mean_with_sample_weight"` divides by the batch's sum of
+            `(sum_c y_c * w_c) * sample_weight` (`(1 - t) * w_0 + t * w_1`
+            on a one-unit head); with `weighting="class"` on C units, by the
+            sum of `sample_weight` alone (the weights scale the terms within
+            a sample and average 1 over the classes).
         name: Defaults to `"cb_sigmoid_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
 
     Raises:
         ValueError, TypeError: For invalid counts, beta, `from_logits`,
-            `weighting` or `ignore_class`.
+            `weighting` or `ignore_class`. When called: as
+            `cb_sigmoid_crossentropy` (e.g. dense targets outside [0, 1]
+            that are not `ignore_class`).
 
     Example:
 
@@ -434,6 +515,13 @@ class CBSigmoidLoss(ClassBalancedLoss):
     >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
     >>> round(float(loss([0, 2], logits)), 4)
     3.3527
+    >>> # Multi-label rows, -1 where a label is unknown; the last row has
+    >>> # no known entry and leaves the mean.
+    >>> multi = CBSigmoidLoss([900, 90, 10], 0.99, from_logits=True,
+    ...                       weighting="class", ignore_class=-1)
+    >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
+    >>> round(float(multi(targets, logits)), 4)
+    0.2949
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -493,7 +581,8 @@ class CBFocalLoss(ClassBalancedLoss):
     `BinaryFocalCrossentropy(apply_class_balancing=True,
     alpha=w_1 / (w_0 + w_1))`, with alpha taken from the counts; start the
     bias at the positive prior, `prior_bias_initializer(n_pos / (n_neg +
-    n_pos))`.
+    n_pos))`. Unknown entries of multi-label targets: `ignore_class`, as in
+    `CBSigmoidLoss`.
 
     Args:
         class_counts: 1-D array-like of training counts per class
@@ -504,15 +593,19 @@ class CBFocalLoss(ClassBalancedLoss):
             used 0.5 to 2.0 (1.0 for CIFAR, 0.5 for ImageNet/iNaturalist).
         from_logits: Whether `y_pred` are logits. Defaults to `False`.
         weighting: `"sample"` (default) or `"class"`, as in `CBSigmoidLoss`.
-        ignore_class: Optional int label value to skip, as in
-            `CBSoftmaxLoss`. Defaults to `None`.
+        ignore_class: Optional int label value to skip: sparse positions
+            and unknown entries of dense targets, as in `CBSigmoidLoss`.
+            Defaults to `None`.
         reduction: Defaults to `"sum_over_batch_size"`.
+            `"mean_with_sample_weight"` divides by the batch's sum of the
+            class weights times `sample_weight`, as in `CBSigmoidLoss`.
         name: Defaults to `"cb_focal_loss"`.
         dtype: Dtype of the loss computation. Defaults to `None`.
 
     Raises:
         ValueError, TypeError: For invalid counts, beta, gamma,
-            `from_logits`, `weighting` or `ignore_class`.
+            `from_logits`, `weighting` or `ignore_class`. When called: as
+            `cb_focal_crossentropy`.
 
     Example:
 

@@ -26,6 +26,7 @@ def _serializable_classes():
         metrics.BalancedAccuracy,
         metrics.PerClassRecall,
         metrics.ShotAccuracy,
+        metrics.MeanAveragePrecision,
         initializers.PriorBiasInitializer,
     )
 

@@ -25,6 +25,7 @@ MARKER = "backend_run"
 AGNOSTIC = [
     "test_losses.py",
     "test_losses_compiled.py",
+    "test_dense_targets.py",
     "test_initializers.py",
     "test_callbacks.py",
     "test_counting_sources.py",
@@ -32,6 +33,7 @@ AGNOSTIC = [
     "test_kernels.py",
     "test_metrics.py",
     "test_logit_adjustment.py",
+    "test_weighted_mean.py",
 ]
 MODULES = {
     # test_distributed.py: keras.distribution.DataParallel over the two CPU

@@ -151,6 +151,49 @@ def binary_head_loss(y_true, logits, counts, beta, gamma):
     return ((1 - t) * w_neg + t * w_pos) * focal
 
 
+def unknown_entries_loss(y_true, logits, weights, gamma=0.0,
+                         weighting="sample", ignore_class=-1):
+    """Dense targets `[..., C]` with unknown entries, from logits.
+
+    An entry equal to `ignore_class` is unknown: the row's loss sums the
+    focal terms (1 - p_t)**gamma * BCE of its known entries only;
+    "sample" weights that sum by the sum of w_c over the known positives,
+    "class" weights each known entry's term by its own w_c. Returns the
+    per-row losses and the mask of rows with at least one known entry
+    (the others carry no loss and leave the mean).
+    """
+    t = np.asarray(y_true, np.float64)
+    z = np.asarray(logits, np.float64)
+    w = np.asarray(weights, np.float64)
+    known = t != ignore_class
+    t = np.where(known, t, 0.0)
+    z = np.where(known, z, 0.0)  # whatever a model outputs there
+    log_p, log_1mp = _stable_sigmoid_logs(z)
+    bce = -(t * log_p + (1 - t) * log_1mp)
+    focal = np.exp(gamma * (t * log_1mp + (1 - t) * log_p)) * bce
+    focal = np.where(known, focal, 0.0)
+    if weighting == "class":
+        per_row = (focal * w).sum(-1)
+    else:
+        per_row = (np.where(known, t, 0.0) * w).sum(-1) * focal.sum(-1)
+    return per_row, known.any(-1)
+
+
+def unknown_entries_gradient(y_true, logits, weights, gamma=0.0,
+                             weighting="sample", ignore_class=-1):
+    """d(sum of `unknown_entries_loss`)/dz, float64: 0 at unknown entries."""
+    t = np.asarray(y_true, np.float64)
+    known = t != ignore_class
+    t = np.where(known, t, 0.0)
+    z = np.where(known, np.asarray(logits, np.float64), 0.0)
+    w = np.asarray(weights, np.float64)
+    if weighting == "class":
+        grad = focal_gradient(t, z, known * w, gamma, "class")
+    else:  # the row weight sums w over the known positives (t is 0 elsewhere)
+        grad = focal_gradient(t, z, w, gamma, "sample")
+    return np.where(known, grad, 0.0)
+
+
 def masked_mean(per_position, keep, sample_weight=None):
     """Keras' `ignore_class` reduction: the mean over kept positions."""
     per_position = np.asarray(per_position, np.float64)

@@ -193,6 +193,14 @@ BAD_BATCHES = {
     "nan_label": (
         np.array([0, 1, 2, np.nan, 0, 1, 2, 3], "f4"), "focal", COUNTS,
         ValueError, r"integer class ids.*\[nan\]"),
+    "dense_target_above_one": (
+        np.where(np.eye(C)[_y()] == 1, 2.0, 0.0).astype("f4"), "sigmoid",
+        COUNTS, ValueError,
+        r"Invalid dense targets.*\[0, 1\].*\[2, 2, 2, 2, 2, 2, 2, 2\]"),
+    "unknown_entries_without_ignore_class": (
+        np.where(np.arange(C) == 3, -1.0, np.eye(C)[_y()]).astype("f4"),
+        "focal", COUNTS, ValueError,
+        r"Invalid dense targets.*\[-1, .*`ignore_class=-1`"),
     "labels_of_wrong_rank": (
         np.zeros((8, 2, 2), "int32"), "softmax", COUNTS, ValueError,
         r"Labels and predictions do not match.*y_true.shape=\(8, 2, 2\)"),
@@ -238,7 +246,9 @@ def test_shape_errors_are_rejected_in_compiled_mode_too(name):
 
 @pytest.mark.parametrize("name", ["label_equal_to_num_classes",
                                   "negative_label",
-                                  "float_label_not_an_integer"])
+                                  "float_label_not_an_integer",
+                                  "dense_target_above_one",
+                                  "unknown_entries_without_ignore_class"])
 def test_bad_label_values_in_compiled_mode_give_a_nan_loss(name):
     # Compiled code cannot raise on values: the loss is NaN, never a
     # plausible number, and TerminateOnNaN stops at the first such batch.

@@ -181,3 +181,22 @@ def test_torch_records_gradient_follows_autograd_recording():
         f"create_graph=True (seen {seen}); update "
         "keras_cbloss._compat.torch_records_gradient"
     )
+
+
+def test_replica_helpers_outside_and_inside_a_strategy():
+    from keras_cbloss._compat import num_replicas_in_sync
+    from keras_cbloss._compat import replica_id_in_sync_group
+
+    assert num_replicas_in_sync() == 1
+    assert int(replica_id_in_sync_group()) == 0
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    # One device here; tests/test_metrics.py runs two replicas, where the
+    # ids keep their average-precision rows apart.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        assert num_replicas_in_sync() == 1
+    ids = strategy.run(lambda: tf.constant(replica_id_in_sync_group()))
+    assert int(ids) == 0

@@ -9,6 +9,12 @@
   and the result equals single-process training.
 - JAX: `keras.distribution.DataParallel` over two CPU devices gives the
   single-device step.
+- `reduction="mean_with_sample_weight"`: the CB loss gives what Keras' own
+  `SparseCategoricalCrossentropy` gives with `sample_weight=w[y]`, on each
+  replica setup. Under `MirroredStrategy` both divide each replica's sum by
+  that replica's sum of weights and average the replicas (as PyTorch DDP
+  averages the per-replica weighted means); JAX's `DataParallel` computes
+  the global weighted mean.
 
 Devices must be configured before TensorFlow or JAX initialises. The
 TensorFlow scenario runs in a fresh subprocess (`_child_mirrored` below;
@@ -157,6 +163,57 @@ def _scalar_mean_control(scope):
     return float(history.history["loss"][0])
 
 
+WEIGHTED_BETA = 0.99
+
+
+def _weighted_mean_step(scope, builtin):
+    """One `fit` step with `reduction="mean_with_sample_weight"`.
+
+    `builtin`: Keras' `SparseCategoricalCrossentropy` with the class weights
+    passed as `sample_weight=w[y]`; else `CBSoftmaxLoss`.
+    """
+    import keras
+
+    from keras_cbloss import CBSoftmaxLoss
+
+    x, y, _ = _data("sparse")
+    weights = reference.cb_weights(COUNTS, WEIGHTED_BETA)
+    sample_weight = weights[y].astype("f4") if builtin else None
+    with scope():
+        model = keras.Sequential([keras.Input(x.shape[1:]),
+                                  keras.layers.Dense(C)])
+        model.set_weights(_initial_weights())
+        if builtin:
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, reduction="mean_with_sample_weight")
+        else:
+            loss = CBSoftmaxLoss(COUNTS, WEIGHTED_BETA, from_logits=True,
+                                 reduction="mean_with_sample_weight")
+        model.compile(keras.optimizers.SGD(LEARNING_RATE), loss=loss)
+    history = model.fit(x, y, sample_weight=sample_weight,
+                        batch_size=GLOBAL_BATCH, epochs=1, shuffle=False,
+                        verbose=0)
+    with scope():
+        evaluated = model.evaluate(x, y, sample_weight=sample_weight,
+                                   batch_size=GLOBAL_BATCH, verbose=0)
+    return {
+        "loss": float(history.history["loss"][0]),
+        "evaluate": float(evaluated),
+        "weights": [np.asarray(w).tolist() for w in model.get_weights()],
+    }
+
+
+def _weighted_mean_runs(distributed_scope):
+    import contextlib
+
+    return {
+        f"{where}_{which}": _weighted_mean_step(scope, which == "keras")
+        for where, scope in (("single", contextlib.nullcontext),
+                             ("distributed", distributed_scope))
+        for which in ("package", "keras")
+    }
+
+
 def _emit(payload):
     # The parent reads the last line that starts with this marker.
     print("RESULT " + json.dumps(payload), flush=True)
@@ -183,6 +240,7 @@ def _child_mirrored():
             "single": _one_step(name, contextlib.nullcontext),
             "distributed": _one_step(name, strategy.scope),
         }
+    results["weighted_mean"] = _weighted_mean_runs(strategy.scope)
     _emit(results)
 
 
@@ -200,6 +258,7 @@ def _jax_data_parallel():
             "single": _one_step(name, contextlib.nullcontext),
             "distributed": _one_step(name, distribution.scope),
         }
+    results["weighted_mean"] = _weighted_mean_runs(distribution.scope)
     return results
 
 
@@ -309,6 +368,47 @@ def test_mirrored_setup_catches_a_loss_that_reduces_itself(mirrored_run):
 def test_jax_data_parallel_step_equals_single_device(jax_run, name):
     assert jax_run["replicas"] == 2
     _check_same_step(jax_run, name)
+
+
+def _weighted_means_at_the_initial_weights():
+    """The global weighted mean, and the mean of the two replicas' weighted
+    means (each replica takes half of the global batch, in order)."""
+    x, y, _ = _data("sparse")
+    kernel, bias = _initial_weights()
+    z = x.astype("f8") @ kernel + bias
+    w = reference.cb_weights(COUNTS, WEIGHTED_BETA)[y]
+    ce = reference.softmax_loss(y, z, np.ones(C), True)
+    half = GLOBAL_BATCH // 2
+    per_replica = [(w[p] * ce[p]).sum() / w[p].sum()
+                   for p in (slice(0, half), slice(half, None))]
+    return (w * ce).sum() / w.sum(), float(np.mean(per_replica))
+
+
+def _check_weighted_mean(run, distributed_is_global):
+    runs = run["weighted_mean"]
+    # The package's loss gives Keras' own weighted mean, step and weights.
+    for where in ("single", "distributed"):
+        package, builtin = runs[f"{where}_package"], runs[f"{where}_keras"]
+        for key in ("loss", "evaluate"):
+            np.testing.assert_allclose(package[key], builtin[key], rtol=1e-5)
+        for got, want in zip(package["weights"], builtin["weights"]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    global_mean, replica_mean = _weighted_means_at_the_initial_weights()
+    assert abs(global_mean - replica_mean) > 1e-3  # the two differ here
+    np.testing.assert_allclose(runs["single_package"]["loss"], global_mean,
+                               rtol=1e-5)
+    want = global_mean if distributed_is_global else replica_mean
+    np.testing.assert_allclose(runs["distributed_package"]["loss"], want,
+                               rtol=1e-5)
+
+
+def test_mirrored_weighted_mean_is_keras_per_replica_weighted_mean(
+        mirrored_run):
+    _check_weighted_mean(mirrored_run, distributed_is_global=False)
+
+
+def test_jax_data_parallel_weighted_mean_is_the_global_one(jax_run):
+    _check_weighted_mean(jax_run, distributed_is_global=True)
 
 
 # --------------------------------------------------------------------------

@@ -45,6 +45,11 @@ def test_every_public_name_is_on_an_api_page():
             re.findall(r"^::: keras_cbloss\.(?:\w+\.)*(\w+)$",
                        page.read_text(), flags=re.M))
     assert documented == set(keras_cbloss.__all__)
+    # and the overview's table names each of them once
+    overview = (ROOT / "docs" / "api" / "index.md").read_text()
+    listed = re.findall(r"`(\w+)`", overview.split("## ")[0])
+    assert sorted(n for n in listed if n != "keras_cbloss") == sorted(
+        keras_cbloss.__all__)
 
 
 class _Page(html.parser.HTMLParser):
@@ -223,3 +228,39 @@ def test_fix_examples_keeps_the_doctests_running():
             assert len(test.examples) >= 1
             result = doctest.DocTestRunner().run(test)
             assert result.failed == 0
+
+
+def _include_results():
+    spec = importlib.util.spec_from_file_location(
+        "include_results", ROOT / "docs" / "tools" / "include_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_include_results_fills_blocks_from_files(tmp_path):
+    tool = _include_results()
+    (tmp_path / "table.md").write_text("| a |\n|---|\n| 1 |\n")
+    page = ("Intro.\n\n<!-- include: table.md -->\nold text\n"
+            "<!-- end include -->\n\nMore.\n")
+    new = tool.rewrite(page, root=tmp_path)
+    assert new == ("Intro.\n\n<!-- include: table.md -->\n| a |\n|---|\n"
+                   "| 1 |\n<!-- end include -->\n\nMore.\n")
+    assert tool.rewrite(new, root=tmp_path) == new  # idempotent
+    with pytest.raises(FileNotFoundError):
+        tool.rewrite("<!-- include: nope.md -->\n<!-- end include -->",
+                     root=tmp_path)
+
+
+def test_included_results_in_the_docs_are_up_to_date():
+    # A page that includes an example's output holds that file's text, as
+    # `python docs/tools/include_results.py` writes it.
+    tool = _include_results()
+    included = []
+    for page in (ROOT / "docs").rglob("*.md"):
+        text = page.read_text()
+        included += tool.included_paths(text)
+        assert tool.rewrite(text) == text, (
+            f"{page.relative_to(ROOT)} is stale: run "
+            "python docs/tools/include_results.py")
+    assert "docs/outputs/multilabel_digits/results.md" in included

@@ -25,14 +25,50 @@ def test_per_class_priors():
     )
 
 
-def test_dense_layer_uses_it_and_config_round_trips():
+def test_dense_layer_uses_it_and_saves_it_as_keras_constant():
     init = prior_bias_initializer(5)
     layer = keras.layers.Dense(5, bias_initializer=init)
     layer.build((None, 3))
     np.testing.assert_allclose(to_numpy(layer.bias), -np.log(4.0), rtol=1e-6)
-    clone = keras.initializers.deserialize(keras.initializers.serialize(init))
+    saved = layer.get_config()["bias_initializer"]
+    # A Keras built-in with the computed value: no keras_cbloss to load it.
+    assert saved["module"] == "keras.initializers"
+    assert saved["class_name"] == "Constant"
+    assert saved["registered_name"] is None
+    np.testing.assert_allclose(saved["config"]["value"], -np.log(4.0),
+                               rtol=1e-12)
+    clone = keras.initializers.deserialize(saved)
+    assert type(clone) is keras.initializers.Constant
+    np.testing.assert_allclose(to_numpy(clone((5,))), -np.log(4.0), rtol=1e-6)
+
+
+def test_per_class_priors_save_their_bias_vector():
+    priors = [0.7, 0.2, 0.1]
+    saved = keras.initializers.serialize(prior_bias_initializer(priors))
+    assert saved["class_name"] == "Constant"
+    expected = [np.log(0.7 / 0.3), np.log(0.2 / 0.8), np.log(0.1 / 0.9)]
+    np.testing.assert_allclose(saved["config"]["value"], expected,
+                               rtol=1e-12)
+    clone = keras.initializers.deserialize(saved)
+    np.testing.assert_allclose(to_numpy(clone((3,))), expected, rtol=1e-6)
+
+
+def test_it_is_still_its_own_class_until_saved():
+    init = prior_bias_initializer(5)
+    assert type(init) is PriorBiasInitializer
+    assert isinstance(init, PriorBiasInitializer)
+    assert isinstance(init, keras.initializers.Constant)
+    assert init.prior == 5
+
+
+def test_files_saved_with_the_prior_config_still_load():
+    # keras-cbloss 0.1.0 saved {"prior": C} under its registered name.
+    old = {"module": "keras_cbloss.initializers",
+           "class_name": "PriorBiasInitializer", "config": {"prior": 5},
+           "registered_name": "keras_cbloss>PriorBiasInitializer"}
+    clone = keras.initializers.deserialize(old)
     assert isinstance(clone, PriorBiasInitializer)
-    assert clone.get_config() == {"prior": 5}
+    np.testing.assert_allclose(to_numpy(clone((5,))), -np.log(4.0), rtol=1e-6)
 
 
 @pytest.mark.parametrize(

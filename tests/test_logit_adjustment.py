@@ -544,12 +544,6 @@ def test_out_of_range_labels_give_nan_in_compiled_code():
     assert np.isfinite(got[0]) and np.isnan(got[1])
 
 
-def test_ignore_class_with_dense_labels_raises():
-    loss = LogitAdjustedLoss(COUNTS, ignore_class=255)
-    with pytest.raises(ValueError, match="sparse class ids"):
-        loss(random_labels("onehot", (4,), C), _pred(False, (4, C)))
-
-
 def test_string_labels_raise_type_error():
     loss = LogitAdjustedLoss(COUNTS)
     with pytest.raises(TypeError, match="StringLookup"):

@@ -897,23 +897,6 @@ def test_ignore_class_on_a_binary_head():
                                rtol=5e-5)
 
 
-def test_ignore_class_with_dense_labels_raises_and_the_advice_works():
-    logits = random_logits((6, C), seed=49)
-    ids = np.array([0, 1, 2, 9, 4, 9])
-    onehot = np.eye(C, dtype="f4")[np.where(ids == 9, 0, ids)]
-    loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True, ignore_class=9)
-    with pytest.raises(ValueError, match="ignore_class.*sparse.*"
-                       "mean_with_sample_weight"):
-        loss(onehot, logits)
-    # following it: ignore_class=None, sample_weight 0 where ids == 9
-    fixed = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True,
-                          reduction="mean_with_sample_weight")
-    keep = (ids != 9).astype("f4")
-    np.testing.assert_allclose(
-        to_numpy(fixed(onehot, logits, sample_weight=keep)),
-        to_numpy(loss(ids, logits)), rtol=RTOL)
-
-
 def test_ignore_class_trains_in_fit_on_padded_tokens():
     rng = np.random.default_rng(50)
     y = rng.integers(0, 3, (64, 6))

@@ -257,3 +257,62 @@ def test_the_callbacks_retrace_without_the_warning(recwarn):
     assert loss.class_counts.tolist() != COUNTS.tolist()  # counts changed
     stale = [w for w in recwarn.list if "make_test_function" in str(w.message)]
     assert not stale
+
+
+class _OwnBetaSchedule(keras.callbacks.Callback):
+    """A user's schedule, the documented way: `set_beta`, then rebuild."""
+
+    def __init__(self, loss, betas):
+        super().__init__()
+        self.loss, self.betas = loss, betas
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.loss.set_beta(self.betas[epoch])
+        self.model.make_train_function(force=True)
+        self.model.make_test_function(force=True)
+
+
+def test_a_schedule_that_rebuilds_is_warned_once_and_gets_its_weights():
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    import warnings
+
+    from keras_cbloss._base import _StaleTraceWarning
+
+    loss = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
+    model, x, y = _traced_model(loss)
+    betas = [0.9, 0.99, 0.5, 0.9999]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=len(betas), verbose=0,
+                  callbacks=[_OwnBetaSchedule(loss, betas)])
+    stale = [w for w in caught if issubclass(w.category, _StaleTraceWarning)]
+    assert len(stale) == 1  # four changes, one warning
+    # the rebuilt functions use the last beta
+    logits = model.predict(x, batch_size=32, verbose=0)
+    expected = reference.softmax_loss(
+        y, logits, reference.cb_weights(COUNTS, betas[-1]), True).mean()
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=32, verbose=0),
+                               expected, rtol=1e-5)
+
+
+def test_each_loss_is_warned_once_without_a_rebuild():
+    if BACKEND == "torch":
+        pytest.skip("the PyTorch trainer runs the loss eagerly")
+    import warnings
+
+    from keras_cbloss._base import _StaleTraceWarning
+
+    first = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
+    second = CBSoftmaxLoss(COUNTS, beta=0.999, from_logits=True)
+    _traced_model(first)
+    _traced_model(second)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first.set_beta(0.9)
+        first.set_beta(0.99)  # the same loss: already told
+        second.set_class_counts(COUNTS[::-1])  # another loss: told too
+    stale = [str(w.message) for w in caught
+             if issubclass(w.category, _StaleTraceWarning)]
+    assert len(stale) == 2
+    assert "set_beta" in stale[0] and "set_class_counts" in stale[1]

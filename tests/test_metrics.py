@@ -7,6 +7,7 @@ run with `KERAS_BACKEND=jax` too. The MirroredStrategy check runs in a
 subprocess with two logical CPUs (TensorFlow backend).
 """
 
+import inspect
 import json
 import os
 import subprocess
@@ -17,15 +18,19 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from sklearn.metrics import average_precision_score
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.metrics import recall_score
 
 import backend_utils
 import reference
 from keras_cbloss import BalancedAccuracy
+from keras_cbloss import CBSigmoidLoss
+from keras_cbloss import MeanAveragePrecision
 from keras_cbloss import PerClassRecall
 from keras_cbloss import ShotAccuracy
 from keras_cbloss import shot_groups
+from keras_cbloss.metrics import SHOTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 300  # a guard against hangs; the child takes ~15 s
@@ -249,6 +254,527 @@ def test_shot_accuracy_without_counts_says_how_to_set_them():
 
 
 # --------------------------------------------------------------------------
+# Multi-label: each class its own binary problem (issue 15, section 2).
+# --------------------------------------------------------------------------
+
+# The values of issue 15: label recalls [2/3, 1/2, 1], balanced accuracy
+# 0.77778, per-label AP [0.91667, 0.83333, 1.0], mAP 0.91667 at 0.5.
+ISSUE_TARGETS = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1],
+                          [1, 0, 0]], "float32")
+ISSUE_SCORES = np.array([[.9, .4, .1], [.55, .8, .3], [.1, .2, .7],
+                         [.3, .1, .9], [.6, .45, .2]], "float32")
+
+
+def _quiet(fn, *args, **kwargs):
+    """scikit-learn, without its warnings for one-sided columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _columns(t, s, w=None, unknown=None):
+    """Per label: (known targets, scores, weights) of its column."""
+    w = np.ones(len(t)) if w is None else np.asarray(w)
+    out = []
+    for c in range(t.shape[1]):
+        known = np.ones(len(t), bool) if unknown is None else t[:, c] != unknown
+        out.append((t[known, c].astype(int), s[known, c], w[known]))
+    return out
+
+
+def _sk_label_values(t, s, w=None, threshold=0.5, unknown=None):
+    """scikit-learn per label: recall, balanced accuracy and AP."""
+    cols = _columns(t, s, w, unknown)
+    recall = [_quiet(recall_score, y, p > threshold, sample_weight=v,
+                     zero_division=0) for y, p, v in cols]
+    balanced = [_quiet(balanced_accuracy_score, y, p > threshold,
+                       sample_weight=v) for y, p, v in cols]
+    ap = [_quiet(average_precision_score, y, p, sample_weight=v)
+          for y, p, v in cols]
+    return np.array(recall), np.array(balanced), np.array(ap)
+
+
+def _feed_rows(metric, t, s, w=None, parts=1):
+    for rows in np.array_split(np.arange(len(t)), parts):
+        metric.update_state(t[rows], s[rows],
+                            sample_weight=None if w is None else w[rows])
+    return backend_utils.to_numpy(metric.result())
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_issue_values_in_one_batch_and_split_over_batches(parts):
+    recall, balanced, ap = _sk_label_values(ISSUE_TARGETS, ISSUE_SCORES)
+    np.testing.assert_allclose(recall, [2 / 3, 0.5, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(balanced.mean(), 0.777778, rtol=1e-6)
+    np.testing.assert_allclose(ap, [0.916667, 0.833333, 1.0], rtol=1e-6)
+    for c in range(3):
+        got = _feed_rows(PerClassRecall(c, multi_label=True), ISSUE_TARGETS,
+                         ISSUE_SCORES, parts=parts)
+        np.testing.assert_allclose(got, recall[c], rtol=1e-6)
+    got = _feed_rows(BalancedAccuracy(multi_label=True), ISSUE_TARGETS,
+                     ISSUE_SCORES, parts=parts)
+    np.testing.assert_allclose(got, balanced.mean(), rtol=1e-6)
+    metric = MeanAveragePrecision(max_samples=5)
+    got = _feed_rows(metric, ISSUE_TARGETS, ISSUE_SCORES, parts=parts)
+    np.testing.assert_allclose(got, 0.916667, rtol=1e-6)
+    np.testing.assert_allclose(
+        got, average_precision_score(ISSUE_TARGETS, ISSUE_SCORES), rtol=1e-6)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.per_label_average_precision()), ap,
+        rtol=1e-6)
+
+
+def _multi_hot(n=400, seed=20, unknown=0.0, weighted=False):
+    """Multi-hot targets of 4 labels (falling frequency), tied scores."""
+    rng = np.random.default_rng(seed)
+    t = (rng.random((n, 4)) < [0.45, 0.3, 0.15, 0.05]).astype("float32")
+    scores = rng.random((n, 4)) * 0.7 + 0.3 * t
+    scores = np.round(scores, 2).astype("float32")  # many tied scores
+    if unknown:
+        t[rng.random(t.shape) < unknown] = -1
+    w = rng.uniform(0.2, 2.0, n).astype("float32") if weighted else None
+    return t, scores, w
+
+
+def test_multi_hot_rows_match_sklearn_and_keras_recall():
+    t, s, w = _multi_hot(weighted=True)
+    recall, balanced, _ = _sk_label_values(t, s, w)
+    for c in range(4):
+        keras_recall = keras.metrics.Recall(class_id=c, thresholds=0.5)
+        keras_recall.update_state(t, s, sample_weight=w)
+        np.testing.assert_allclose(
+            backend_utils.to_numpy(keras_recall.result()), recall[c],
+            rtol=1e-6)
+        got = _feed_rows(PerClassRecall(c, multi_label=True), t, s, w, 4)
+        np.testing.assert_allclose(got, recall[c], rtol=1e-5)
+    got = _feed_rows(BalancedAccuracy(multi_label=True), t, s, w, 4)
+    np.testing.assert_allclose(got, balanced.mean(), rtol=1e-5)
+
+
+def test_multi_hot_rows_without_multi_label_raise_and_the_fix_works():
+    # Issue 15: these rows were read as their first positive class, and
+    # recall_0 came back 0.43 where scikit-learn gives 0.72, silently.
+    t, s, _ = _multi_hot()
+    for metric in (BalancedAccuracy(), PerClassRecall(0),
+                   ShotAccuracy("few", [500, 100, 30, 5])):
+        with pytest.raises(ValueError, match="pass `multi_label=True`"):
+            metric.update_state(t, s)
+    recall, _, _ = _sk_label_values(t, s)
+    got = _feed_rows(PerClassRecall(0, multi_label=True), t, s)
+    np.testing.assert_allclose(got, recall[0], rtol=1e-6)
+
+
+def test_multi_hot_row_makes_compiled_result_nan_not_wrong():
+    if backend_utils.BACKEND == "torch":
+        pytest.skip("the torch path runs eagerly and raises (tested above)")
+    metric = BalancedAccuracy(3)
+    scores = np.eye(3, dtype="float32")
+
+    def step(variables, y_true, y_pred):
+        variables = metric.stateless_update_state(variables, y_true, y_pred)
+        return metric.stateless_result(variables)
+
+    fn = backend_utils.compiled(step)
+    variables = [v.value for v in metric.variables]
+    good = fn(variables, np.eye(3, dtype="float32"), scores)
+    assert float(backend_utils.to_numpy(good)) == 1.0
+    multi_hot = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1]], "float32")
+    assert np.isnan(backend_utils.to_numpy(fn(variables, multi_hot, scores)))
+
+
+def test_all_zero_rows_are_unlabelled_positions_not_class_0():
+    # A one-hot segmentation map whose void pixels are all-zero rows: they
+    # used to count as class 0 (recall_0 and its support inflated).
+    batches = _batches(num_batches=2, batch=3, spatial=(5, 4), seed=21,
+                       num_classes=3, weighted=True)
+    rng = np.random.default_rng(22)
+    expected_y, expected_p, expected_w = [], [], []
+    metrics = [BalancedAccuracy(), PerClassRecall(0)]
+    for y, scores, w in batches:
+        one_hot = np.eye(3, dtype="float32")[y]
+        void = rng.random(y.shape) < 0.3
+        one_hot[void] = 0
+        scores[void, 0] += 5.0  # void pixels predicted as class 0
+        for metric in metrics:
+            metric.update_state(one_hot, scores, sample_weight=w)
+        kept = ~void
+        expected_y.append(y[kept])
+        expected_p.append(scores.argmax(-1)[kept])
+        expected_w.append(np.broadcast_to(w[:, None, None], y.shape)[kept])
+    y, p, w = (np.concatenate(a) for a in (expected_y, expected_p,
+                                            expected_w))
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metrics[0].result()),
+        balanced_accuracy_score(y, p, sample_weight=w), rtol=1e-6)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metrics[1].result()),
+        recall_score(y, p, labels=[0], average=None, sample_weight=w)[0],
+        rtol=1e-6)
+    np.testing.assert_allclose(backend_utils.to_numpy(metrics[0].support),
+                               np.bincount(y, weights=w, minlength=3),
+                               rtol=1e-6)
+
+
+def test_soft_rows_count_as_their_argmax_and_bad_row_sums_raise():
+    batches = _batches(seed=23, weighted=True)
+
+    def smoothed(y, scores):  # label smoothing 0.1
+        return (np.eye(5)[y] * 0.9 + 0.02).astype("float32"), scores
+
+    got = _feed(BalancedAccuracy(), batches, smoothed)
+    np.testing.assert_allclose(got, _sk_balanced(*_flat(batches)), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"sum to 1.*\[\[0.5, 0.2, 0\]\]"):
+        BalancedAccuracy().update_state(
+            np.array([[1, 0, 0], [0.5, 0.2, 0]], "float32"),
+            np.eye(3, dtype="float32")[:2])
+
+
+def _shot_recall(t, s, counts, shot, unknown=None, threshold=0.5):
+    """Multi-label shot accuracy, written out: the mean scikit-learn recall
+    over the group's labels that have a known positive."""
+    group = shot_groups(counts)[shot]
+    values = [recall_score(y, p > threshold) for c, (y, p, _) in
+              enumerate(_columns(t, s, unknown=unknown))
+              if group[c] and y.sum() > 0]
+    return float(np.mean(values)) if values else 0.0
+
+
+def test_unknown_entries_are_skipped_per_entry_by_every_metric():
+    t, s, w = _multi_hot(seed=24, unknown=0.2, weighted=True)
+    recall, balanced, ap = _sk_label_values(t, s, w, unknown=-1)
+    for c in range(4):
+        got = _feed_rows(PerClassRecall(c, multi_label=True, ignore_class=-1),
+                         t, s, w, parts=3)
+        np.testing.assert_allclose(got, recall[c], rtol=1e-5)
+    got = _feed_rows(BalancedAccuracy(multi_label=True, ignore_class=-1),
+                     t, s, w, parts=3)
+    np.testing.assert_allclose(got, balanced.mean(), rtol=1e-5)
+    metric = MeanAveragePrecision(max_samples=400, ignore_class=-1)
+    np.testing.assert_allclose(_feed_rows(metric, t, s, w, parts=3),
+                               ap.mean(), rtol=1e-5)
+    counts = [500, 60, 30, 4]  # training positives per label
+    for shot in SHOTS:
+        got = _feed_rows(ShotAccuracy(shot, counts, multi_label=True,
+                                      ignore_class=-1), t, s, parts=3)
+        np.testing.assert_allclose(got, _shot_recall(t, s, counts, shot, -1),
+                                   rtol=1e-6)
+    # Without `ignore_class` the -1 entries are an error, not targets.
+    with pytest.raises(ValueError, match=r"\[-1\].*`ignore_class=-1`"):
+        BalancedAccuracy(multi_label=True).update_state(t, s)
+    with pytest.raises(ValueError, match="ignore_class"):
+        MeanAveragePrecision().update_state(t, s)
+
+
+def test_multi_label_on_sparse_ids_and_one_unit_heads():
+    batches = _batches(seed=25, weighted=True)
+    y = np.concatenate([b[0] for b in batches])
+    s = np.concatenate([b[1] for b in batches])
+    w = np.concatenate([b[2] for b in batches])
+    one_hot = np.eye(5, dtype="float32")[y]
+    _, balanced, ap = _sk_label_values(one_hot, s, w, threshold=0.0)
+    got = _feed(BalancedAccuracy(multi_label=True, threshold=0.0), batches)
+    np.testing.assert_allclose(got, balanced.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        _feed(MeanAveragePrecision(max_samples=len(y)), batches), ap.mean(),
+        rtol=1e-5)
+    # A one-unit head is one label: its balanced accuracy is the same with
+    # either setting, and its AP is the positive class's.
+    binary = (y == 0).astype("float32")
+    margin = s[:, :1] - s[:, 1:2]  # a logit: threshold 0
+    for head_labels, multi_label in ((binary, False), (binary[:, None], True)):
+        metric = BalancedAccuracy(multi_label=multi_label, threshold=0.0)
+        metric.update_state(head_labels, margin)
+        np.testing.assert_allclose(
+            backend_utils.to_numpy(metric.result()),
+            balanced_accuracy_score(binary, margin[:, 0] > 0), rtol=1e-6)
+    metric = MeanAveragePrecision(max_samples=len(binary))
+    metric.update_state(binary, s[:, :1], sample_weight=w)
+    assert metric.num_classes == 1
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.result()),
+        average_precision_score(binary, s[:, 0], sample_weight=w), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# The Keras mask of y_pred (Embedding(mask_zero=True)), with sample_weight
+# and ignore_class.
+# --------------------------------------------------------------------------
+
+VOCAB, STEPS, TAGS = 20, 8, 3
+
+
+def _tokens(n=48, seed=26):
+    """Padded token ids (0 = padding), their tags and per-sequence weights.
+
+    The padding's tag is 0, a real class: counting it would change every
+    metric. Some real tokens carry the tag -1 (unknown).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, VOCAB, (n, STEPS))
+    for i, length in enumerate(rng.integers(2, STEPS + 1, n)):
+        x[i, length:] = 0
+    y = (x % TAGS).astype("int32")
+    y[x == 0] = 0
+    unknown = (x != 0) & (rng.random(x.shape) < 0.1)
+    y[unknown] = -1
+    w = rng.uniform(0.5, 2.0, n).astype("float32")
+    return x, y, w
+
+
+def _tagger():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((STEPS,)),
+        keras.layers.Embedding(VOCAB, 8, mask_zero=True),
+        keras.layers.Dense(TAGS)])
+
+
+def _tagger_metrics():
+    return [BalancedAccuracy(ignore_class=-1),
+            PerClassRecall(0, ignore_class=-1),
+            ShotAccuracy("many", [300, 150, 40], ignore_class=-1),
+            BalancedAccuracy(multi_label=True, threshold=0.0,
+                             ignore_class=-1, name="multi_label_balanced"),
+            MeanAveragePrecision(max_samples=400, ignore_class=-1)]
+
+
+def _tagger_expected(y, scores, w, counted):
+    """scikit-learn on the counted tokens only."""
+    y, scores = y[counted], scores[counted]
+    w = np.broadcast_to(w[:, None], counted.shape)[counted]
+    p = scores.argmax(-1)
+    one_hot = np.eye(TAGS)[y]
+    _, balanced, ap = _sk_label_values(one_hot, scores, w, threshold=0.0)
+    many = [c for c in range(TAGS) if c in y and c in (0, 1)]  # counts > 100
+    return {
+        "balanced_accuracy": balanced_accuracy_score(y, p, sample_weight=w),
+        "recall_0": recall_score(y, p, labels=[0], average=None,
+                                 sample_weight=w)[0],
+        "many_shot_accuracy": np.mean([
+            recall_score(y, p, labels=[c], average=None, sample_weight=w)[0]
+            for c in many]),
+        "multi_label_balanced": balanced.mean(),
+        "mean_average_precision": ap.mean(),
+    }
+
+
+def test_keras_mask_of_y_pred_is_honoured_by_every_metric():
+    # Issue 15: a tagger reported balanced accuracy 0.949 where the value
+    # over its real tokens was 1.0; the padding counted as class 0.
+    x, y, w = _tokens()
+    y_pred = _tagger()(x)
+    from keras_cbloss._compat import get_keras_mask
+
+    assert get_keras_mask(y_pred) is not None
+    metrics = _tagger_metrics()
+    for metric in metrics:
+        metric.update_state(y, y_pred, sample_weight=w)
+    counted = (x != 0) & (y != -1)
+    expected = _tagger_expected(y, backend_utils.to_numpy(y_pred), w,
+                                counted)
+    for metric in metrics:
+        np.testing.assert_allclose(backend_utils.to_numpy(metric.result()),
+                                   expected[metric.name], rtol=1e-5,
+                                   err_msg=metric.name)
+    # Without the mask, the padding would count: a different number.
+    plain = BalancedAccuracy(ignore_class=-1)
+    plain.update_state(y, backend_utils.to_numpy(y_pred), sample_weight=w)
+    assert abs(float(backend_utils.to_numpy(plain.result()))
+               - expected["balanced_accuracy"]) > 1e-3
+
+
+def test_keras_mask_in_fit_and_evaluate():
+    x, y, w = _tokens(seed=27)
+    model = _tagger()
+    model.compile(
+        keras.optimizers.Adam(0.05),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                   ignore_class=-1),
+        weighted_metrics=_tagger_metrics(), **backend_utils.fit_kwargs())
+    # Per-token weights: Keras' loss does not broadcast [B] to [B, T].
+    token_w = np.repeat(w[:, None], STEPS, axis=1)
+    if backend_utils.BACKEND == "torch":
+        # Keras 3.15 on PyTorch: a loss that reads a Keras mask rescales
+        # the caller's sample_weight in place (`apply_mask` does
+        # `sample_weight *= mask`), so weighted metrics after it receive
+        # total/valid-scaled weights. The eager test above covers the mask
+        # with sample_weight there.
+        w = np.ones_like(w)
+        token_w = None
+    model.fit(x, y, sample_weight=token_w, batch_size=16, epochs=1,
+              verbose=0)
+    logs = model.evaluate(x, y, sample_weight=token_w, batch_size=16,
+                          verbose=0, return_dict=True)
+    scores = model.predict(x, verbose=0)
+    expected = _tagger_expected(y, scores, w, (x != 0) & (y != -1))
+    for name, value in expected.items():
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5,
+                                   err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# MeanAveragePrecision.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mean_average_precision_matches_sklearn_with_ties(weighted):
+    t, s, w = _multi_hot(n=120, seed=28, weighted=weighted)
+    s[::7] = 0.5  # whole rows tied across positives and negatives
+    metric = MeanAveragePrecision(max_samples=120)
+    got = _feed_rows(metric, t, s, w, parts=4)
+    np.testing.assert_allclose(
+        got, average_precision_score(t, s, sample_weight=w), rtol=1e-5)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.per_label_average_precision()),
+        average_precision_score(t, s, sample_weight=w, average=None),
+        rtol=1e-5)
+    # Ties matter: ranking the tied rows in some order gives another AP.
+    jittered = s + np.random.default_rng(0).normal(0, 1e-3, s.shape)
+    assert abs(average_precision_score(t, jittered, sample_weight=w)
+               - got) > 1e-4
+
+
+def test_mean_average_precision_sparse_ids_on_per_pixel_maps():
+    batches = _batches(num_batches=2, batch=3, spatial=(4, 5), seed=29,
+                       weighted=True)
+    rng = np.random.default_rng(30)
+    for y, _, _ in batches:
+        y[rng.random(y.shape) < 0.2] = 255  # void pixels
+    metric = MeanAveragePrecision(max_samples=120, ignore_class=255)
+    got = _feed(metric, batches)
+    ys, ss, ws = [], [], []
+    for y, scores, w in batches:
+        kept = y != 255
+        ys.append(y[kept])
+        ss.append(scores[kept])
+        ws.append(np.broadcast_to(w[:, None, None], y.shape)[kept])
+    y, s, w = (np.concatenate(a) for a in (ys, ss, ws))
+    np.testing.assert_allclose(
+        got, average_precision_score(np.eye(5)[y], s, sample_weight=w),
+        rtol=1e-5)
+
+
+def test_mean_average_precision_label_without_positives_is_0_like_sklearn():
+    t = ISSUE_TARGETS.copy()
+    t[:, 1] = 0
+    with pytest.warns(UserWarning, match="No positive class found"):
+        expected = average_precision_score(t, ISSUE_SCORES, average=None)
+    assert expected[1] == 0.0
+    metric = MeanAveragePrecision(max_samples=5)
+    got = _feed_rows(metric, t, ISSUE_SCORES)
+    np.testing.assert_allclose(got, expected.mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.per_label_average_precision()),
+        expected, rtol=1e-6)
+    np.testing.assert_allclose(backend_utils.to_numpy(metric.label_support()),
+                               t.sum(0))
+
+
+def test_mean_average_precision_shot_split_matches_sklearn_columns():
+    t, s, w = _multi_hot(n=200, seed=31, weighted=True)
+    metric = MeanAveragePrecision(max_samples=200)
+    _feed_rows(metric, t, s, w, parts=2)
+    counts = [500, 60, 30, 4]
+    split = metric.shot_average_precision(counts)
+    for shot, group in shot_groups(counts).items():
+        expected = average_precision_score(t[:, group], s[:, group],
+                                           sample_weight=w)
+        np.testing.assert_allclose(backend_utils.to_numpy(split[shot]),
+                                   expected, rtol=1e-5, err_msg=shot)
+    with pytest.raises(ValueError, match="Expected 4 counts"):
+        metric.shot_average_precision([10, 20])
+
+
+def test_mean_average_precision_overflow_raises_and_more_room_fixes_it():
+    t, s, _ = _multi_hot(n=12, seed=32)
+    metric = MeanAveragePrecision(max_samples=10)
+    metric.update_state(t[:6], s[:6])
+    with pytest.raises(ValueError, match=r"room for 10 rows.*received 12.*"
+                       "larger `max_samples`"):
+        metric.update_state(t[6:], s[6:])
+    with pytest.raises(ValueError, match="room for 10 rows"):
+        MeanAveragePrecision(max_samples=10).update_state(t, s)
+    metric = MeanAveragePrecision(max_samples=12)  # the fix
+    np.testing.assert_allclose(_feed_rows(metric, t, s, parts=2),
+                               _quiet(average_precision_score, t, s), rtol=1e-6)
+    metric.reset_state()  # or a reset: room again
+    np.testing.assert_allclose(_feed_rows(metric, t, s, parts=2),
+                               _quiet(average_precision_score, t, s), rtol=1e-6)
+
+
+def test_mean_average_precision_overflow_in_compiled_code_is_nan_then_raises():
+    if backend_utils.BACKEND == "torch":
+        pytest.skip("the torch path runs eagerly and raises (tested above)")
+    t, s, _ = _multi_hot(n=12, seed=33)
+    metric = MeanAveragePrecision(4, max_samples=10)
+
+    def step(variables, y_true, y_pred):
+        variables = metric.stateless_update_state(variables, y_true, y_pred)
+        return variables, metric.stateless_result(variables)
+
+    fn = backend_utils.compiled(step)
+    variables = [v.value for v in metric.variables]
+    variables, first = fn(variables, t[:6], s[:6])
+    np.testing.assert_allclose(backend_utils.to_numpy(first),
+                               _quiet(average_precision_score, t[:6], s[:6]),
+                               rtol=1e-6)
+    variables, second = fn(variables, t[6:], s[6:])
+    assert np.isnan(backend_utils.to_numpy(second))
+    for variable, value in zip(metric.variables, variables):
+        variable.assign(value)
+    with pytest.raises(ValueError, match="received 12 rows"):
+        metric.result()
+
+
+def test_mean_average_precision_bad_targets_and_scores():
+    with pytest.raises(ValueError, match=r"0/1 entries.*\[0.5\]"):
+        MeanAveragePrecision(max_samples=4).update_state([[1, 0.5]],
+                                                         [[0.2, 0.3]])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        MeanAveragePrecision(max_samples=4).update_state([[1, 0]],
+                                                         [[np.nan, 0.3]])
+    # A NaN at a skipped entry is never ranked.
+    metric = MeanAveragePrecision(max_samples=4, ignore_class=-1)
+    metric.update_state(np.array([[1, -1], [0, 1]], "float32"),
+                        np.array([[0.9, np.nan], [0.4, 0.7]], "float32"))
+    assert float(backend_utils.to_numpy(metric.result())) == 1.0
+
+
+def test_every_metric_refuses_a_squeezed_one_unit_head():
+    for metric in (BalancedAccuracy(), MeanAveragePrecision(),
+                   PerClassRecall(0, multi_label=True)):
+        with pytest.raises(ValueError, match=r"keeps its unit axis"):
+            metric.update_state(np.array([0, 1]), np.array([0.2, 0.8]))
+
+
+def test_mean_average_precision_under_jax_data_parallel():
+    if backend_utils.BACKEND != "jax":
+        pytest.skip("keras.distribution runs on JAX")
+    import jax
+
+    devices = jax.devices("cpu")
+    if len(devices) < 2:
+        pytest.skip("needs two CPU devices (the JAX run sets XLA_FLAGS)")
+    x, y = _tiny_data(n=64)
+    with keras.distribution.DataParallel(devices=devices[:2]).scope():
+        model = _tiny_model()
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True), metrics=[MeanAveragePrecision(max_samples=64),
+                                        BalancedAccuracy()])
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        logs = model.evaluate(x, y, batch_size=16, verbose=0,
+                              return_dict=True)
+        scores = model.predict(x, batch_size=16, verbose=0)
+    np.testing.assert_allclose(logs["mean_average_precision"],
+                               average_precision_score(np.eye(4)[y], scores),
+                               rtol=1e-5)
+    np.testing.assert_allclose(logs["balanced_accuracy"],
+                               balanced_accuracy_score(y, scores.argmax(-1)),
+                               rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
 # Bad input.
 # --------------------------------------------------------------------------
 
@@ -267,6 +793,18 @@ def test_shot_accuracy_without_counts_says_how_to_set_them():
     (lambda: ShotAccuracy("few", [10, -1]), ValueError, "non-negative"),
     (lambda: ShotAccuracy("few", many_threshold=10, few_threshold=20),
      ValueError, "few_threshold <= many_threshold"),
+    (lambda: BalancedAccuracy(multi_label="yes"), TypeError, "multi_label"),
+    (lambda: PerClassRecall(1, 1, multi_label=True), ValueError,
+     r"class_id.*\[0, 1\)"),
+    (lambda: BalancedAccuracy(0, multi_label=True), ValueError,
+     "num_classes.*positive integer"),
+    (lambda: MeanAveragePrecision(0), ValueError,
+     "num_classes.*positive integer"),
+    (lambda: MeanAveragePrecision(max_samples=0), ValueError, "max_samples"),
+    (lambda: MeanAveragePrecision(max_samples=2.5), TypeError,
+     "max_samples"),
+    (lambda: MeanAveragePrecision(ignore_class=0.5), TypeError,
+     "ignore_class"),
 ])
 def test_bad_arguments_raise_keras_style_errors(make, error, match):
     with pytest.raises(error, match=match):
@@ -282,7 +820,8 @@ def test_out_of_range_labels_raise_when_eager():
         metric.update_state(np.array([0.0, 1.5, 2.0]), scores)
     with pytest.raises(ValueError, match="has 3"):
         metric.update_state(np.array([0, 1]), np.zeros((2, 3), "float32"))
-    with pytest.raises(ValueError, match="Invalid labels"):
+    with pytest.raises(ValueError, match="Labels and predictions do not "
+                       "match"):
         metric.update_state(np.zeros((3, 2, 2)), scores)
 
 
@@ -323,6 +862,70 @@ def test_get_config_round_trip_keeps_state_shape_and_arguments():
             v.shape for v in metric.variables]
     serialized = keras.saving.serialize_keras_object(metrics[2])
     assert serialized["registered_name"] == "keras_cbloss>ShotAccuracy"
+
+
+# Every constructor argument, each with a value other than its default.
+CONFIG_CASES = [
+    (BalancedAccuracy, {"num_classes": 7, "threshold": 0.2,
+                        "ignore_class": 255, "multi_label": True,
+                        "name": "ba", "dtype": "float32"}),
+    (PerClassRecall, {"class_id": 3, "num_classes": 5, "threshold": 0.7,
+                      "ignore_class": -1, "multi_label": True,
+                      "name": "tail", "dtype": "float32"}),
+    (ShotAccuracy, {"shot": "medium", "class_counts": [900, 150, 40, 3],
+                    "many_threshold": 150.0, "few_threshold": 10.0,
+                    "threshold": 0.3, "ignore_class": 255,
+                    "multi_label": True, "name": "med", "dtype": "float32"}),
+    (MeanAveragePrecision, {"num_classes": 4, "max_samples": 64,
+                            "ignore_class": -1, "name": "map",
+                            "dtype": "float32"}),
+]
+
+
+@pytest.mark.parametrize("cls,arguments", CONFIG_CASES,
+                         ids=[c.__name__ for c, _ in CONFIG_CASES])
+def test_get_config_carries_every_argument_with_the_value_given(cls,
+                                                                arguments):
+    signature = inspect.signature(cls.__init__).parameters
+    assert set(arguments) == set(signature) - {"self"}  # none left out
+    config = cls(**arguments).get_config()
+    json.dumps(config)  # plain Python values only
+    for name, value in arguments.items():
+        assert config[name] == value, name
+    clone = cls.from_config(config)
+    for name, value in arguments.items():
+        assert clone.get_config()[name] == value, name
+
+
+def test_saved_model_keeps_the_metrics_void_label_and_threshold(tmp_path):
+    # Issue 16: a metric config without `ignore_class` or `threshold` passed
+    # the round-trip test, and a reloaded model then failed on its voids.
+    x, y = _tiny_data(num_classes=2)
+    y = y.astype("float32")
+    y[::7] = 255  # void
+    kept = y != 255
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    counts = np.bincount(y[kept].astype(int))
+    model.compile("adam", CBSigmoidLoss(counts, 0.9, ignore_class=255),
+                  metrics=[BalancedAccuracy(threshold=0.3, ignore_class=255),
+                           MeanAveragePrecision(max_samples=96,
+                                                ignore_class=255)],
+                  **backend_utils.fit_kwargs())
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    logs = loaded.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    p = loaded.predict(x, verbose=0)[kept, 0]
+    t = y[kept].astype(int)
+    expected = balanced_accuracy_score(t, p > 0.3)
+    assert np.any((p > 0.3) != (p > 0.5))  # the threshold matters here
+    np.testing.assert_allclose(logs["balanced_accuracy"], expected,
+                               rtol=1e-5)
+    np.testing.assert_allclose(logs["mean_average_precision"],
+                               average_precision_score(t, p), rtol=1e-5)
 
 
 def _tiny_model(num_classes=4, features=6):
@@ -421,7 +1024,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from keras_cbloss import BalancedAccuracy, PerClassRecall, ShotAccuracy
+from keras_cbloss import BalancedAccuracy, MeanAveragePrecision
+from keras_cbloss import PerClassRecall, ShotAccuracy
 rng = np.random.default_rng(12)
 y = rng.choice(4, 80, p=[0.6, 0.25, 0.1, 0.05]).astype("int32")
 x = (rng.normal(size=(80, 6)) + np.eye(4, 6)[y]).astype("float32")
@@ -434,6 +1038,8 @@ with strategy.scope():
     # `weighted_metrics`: Keras hands sample_weight only to those.
     model.compile("sgd", "sparse_categorical_crossentropy",
                   weighted_metrics=[BalancedAccuracy(), PerClassRecall(2),
+                           BalancedAccuracy(multi_label=True, name="ml_ba"),
+                           MeanAveragePrecision(max_samples=100),
                            ShotAccuracy("few", [48, 20, 8, 4],
                                         few_threshold=10)])
     model.fit(x, y, sample_weight=w, batch_size=16, epochs=1, verbose=0)
@@ -443,7 +1049,7 @@ with strategy.scope():
 print("RESULT " + json.dumps({
     "replicas": strategy.num_replicas_in_sync, "copies": copies,
     "logs": logs, "y": y.tolist(), "w": w.tolist(),
-    "pred": model.predict(x, verbose=0).argmax(-1).tolist()}))
+    "scores": model.predict(x, verbose=0).tolist()}))
 """
 
 
@@ -462,8 +1068,19 @@ def test_mirrored_strategy_sums_state_across_replicas():
     line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
     run = json.loads(line[-1][len("RESULT "):])
     assert run["replicas"] == 2 and run["copies"] == 2
-    y, p, w = (np.asarray(run[k]) for k in ("y", "pred", "w"))
+    y, scores, w = (np.asarray(run[k]) for k in ("y", "scores", "w"))
+    p = scores.argmax(-1)
     logs = run["logs"]
+    # Each replica wrote its rows to its own share of the AP buffers.
+    np.testing.assert_allclose(
+        logs["mean_average_precision"],
+        average_precision_score(np.eye(4)[y], scores, sample_weight=w),
+        rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["ml_ba"],
+        np.mean([balanced_accuracy_score(y == c, scores[:, c] > 0.5,
+                                         sample_weight=w) for c in range(4)]),
+        rtol=1e-5)
     np.testing.assert_allclose(
         logs["balanced_accuracy"],
         balanced_accuracy_score(y, p, sample_weight=w), rtol=1e-5)

@@ -6,8 +6,8 @@ as nested block quotes):
     Example:
 
     >>> import numpy as np
-    >>> np.round(np.asarray(loss), 4)
-    array([0.0849, 2.3272], dtype=float32)
+    >>> np.round(np.array([0.08494, 2.32721]), 4)
+    array([0.0849, 2.3272])
 
     References:
 
