@@ -308,6 +308,12 @@ class CountBasedLoss(keras.losses.Loss):
             y_true = ops.convert_to_tensor(y_true)
             if _is_sparse(y_true.shape, ops.shape(y_pred)):
                 self._uncast_labels = y_true
+        if sample_weight is not None and keras.backend.backend() == "torch":
+            # Keras' reduction multiplies the sample weight by the loss's
+            # Keras mask in place (`sample_weight *= mask`), which on PyTorch
+            # would rewrite the caller's tensor (that `fit` hands on to
+            # `weighted_metrics=`): reduce a copy.
+            sample_weight = ops.copy(sample_weight)
         if self.reduction == WEIGHTED_MEAN:
             factor = self._class_weight_factor(y_true, y_pred)
             if factor is not None:

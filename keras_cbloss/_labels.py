@@ -269,27 +269,29 @@ def _check_sample_weight_shape(sample_weight, y_pred):
 
 
 def _align_sample_weight(sample_weight, y_pred):
-    """`sample_weight` as a new tensor aligned with the positions
-    `y_pred.shape[:-1]` from the leading axes.
+    """`sample_weight` aligned with the positions `y_pred.shape[:-1]` from
+    the leading axes.
 
     Keras aligns a sample weight with the per-position losses from the last
     axis (NumPy broadcasting) and adds at most one axis, so a per-sample
     weight `[B]` of per-pixel losses `[B, H, W]` would meet the W axis:
     an error, or, when B == W, silently the wrong weights. A weight of
     lower rank (a scalar too) is broadcast here to the positions, as the
-    metrics align it. The result is always a new tensor: Keras on PyTorch
-    multiplies the weight by the mask in place (`apply_mask`), which would
-    otherwise change the caller's array, or fail for a weight smaller than
-    the mask.
+    metrics align it; on PyTorch this also keeps Keras' in-place multiply
+    by the mask (`apply_mask`) from failing on a weight smaller than the
+    mask. Other weights are returned as they are.
     """
-    y_pred = ops.convert_to_tensor(y_pred)
-    weight = ops.convert_to_tensor(sample_weight)
-    missing = len(y_pred.shape) - 1 - len(weight.shape)
+    shape = getattr(sample_weight, "shape", None)
+    if shape is None:
+        shape = np.shape(sample_weight)
+    missing = len(ops.shape(y_pred)) - 1 - len(shape)
     if missing <= 0:
-        return ops.copy(weight)
+        return sample_weight
+    weight = ops.convert_to_tensor(sample_weight)
     for _ in range(missing):
         weight = ops.expand_dims(weight, -1)
-    return weight * ops.ones_like(y_pred[..., 0], dtype=weight.dtype)
+    positions = ops.convert_to_tensor(y_pred)[..., 0]
+    return weight * ops.ones_like(positions, dtype=weight.dtype)
 
 
 def _prepare(y_true, y_pred, class_weights, ignore_class=None,

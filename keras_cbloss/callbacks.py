@@ -142,21 +142,20 @@ class ClassCounter(keras.callbacks.Callback):
             plus the errors of `count_classes`.
 
     Examples:
-
-    >>> import keras
-    >>> import numpy as np
-    >>> from keras_cbloss import CBSoftmaxLoss, ClassCounter
-    >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
-    >>> y = np.repeat([0, 1, 2], [40, 15, 5])
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> loss = CBSoftmaxLoss(beta=0.99, from_logits=True)
-    >>> model.compile("sgd", loss=loss)
-    >>> counter = ClassCounter(y, verbose=0)
-    >>> _ = model.fit(x, y, callbacks=[counter], verbose=0)
-    >>> counter.counts
-    array([40, 15,  5])
-    >>> np.round(loss.class_weights, 3)
-    array([0.296, 0.701, 2.002])
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_cbloss import CBSoftmaxLoss, ClassCounter
+        >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+        >>> y = np.repeat([0, 1, 2], [40, 15, 5])
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> loss = CBSoftmaxLoss(beta=0.99, from_logits=True)
+        >>> model.compile("sgd", loss=loss)
+        >>> counter = ClassCounter(y, verbose=0)
+        >>> _ = model.fit(x, y, callbacks=[counter], verbose=0)
+        >>> counter.counts
+        array([40, 15,  5])
+        >>> np.round(loss.class_weights, 3)
+        array([0.296, 0.701, 2.002])
 
     References:
         Cui et al., Class-Balanced Loss Based on Effective Number of
@@ -700,25 +699,24 @@ class DeferredReweighting(keras.callbacks.Callback):
             `set_beta` method (`CBSoftmaxLoss`, `CBSigmoidLoss`,
             `CBFocalLoss`).
 
-    Example:
-
-    >>> import keras
-    >>> import numpy as np
-    >>> from keras_cbloss import CBSoftmaxLoss, DeferredReweighting
-    >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
-    >>> y = np.repeat([0, 1, 2], [40, 15, 5])
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> loss = CBSoftmaxLoss([40, 15, 5], from_logits=True)
-    >>> model.compile("sgd", loss=loss)
-    >>> drw = DeferredReweighting(start_epoch=2, beta=0.99)
-    >>> betas = []  # the loss's beta in each epoch
-    >>> log = keras.callbacks.LambdaCallback(
-    ...     on_epoch_end=lambda epoch, logs: betas.append(loss.beta))
-    >>> _ = model.fit(x, y, epochs=3, callbacks=[drw, log], verbose=0)
-    >>> betas
-    [0.0, 0.0, 0.99]
-    >>> np.round(loss.class_weights, 3)
-    array([0.296, 0.701, 2.002])
+    Examples:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_cbloss import CBSoftmaxLoss, DeferredReweighting
+        >>> x = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+        >>> y = np.repeat([0, 1, 2], [40, 15, 5])
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> loss = CBSoftmaxLoss([40, 15, 5], from_logits=True)
+        >>> model.compile("sgd", loss=loss)
+        >>> drw = DeferredReweighting(start_epoch=2, beta=0.99)
+        >>> betas = []  # the loss's beta in each epoch
+        >>> log = keras.callbacks.LambdaCallback(
+        ...     on_epoch_end=lambda epoch, logs: betas.append(loss.beta))
+        >>> _ = model.fit(x, y, epochs=3, callbacks=[drw, log], verbose=0)
+        >>> betas
+        [0.0, 0.0, 0.99]
+        >>> np.round(loss.class_weights, 3)
+        array([0.296, 0.701, 2.002])
 
     References:
         Cao et al., "Learning Imbalanced Datasets with Label-Distribution-

@@ -250,24 +250,23 @@ def count_classes(
             labels.
 
     Examples:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import count_classes
-    >>> y = np.array([0, 2, 2, 1, 2, 0, 2])
-    >>> count_classes(y, num_classes=4)
-    array([2, 1, 4, 0])
-    >>> x = np.zeros((7, 4), "float32")
-    >>> batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # e.g. a DataLoader
-    >>> count_classes(batches, verbose=0)
-    array([2, 1, 4])
-    >>> targets = np.array([[1, 0, -1], [1, 1, 0], [-1, 1, 1]])
-    >>> count_classes(targets, ignore_class=-1)  # -1: unknown entries
-    array([2, 2, 1])
-    >>> import tensorflow as tf
-    >>> masks = np.array([[[0, 1], [255, 2]], [[1, 1], [255, 255]]])
-    >>> ds = tf.data.Dataset.from_tensor_slices(masks).batch(2)
-    >>> count_classes(ds, 3, sparse=True, ignore_class=255, verbose=0)
-    array([1, 3, 1])
+        >>> import numpy as np
+        >>> from keras_cbloss import count_classes
+        >>> y = np.array([0, 2, 2, 1, 2, 0, 2])
+        >>> count_classes(y, num_classes=4)
+        array([2, 1, 4, 0])
+        >>> x = np.zeros((7, 4), "float32")
+        >>> batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # e.g. a DataLoader
+        >>> count_classes(batches, verbose=0)
+        array([2, 1, 4])
+        >>> targets = np.array([[1, 0, -1], [1, 1, 0], [-1, 1, 1]])
+        >>> count_classes(targets, ignore_class=-1)  # -1: unknown entries
+        array([2, 2, 1])
+        >>> import tensorflow as tf
+        >>> masks = np.array([[[0, 1], [255, 2]], [[1, 1], [255, 255]]])
+        >>> ds = tf.data.Dataset.from_tensor_slices(masks).batch(2)
+        >>> count_classes(ds, 3, sparse=True, ignore_class=255, verbose=0)
+        array([1, 3, 1])
 
     References:
         Cui et al., Class-Balanced Loss Based on Effective Number of

@@ -1023,6 +1023,10 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def _append(self, values):
         """Writes `[n, C]` rows at this replica's next free rows."""
+        if in_symbolic_scope():
+            # Keras builds the metrics on a symbolic batch, whose unknown
+            # sizes it may fill with stand-ins: nothing to write there.
+            return
         room = self._rows_per_replica
         count = values[0].shape[0]
         if count is not None and count > room:
@@ -1075,13 +1079,21 @@ class MeanAveragePrecision(keras.metrics.Metric):
             raise ValueError(self._overflow_message(total))
         return ops.logical_or(dropped > 0, self.invalid > 0)
 
-    def per_label_average_precision(self):
-        """Average precision of every label, `[C]` (0 without positives)."""
+    def _require_state(self):
         if self._num_classes is None:
             raise ValueError(
                 f"`{self.name}` has no state yet: call `update_state` first, "
                 "or pass `num_classes` to the constructor."
             )
+
+    def per_label_average_precision(self):
+        """Average precision of every label, `[C]` (0 without positives).
+
+        NaN for every label after invalid labels or scores, or rows beyond
+        `max_samples`, in compiled code; a ValueError for the latter where
+        values can be seen.
+        """
+        self._require_state()
         broken = self._check_state()
         average = average_precision(
             *(ops.convert_to_tensor(getattr(self, name))
@@ -1091,6 +1103,7 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def label_support(self):
         """Each label's total positive weight, `[C]` (0: AP is 0 there)."""
+        self._require_state()
         return ops.sum(ops.convert_to_tensor(self.positive_weight), axis=0)
 
     def shot_average_precision(self, class_counts, many_threshold=100,
@@ -1110,6 +1123,10 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
         Returns:
             Dict from `"many"`, `"medium"`, `"few"` to scalar tensors.
+
+        Raises:
+            ValueError: For counts that are not one per label, and the
+                errors of `shot_groups` and `per_label_average_precision`.
         """
         groups = shot_groups(class_counts, many_threshold, few_threshold)
         average = self.per_label_average_precision()

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from keras_cbloss import count_classes
+from keras_cbloss import counting as counting_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = 7
@@ -444,13 +445,19 @@ def test_ambiguous_unbatched_integer_rows_warn():
     )
 
 
-def test_progress_bar(capsys):
+def test_progress_bar(capsys, monkeypatch):
     y = _labels(n=40)
     ds = _dataset(y, 8)
     count_classes(ds, C, verbose=0)
     assert capsys.readouterr().out == ""
-    count_classes(ds, C)  # "auto": fast, so no bar
+    # "auto": a bar once the count has run for `_AUTO_BAR_AFTER_S` (set
+    # here, so that the machine's load does not decide).
+    monkeypatch.setattr(counting_module, "_AUTO_BAR_AFTER_S", 1e9)
+    count_classes(ds, C)
     assert capsys.readouterr().out == ""
+    monkeypatch.setattr(counting_module, "_AUTO_BAR_AFTER_S", -1.0)
+    count_classes(ds, C)
+    assert "5/5" in capsys.readouterr().out
     count_classes(ds, C, verbose=1)
     assert "5/5" in capsys.readouterr().out
     count_classes(ds, C, verbose=2)

@@ -25,6 +25,7 @@ from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import ClassCounter
 from keras_cbloss import count_classes
+from keras_cbloss import counting as counting_module
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -443,12 +444,18 @@ def test_unbatched_rows_from_a_list_warn_and_sparse_false_fixes_it():
     )
 
 
-def test_progress_bar(capsys):
+def test_progress_bar(capsys, monkeypatch):
     data = ArrayBatches((X, Y))
     count_classes(data, C, verbose=0)
     assert capsys.readouterr().out == ""
-    count_classes(data, C)  # "auto": fast, so no bar
+    # "auto": a bar once the count has run for `_AUTO_BAR_AFTER_S` (set
+    # here, so that the machine's load does not decide).
+    monkeypatch.setattr(counting_module, "_AUTO_BAR_AFTER_S", 1e9)
+    count_classes(data, C)
     assert capsys.readouterr().out == ""
+    monkeypatch.setattr(counting_module, "_AUTO_BAR_AFTER_S", -1.0)
+    count_classes(data, C)
+    assert "6/6" in capsys.readouterr().out
     count_classes(data, C, verbose=1)
     assert "6/6" in capsys.readouterr().out
     count_classes(data, C, verbose=2)

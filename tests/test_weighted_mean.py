@@ -390,3 +390,19 @@ def test_with_momentum_keras_sgd_carries_the_old_rate_after_a_change():
     torch_run = _replay(0.9, "torch")
     _assert_same_weights(keras_run[:1], torch_run[:1])  # first rate
     assert not np.allclose(keras_run[-1][0], torch_run[-1][0], rtol=1e-3)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size",
+                                       "mean_with_sample_weight"])
+def test_the_callers_sample_weight_is_left_unchanged(reduction):
+    # Keras' reduction multiplies the sample weight by a loss's Keras mask
+    # in place (`sample_weight *= mask`); on PyTorch that rewrote the
+    # caller's tensor, which `fit` hands on to `weighted_metrics=` next.
+    y = np.array([0, -1, 2, 1])
+    logits = random_logits((4, 3), seed=7)
+    loss = CBSoftmaxLoss([30, 10, 3], 0.99, from_logits=True,
+                         ignore_class=-1, reduction=reduction)
+    weights = keras.ops.convert_to_tensor(
+        np.array([1.0, 2.0, 0.5, 3.0], "float32"))
+    loss(y, logits, sample_weight=weights)
+    np.testing.assert_array_equal(to_numpy(weights), [1.0, 2.0, 0.5, 3.0])
