@@ -134,11 +134,36 @@ def binary_focal_sum(
     weighted = class_weights is not None
     backend = keras.backend.backend()
     if backend == "jax":
-        return _jax_focal_sum(kind, gamma, weighted)(*inputs)
+        return _jax_branches(kind, gamma, weighted, _jax_focal_sum)(*inputs)
     if backend == "tensorflow" and _tf_cluster_applies(y_pred):
         return _tf_cluster_call(kind, gamma, inputs)
     compiled = backend == "tensorflow" and tf_in_xla_context()
     return _fused(_TERMS[kind], gamma, weighted, compiled)(*inputs)
+
+
+def _jax_branches(kind, gamma, weighted, make):
+    """The kernel under JAX: `make(kind, gamma, weighted)`, and for float
+    targets a branch on whether they are all 0 or 1 (one-hot, multi-hot).
+
+    0/1 targets take the boolean-mask terms, which equal the soft ones
+    there and need one `exp` instead of two; XLA runs one branch. (Not on
+    TensorFlow: the gradient of `tf.cond` around a custom gradient does
+    not compile under XLA.)
+    """
+    if kind != "soft":
+        return make(kind, gamma, weighted)
+    hard = make("mask", gamma, weighted)
+    soft = make("soft", gamma, weighted)
+
+    def focal_sum(z, target, *weights):
+        binary = ops.all(ops.logical_or(target == 0.0, target == 1.0))
+        return ops.cond(
+            binary,
+            lambda: hard(z, target > 0.5, *weights),
+            lambda: soft(z, target, *weights),
+        )
+
+    return focal_sum
 
 
 def _target_kind(y_pred, target):
