@@ -54,11 +54,13 @@ Probabilities (`from_logits=False`) also use autodiff, on every backend.
 """
 
 import functools
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_cbloss._compat import executing_eagerly
 from keras_cbloss._compat import tf_in_xla_context
 from keras_cbloss._compat import torch_records_gradient
 from keras_cbloss._labels import _class_mask
@@ -137,6 +139,8 @@ def binary_focal_sum(
         return _jax_branches(kind, gamma, weighted, _jax_focal_sum)(*inputs)
     if backend == "tensorflow" and _tf_cluster_applies(y_pred):
         return _tf_cluster_call(kind, gamma, inputs)
+    if backend == "torch":
+        return _torch_focal_sum(kind, gamma, weighted)(*inputs)
     compiled = backend == "tensorflow" and tf_in_xla_context()
     return _fused(_TERMS[kind], gamma, weighted, compiled)(*inputs)
 
@@ -280,6 +284,93 @@ def _jax_focal_sum(kind, gamma, weighted):
     function = jax.custom_jvp(focal_sum)
     function.defjvp(jvp, symbolic_zeros=True)
     return function
+
+
+# After this many calls of one kernel (target form, gamma, weights) on
+# PyTorch, it runs through `torch.compile`; `None` never compiles.
+TORCH_COMPILE_AFTER = 50
+
+
+@functools.cache
+def _torch_focal_sum(kind, gamma, weighted):
+    return _TorchFocalSum(kind, gamma, weighted)
+
+
+class _TorchFocalSum:
+    """The kernel on PyTorch: eager at first, compiled once it is reused.
+
+    Eager PyTorch runs each of the kernel's twenty-odd operations as its
+    own pass over the tensor. `torch.compile` fuses the value and the
+    elementwise derivative into one generated kernel, but compiling takes
+    seconds, so it waits until the same kernel has been called
+    `TORCH_COMPILE_AFTER` times (a training loop). PyTorch recompiles
+    once when shapes change and then treats them as dynamic. If compiling
+    fails (no compiler for the device), the eager kernel stays.
+    """
+
+    def __init__(self, kind, gamma, weighted):
+        self.kind, self.gamma, self.weighted = kind, gamma, weighted
+        self.calls = 0
+        self.compiled = None
+        self.failed = False
+
+    def __call__(self, *inputs):
+        self.calls += 1
+        threshold = TORCH_COMPILE_AFTER
+        eager = self.failed or threshold is None or self.calls <= threshold
+        # Inside a compiled step (Keras' `jit_compile=True` on PyTorch) the
+        # step's own `torch.compile` traces the eager kernel.
+        if eager or not executing_eagerly(inputs[0]):
+            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(
+                *inputs
+            )
+        if self.compiled is None:
+            self.compiled = self._compile()
+        try:
+            return self.compiled(*inputs)
+        except Exception as error:  # a backend compiler that is missing
+            self.failed = True
+            warnings.warn(
+                "keras_cbloss: torch.compile of the focal kernel failed; "
+                f"using the eager kernel. ({type(error).__name__}: {error})",
+                stacklevel=2,
+            )
+            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(
+                *inputs
+            )
+
+    def _compile(self):
+        import torch
+
+        terms, gamma, weighted = _TERMS[self.kind], self.gamma, self.weighted
+
+        def value_and_derivative(z, target, *weights):
+            saved = terms(z, target, gamma)
+            loss, derivative = saved["loss"], saved["grad"]()
+            if weighted:
+                loss, derivative = loss * weights[0], derivative * weights[0]
+            return ops.sum(loss, axis=-1), derivative
+
+        compiled = torch.compile(value_and_derivative)
+
+        @ops.custom_gradient
+        def focal_sum(*inputs):
+            value, derivative = compiled(*inputs)
+
+            def grad(*args, upstream=None):
+                scale = ops.expand_dims(upstream, -1)
+                if torch_records_gradient():
+                    # create_graph=True: the derivative from recorded ops,
+                    # so that it can be differentiated again.
+                    local = terms(args[0], args[1], gamma)["grad"]()
+                    if weighted:
+                        local = local * args[2]
+                    return (scale * local,) + (None,) * (len(args) - 1)
+                return (scale * derivative,) + (None,) * (len(args) - 1)
+
+            return value, grad
+
+        return focal_sum
 
 
 def _tf_cluster_applies(z):
