@@ -1,10 +1,10 @@
 """Fused binary focal cross-entropy with an analytic gradient (private).
 
 `binary_focal_sum` returns, for each position, the sum over the last axis of
-the (class-weighted) binary focal cross-entropies. On TensorFlow and PyTorch
-it differentiates that sum from logits with a closed-form gradient instead of
-autodiff through a dozen elementwise ops; on JAX, and for probabilities, it
-is the same log-space formula under autodiff. Every name here is private.
+the (class-weighted) binary focal cross-entropies, and differentiates that
+sum from logits with a closed-form gradient (computed in the same pass as
+the value) instead of autodiff through a dozen elementwise ops. Every name
+here is private.
 
 Notation, for a logit z and a 0/1 target t (s = 2t - 1, u = s * z):
 
@@ -17,14 +17,13 @@ q    = 1 - p_t        = (e if u >= 0 else 1) * r
 BCE  = -log(p_t)      = relu(-u) + l
 mod  = q ** gamma     = exp(-gamma * (relu(u) + l))
 FL   = mod * BCE
-dFL/dz = -s * mod * (gamma * p_t * BCE + q)
+dFL/dz = -s * mod * (gamma * p_t * BCE + q) = -s * (gamma * p_t * FL + mod * q)
 ```
 
 For integer gamma (0, 1, 2, 3) `mod` is a product of `q`s, not a third
 transcendental: forward and backward together take one exp, one log1p and
-one division per element. (Taking p_t and q from the backend's sigmoid op
-instead was faster under `tf.function` but up to 1.6x slower under XLA,
-which expands each sigmoid into another exp and division.)
+one division per element. The gradient is written with FL, so that l feeds
+the loss only.
 
 For soft targets t in [0, 1] the exponent interpolates linearly, as in the
 official code:
@@ -32,7 +31,7 @@ official code:
 ```
 BCE    = t * softplus(-z) + (1 - t) * softplus(z)
 E      = t * softplus(z) + (1 - t) * softplus(-z),   mod = exp(-gamma * E)
-dFL/dz = mod * ((p - t) + gamma * ((1 - t) - p) * BCE),   p = sigmoid(z)
+dFL/dz = mod * (p - t) + gamma * ((1 - t) - p) * FL,   p = sigmoid(z)
 ```
 
 (with t = 0 or 1 this is the formula above). p - t and (1 - t) - p are
@@ -42,15 +41,27 @@ value is tiny (for soft targets p - t is as well conditioned as t allows).
 Nothing overflows or divides by zero: for gamma < 1 the modulator is an exp
 of a finite exponent, never a power of 0.
 
+How each backend runs it (benchmarks/results/ has the measurements):
+
+- TensorFlow, in a graph without XLA (`tf.function`, every `tf.distribute`
+  step): as its own `tf.function(jit_compile=True)`, one fused XLA cluster
+  for the value and one for the gradient; dynamic shapes go through row
+  buckets that bound the compilations (`_tf_cluster_call`). Under XLA
+  (`jit_compile=True`) the kernel is part of the step's cluster. Eager
+  code, an unknown class axis and devices without XLA run op by op.
+- JAX: a `jax.custom_jvp` (forward and reverse mode, `jax.hessian`), and
+  for float targets a `lax.cond` that gives 0/1 targets the boolean-mask
+  terms.
+- PyTorch: eager, then `torch.compile` once one configuration has been
+  called `TORCH_COMPILE_AFTER` times (`_TorchFocalSum`).
+- Under XLA `log1p` is a polynomial (`_log1p_of_exp`).
+
 Second derivatives: the gradient is written in ops of the forward's own
 terms, so it is differentiable again: TensorFlow (nested `GradientTape`),
 JAX (`jax.hessian`, `jax.jacrev(jax.jacrev(...))`) and PyTorch
 (`create_graph=True`) all give the exact second derivative
-(tests/test_kernels.py).
-
-On JAX the sum is left to autodiff: XLA fuses that graph as well as the
-analytic one, and measured it as fast or faster (paired runs on CPU).
-Probabilities (`from_logits=False`) also use autodiff, on every backend.
+(tests/test_kernels.py). Probabilities (`from_logits=False`) and symbolic
+inputs use autodiff of the log-space formula, on every backend.
 """
 
 import functools

@@ -588,3 +588,33 @@ def test_padded_batch_sequences_compile_a_bounded_number_of_times(tmp_path):
     assert len(shapes) >= 20  # without buckets: a compilation per shape
     # forward and backward once per bucket, in both epochs together
     assert 2 <= len(compiles) <= 2 * len(buckets) < len(shapes)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.compile")
+@pytest.mark.parametrize("form", ["ids", "soft_weighted"])
+def test_torch_compiled_kernel_matches_reference(form, monkeypatch):
+    # The kernel's torch.compile path (taken after TORCH_COMPILE_AFTER
+    # calls), from the first call: values, gradients, second derivatives.
+    monkeypatch.setattr(_kernels, "TORCH_COMPILE_AFTER", 0)
+    rng = np.random.default_rng(15)
+    z = confident_logits(rng, rows=4, classes=8)
+    mask = hard_targets(rng, z.shape)
+    if form == "ids":
+        kind, gamma, weights = "ids", 2.0, None
+        target, t_ref = np.argmax(mask, -1).astype(np.int32), mask
+    else:
+        kind, gamma = "soft", 0.5
+        weights = rng.uniform(0.1, 3.0, 8)
+        target = rng.uniform(0.0, 1.0, z.shape).astype(np.float32)
+        t_ref = target.astype(np.float64)
+    check(z, target, t_ref, gamma, weights)
+    kernel = _kernels._torch_focal_sum(kind, gamma, weights is not None)
+    assert kernel.compiled is not None and not kernel.failed
+    moderate = rng.normal(0.0, 3.0, (3, 8)).astype(np.float32)
+    second = second_derivative(
+        lambda x: ops.sum(call_kernel(x, mask[:3], gamma)), moderate
+    )
+    np.testing.assert_allclose(
+        second, second_reference(moderate.astype(np.float64), mask[:3], gamma),
+        rtol=1e-4, atol=1e-6,
+    )
