@@ -1,11 +1,13 @@
-"""Suite-wide pytest configuration (the whole repository, README.md too)."""
+"""Suite-wide pytest configuration (the whole repository: README.md and the
+documentation pages under docs/ too)."""
 
+import contextlib
 import os
 
 import pytest
 
 # tests/backend_runs.py: the JAX and PyTorch reruns, one process each, in the
-# background (tests/ is on the path: setup.cfg's `pythonpath`).
+# background (tests/ is on the path: pyproject.toml's `pythonpath`).
 pytest_plugins = ["backend_runs"]
 
 # Silences TensorFlow's C++ start-up logging; must precede its import. Child
@@ -13,9 +15,35 @@ pytest_plugins = ["backend_runs"]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _is_markdown_block(item):
+    return item.get_closest_marker("markdown-docs") is not None
+
+
 @pytest.fixture(autouse=True)
-def _readme_blocks_run_in_a_temporary_directory(request, monkeypatch):
-    """README blocks save models as a reader would (`model.save(...)` in
-    the current directory): run them in a fresh directory, not the repo."""
-    if request.node.get_closest_marker("markdown-docs"):
+def _markdown_blocks_run_in_a_temporary_directory(request, monkeypatch):
+    """README and docs blocks save models as a reader would
+    (`model.save(...)` in the current directory): run them in a fresh
+    directory, not the repository."""
+    if _is_markdown_block(request.node):
         monkeypatch.chdir(request.getfixturevalue("tmp_path"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Keeps pytest's output capture on while a Markdown block runs.
+
+    pytest-markdown-docs (0.9) turns capture off around each block, so the
+    blocks' prints and Keras' progress bars would spill into pytest's output.
+    Here they are captured like any test's output: shown only when the block
+    fails."""
+    if not _is_markdown_block(item):
+        return (yield)
+    capman = item.config.pluginmanager.getplugin("capturemanager")
+    if capman is None:  # run with -p no:capture
+        return (yield)
+    disabled = capman.global_and_fixture_disabled
+    capman.global_and_fixture_disabled = contextlib.nullcontext
+    try:
+        return (yield)
+    finally:
+        capman.global_and_fixture_disabled = disabled

@@ -1,9 +1,9 @@
-"""Reporting for `long_tail_digits.py`: summary over seeds, table, files, plots.
+"""Reporting for the digits examples: summary over seeds, tables, files, plots.
 
 The experiment script trains and scores the runs; this module turns the
 run records into what a reader looks at: mean ± std per loss with paired
 gains over the baselines, the Markdown tables, `results.json`,
-`results.csv` (rounded) and two plots. Like `_long_tail.py`, it is the
+`results.csv` (rounded) and the plots. Like `_long_tail.py`, it is the
 examples' bookkeeping, not part of the `keras_cbloss` package.
 """
 
@@ -28,25 +28,43 @@ CSV_DECIMALS = {"train_seconds": 2}
 CSV_DEFAULT_DECIMALS = 4
 
 
-def summarize(records, labels, cb_losses, deferred=None):
+def summarize(records, labels, cb_losses=(), deferred=None, *,
+              metrics=METRICS, baseline=BASELINE, reweighted=REWEIGHTED,
+              per_class=("per_class_recall",), other_gains=None):
     """Mean/std of every metric per loss, and paired gains.
 
     Args:
-        records: List of run dicts (`loss`, `seed`, the `METRICS` they
-            have, `per_class_recall`), paired by seed across losses.
+        records: List of run dicts (`loss`, `seed`, the `metrics` they
+            have, the `per_class` lists), paired by seed across losses.
         labels: Dict loss name -> display label, in table order; must hold
-            `BASELINE` and `REWEIGHTED`.
+            `baseline` (and `reweighted`, unless it is `None`).
         cb_losses: The names of the package's losses, which are also
-            compared with `REWEIGHTED` (`gain_over_class_weight`).
+            compared with `reweighted` (`gain_over_class_weight`).
         deferred: Optional dict, deferred re-weighting run -> the run
             weighted from the start with the same loss
             (`gain_over_from_start`).
+        metrics: The scalar scores to summarize (those absent from the
+            records are skipped). Defaults to the digits-LT `METRICS`.
+        baseline: The loss every other one is compared with
+            (`gain_over_{baseline}`). Defaults to `"ce"`.
+        reweighted: The re-weighted baseline the `cb_losses` are also
+            compared with, or `None`. Defaults to `"ce_class_weight"`.
+        per_class: Keys of per-class lists in the records; each gets
+            `{key}_mean` and `{key}_std` over seeds.
+        other_gains: Optional dict, gain key -> {loss -> the loss it is
+            compared with}: more paired comparisons, stored under the key.
 
     Returns:
         Dict loss name -> summary entry (JSON-ready).
     """
-    deferred = deferred or {}
-    metrics = [m for m in METRICS if m in records[0]]
+    comparisons = {f"gain_over_{baseline}": {
+        name: baseline for name in labels if name != baseline}}
+    if reweighted is not None:
+        comparisons["gain_over_class_weight"] = {
+            name: reweighted for name in cb_losses}
+    comparisons["gain_over_from_start"] = deferred or {}
+    comparisons.update(other_gains or {})
+    metrics = [m for m in metrics if m in records[0]]
     by_loss = {name: [r for r in records if r["loss"] == name]
                for name in labels}
 
@@ -61,21 +79,17 @@ def summarize(records, labels, cb_losses, deferred=None):
             mean, std = lt.mean_std(values)
             entry[metric] = {"mean": mean, "std": std,
                              "values": values.tolist()}
-            if name != BASELINE:
-                entry[metric]["gain_over_ce"] = lt.paired_gains(
-                    values, scores(BASELINE, metric))
-            if name in cb_losses:
-                entry[metric]["gain_over_class_weight"] = lt.paired_gains(
-                    values, scores(REWEIGHTED, metric))
-            if name in deferred:
-                entry[metric]["gain_over_from_start"] = lt.paired_gains(
-                    values, scores(deferred[name], metric))
-        recalls = np.array([r["per_class_recall"] for r in runs])
-        entry["per_class_recall_mean"] = recalls.mean(axis=0).tolist()
-        entry["per_class_recall_std"] = (
-            recalls.std(axis=0, ddof=1) if len(runs) > 1
-            else np.full(recalls.shape[1], np.nan)
-        ).tolist()
+            for key, pairs in comparisons.items():
+                if name in pairs:
+                    entry[metric][key] = lt.paired_gains(
+                        values, scores(pairs[name], metric))
+        for key in per_class:
+            values = np.array([r[key] for r in runs], np.float64)
+            entry[f"{key}_mean"] = values.mean(axis=0).tolist()
+            entry[f"{key}_std"] = (
+                values.std(axis=0, ddof=1) if len(runs) > 1
+                else np.full(values.shape[1], np.nan)
+            ).tolist()
         summary[name] = entry
     return summary
 
@@ -85,26 +99,38 @@ def best_loss(summary, names):
     return max(names, key=lambda n: summary[n]["balanced_accuracy"]["mean"])
 
 
-def _rows_with_gain_over_ce(summary, metrics):
+def _rows_with_gain_over_ce(summary, metrics, baseline=BASELINE):
     """A table row per loss: mean ± std of each of `metrics`, then its
-    paired gain over CE (`(baseline)` on CE's own row)."""
+    paired gain over `baseline` (`(baseline)` on the baseline's own row)."""
     rows = []
     for name, entry in summary.items():
         cells = [entry["label"]]
         cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
                   for m in metrics]
-        if name == BASELINE:
+        if name == baseline:
             cells += ["(baseline)"] * len(metrics)
         else:
-            cells += [lt.format_gain(entry[m]["gain_over_ce"])
+            cells += [lt.format_gain(entry[m][f"gain_over_{baseline}"])
                       for m in metrics]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def _gain_row(label, entry, key):
-    """A table row: a loss's paired gains (`key`) on `TABLE_METRICS`."""
-    cells = [label] + [lt.format_gain(entry[m][key]) for m in TABLE_METRICS]
+def metric_table(summary, metrics, headers, baseline=BASELINE):
+    """Markdown table lines (percent): a row per loss with mean ± std of
+    each of `metrics` (column titles `headers[metric]`), then the paired
+    gains over `baseline`."""
+    titles = [headers[m] for m in metrics]
+    return [
+        "| loss | " + " | ".join(titles) + " | "
+        + " | ".join(f"gain: {t}" for t in titles) + " |",
+        "|---|" + "---|" * (2 * len(metrics)),
+    ] + _rows_with_gain_over_ce(summary, metrics, baseline)
+
+
+def gain_row(label, entry, key, metrics=TABLE_METRICS):
+    """A table row: a loss's paired gains (`key`) on `metrics`."""
+    cells = [label] + [lt.format_gain(entry[m][key]) for m in metrics]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -127,13 +153,13 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
         f"| vs {summary[REWEIGHTED]['label']} | {gain_header}",
         "|---|---|---|---|",
     ]
-    lines += [_gain_row(summary[n]["label"], summary[n],
+    lines += [gain_row(summary[n]["label"], summary[n],
                         "gain_over_class_weight") for n in cb_losses]
     if deferred:
         lines += ["", f"| deferred vs from the start | {gain_header}",
                   "|---|---|---|---|"]
         lines += [
-            _gain_row(f"{summary[n]['label']} vs {summary[start]['label']}",
+            gain_row(f"{summary[n]['label']} vs {summary[start]['label']}",
                       summary[n], "gain_over_from_start")
             for n, start in deferred.items()
         ]
@@ -159,7 +185,7 @@ def shot_table(summary, counts):
         shot = metric.split("_")[0]
         classes = np.flatnonzero(groups[shot]).tolist()
         noun = "class" if len(classes) == 1 else "classes"
-        headers.append(f"{shot}-shot ({noun} {_span(classes)})")
+        headers.append(f"{shot}-shot ({noun} {span(classes)})")
     lines = [
         "| loss | " + " | ".join(headers) + " | "
         + " | ".join(f"gain: {h.split(' ')[0]}" for h in headers) + " |",
@@ -174,7 +200,7 @@ def shot_table(summary, counts):
     return "\n".join(lines)
 
 
-def _span(classes):
+def span(classes):
     """`'0'`, `'1-3'` or `'1, 4'`: the class ids of a group, short."""
     if not classes:
         return "none"
@@ -183,14 +209,21 @@ def _span(classes):
     return ", ".join(map(str, classes))
 
 
-def csv_rows(records):
-    """One flat row per run, floats rounded (`CSV_DECIMALS`)."""
+def csv_rows(records, per_class=None):
+    """One flat row per run, floats rounded (`CSV_DECIMALS`).
+
+    `per_class` maps a record's per-class list to the prefix of its columns
+    (`{prefix}_{c}`); defaults to `{"per_class_recall": "recall"}`.
+    `train_counts` is left out (it is in `results.json`).
+    """
+    per_class = per_class or {"per_class_recall": "recall"}
     rows = []
     for record in records:
         row = {k: v for k, v in record.items()
-               if k not in ("per_class_recall", "train_counts")}
-        row.update({f"recall_{c}": v
-                    for c, v in enumerate(record["per_class_recall"])})
+               if k != "train_counts" and not isinstance(v, list)}
+        for key, prefix in per_class.items():
+            row.update({f"{prefix}_{c}": v
+                        for c, v in enumerate(record[key])})
         rows.append({
             k: round(v, CSV_DECIMALS.get(k, CSV_DEFAULT_DECIMALS))
             if isinstance(v, float) else v
@@ -199,14 +232,15 @@ def csv_rows(records):
     return rows
 
 
-def write_results(out, table, results, records):
-    """Writes `results.md`, `results.json` (full precision), `results.csv`."""
+def write_results(out, table, results, records, per_class=None):
+    """Writes `results.md`, `results.json` (full precision), `results.csv`
+    (`per_class` as for `csv_rows`)."""
     (out / "results.md").write_text(table + "\n")
     lt.write_json(out / "results.json", results)
-    lt.write_csv(out / "results.csv", csv_rows(records))
+    lt.write_csv(out / "results.csv", csv_rows(records, per_class))
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,42 +249,52 @@ def _pyplot():
     return plt
 
 
+BAR_COLORS = ("#9e9e9e", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728",
+              "#9467bd")
+
+
+def bar_panel(ax, summary, counts, names, key, ylabel):
+    """Grouped bars on `ax`: per-class `{key}_mean` ± `{key}_std` of the
+    runs `names` (first one grey), the class sizes under the class ids."""
+    classes = np.arange(len(counts))
+    width = 0.8 / len(names)
+    for i, (name, color) in enumerate(zip(names, BAR_COLORS)):
+        mean = np.array(summary[name][f"{key}_mean"], np.float64)
+        std = np.array(summary[name][f"{key}_std"], np.float64)
+        yerr = None if np.isnan(std).all() else std
+        offset = (i - (len(names) - 1) / 2) * width
+        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=2,
+               color=color, label=summary[name]["label"])
+    ax.set_xticks(classes)
+    ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def plot_per_class_recall(summary, counts, best, path):
     """Bars of per-class recall: plain CE, CE + class_weight, best CB loss.
 
     Returns:
         The labels of the drawn runs, in the legend's order.
     """
-    plt = _pyplot()
-    classes = np.arange(len(counts))
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    bars = ((BASELINE, "#9e9e9e"), (REWEIGHTED, "#ff7f0e"), (best, "#1f77b4"))
-    width = 0.8 / len(bars)
-    for i, (name, color) in enumerate(bars):
-        mean = np.array(summary[name]["per_class_recall_mean"])
-        std = np.array(summary[name]["per_class_recall_std"], np.float64)
-        yerr = None if np.isnan(std).all() else std
-        offset = (i - (len(bars) - 1) / 2) * width
-        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=2,
-               color=color, label=summary[name]["label"])
-    ax.set_xticks(classes)
-    ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
+    names = (BASELINE, REWEIGHTED, best)
+    bar_panel(ax, summary, counts, names, "per_class_recall", "test recall")
     ax.set_xlabel("digit class and its number of training images")
-    ax.set_ylabel("test recall")
-    ax.set_ylim(0, 1.05)
     ax.set_title("Per-class recall, mean ± std over seeds "
                  "(head class on the left)")
     ax.legend(loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return [summary[name]["label"] for name, _ in bars]
+    return [summary[name]["label"] for name in names]
 
 
 def plot_class_weights(counts, beta, path):
     """The paper's Figure 1 idea: E(n) saturates, so weights flatten out."""
-    plt = _pyplot()
+    plt = pyplot()
     betas = sorted(set(PLOT_BETAS) | {beta})
     colors = plt.cm.viridis(np.linspace(0, 0.85, len(betas)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))

@@ -355,7 +355,7 @@ MULTI_WORKER_ARGS = [
 
 
 def _example():
-    import multi_worker  # examples/ is on the test path (setup.cfg)
+    import multi_worker  # examples/ is on the test path (pyproject.toml)
 
     return multi_worker
 

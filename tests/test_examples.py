@@ -1,7 +1,7 @@
 """Tests of the examples: their helpers, pipelines and short runs.
 
 The examples are scripts, not package modules; `examples/` is on the test
-path (setup.cfg), so this file imports them and their helper modules
+path (pyproject.toml), so this file imports them and their helper modules
 directly. The short runs (the quick start as it ships; the digits example
 with 2 seeds and 2 epochs; one CIFAR step on tensorflow-datasets' mock data)
 run in this process, in a temporary directory: what they check is the
@@ -600,3 +600,170 @@ def test_beta_dial_example_runs_quick(tmp_path, capsys):
         assert 0 <= run["balanced_accuracy"] <= 1
         assert 0 <= run["val_balanced_accuracy"] <= 1
     assert len(results["selection"]["chosen"]) == 2
+
+
+# --------------------------------------------------------------------------
+# The multi-label digits example (digits-MLT).
+# --------------------------------------------------------------------------
+
+
+def test_multi_hot_rows_have_the_profile_as_column_sums(lt):
+    import multilabel_digits as mld
+
+    counts = lt.long_tail_counts(500, 10, 100)
+    rows = mld.multi_hot_rows(counts, 800, np.random.default_rng(0))
+    assert rows.shape == (800, 10)
+    assert set(np.unique(rows)) == {0.0, 1.0}
+    np.testing.assert_array_equal(rows.sum(axis=0), counts)
+    per_row = rows.sum(axis=1)
+    assert per_row.min() >= 1 and per_row.max() <= 4
+    other = mld.multi_hot_rows(counts, 800, np.random.default_rng(1))
+    assert not np.array_equal(rows, other)
+    # 10 labels, 10 positives: 2 rows of at most 4 labels cannot hold them.
+    with pytest.raises(ValueError, match="Cannot spread"):
+        mld.multi_hot_rows(np.ones(10, int), 2, np.random.default_rng(0))
+
+
+def test_grid_images_hold_exactly_the_labelled_digits():
+    import multilabel_digits as mld
+
+    x_digits, y_digits, _, _ = mld.load_digit_split()
+    rng = np.random.default_rng(0)
+    labels = mld.multi_hot_rows(np.full(10, 30), 120, rng)
+    images = mld.grid_images(labels, x_digits, y_digits, rng)
+    assert images.shape == (120, 256) and images.dtype == np.float32
+    flat_digits = x_digits.reshape(len(x_digits), 64)
+    for image, row in zip(images.reshape(-1, 16, 16), labels):
+        found = []
+        for r in range(2):
+            for c in range(2):
+                cell = image[8 * r:8 * r + 8, 8 * c:8 * c + 8].reshape(64)
+                if not cell.any():
+                    continue
+                # The cell is one of the held-out digit images, pixel for
+                # pixel; its class is a label of the image.
+                match = np.flatnonzero((flat_digits == cell).all(axis=1))
+                assert len(match) >= 1
+                found.append(int(y_digits[match[0]]))
+        assert sorted(found) == np.flatnonzero(row).tolist()
+
+
+def test_per_label_scores_match_hand_values_and_sklearn():
+    import multilabel_digits as mld
+    from sklearn.metrics import precision_score
+    from sklearn.metrics import recall_score
+
+    # The issue's values, computed by hand (label 0: positives ranked 1, 2
+    # and 4 -> AP = (1 + 1 + 3/4) / 3).
+    y_true = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 0, 0]])
+    p = np.array([[.9, .4, .1], [.55, .8, .3], [.1, .2, .7], [.3, .1, .9],
+                  [.6, .45, .2]])
+    np.testing.assert_allclose(mld.per_label_ap(y_true, p),
+                               [11 / 12, 5 / 6, 1.0])
+    recall, precision = mld.per_label_recall_precision(y_true, p > 0.5)
+    np.testing.assert_allclose(recall, [2 / 3, 0.5, 1.0])
+    np.testing.assert_allclose(
+        recall, recall_score(y_true, p > 0.5, average=None))
+    np.testing.assert_allclose(
+        precision, precision_score(y_true, p > 0.5, average=None))
+    # No positives: AP and recall are undefined, not 0.
+    y_true[:, 2] = 0
+    assert np.isnan(mld.per_label_ap(y_true, p)[2])
+    assert np.isnan(mld.per_label_recall_precision(y_true, p > 0.5)[0][2])
+
+
+@pytest.mark.slow
+@needs_tensorflow
+def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
+                                                         capsys):
+    import multilabel_digits as mld
+    from sklearn.metrics import average_precision_score
+    from sklearn.metrics import recall_score
+
+    out = tmp_path / "out"
+    mld.main(["--seeds", "2", "--epochs", "2", "--batch-size", "100",
+              "--head", "200", "--train-images", "300",
+              "--output-dir", str(out)])
+    stdout = capsys.readouterr().out
+    assert stdout.count("] seed ") == 14
+    for name in ("results.md", "results.json", "results.csv",
+                 "predictions.npz", "per_label.png"):
+        assert (out / name).is_file(), name
+    assert (out / "per_label.png").stat().st_size > 10_000
+    table = (out / "results.md").read_text()
+    assert "| CB focal, sample + DRW vs CB focal, sample |" in table
+    assert "| CB focal, class vs focal (Keras) |" in table
+    # [200, 119, 71, 42, 25, 15, 8, 5, 3, 2] positives: labels 0-1 have
+    # more than 100, 2-4 have 20 to 100, 5-9 fewer than 20.
+    assert "head mAP (0-1) | medium mAP (2-4) | tail mAP (5-9)" in table
+
+    results = json.loads((out / "results.json").read_text())
+    runs = results["runs"]
+    assert len(runs) == 14
+    assert [r["loss"] for r in runs[:7]] == list(mld.LOSSES)
+    profile = lt.long_tail_counts(200, 10, 100)
+    predictions = np.load(out / "predictions.npz")
+    y_true = predictions["y_true"]
+    # The balanced test set: every digit in 100 of the 500 images.
+    np.testing.assert_array_equal(y_true.sum(axis=0), [100] * 10)
+    head, medium, tail = profile > 100, (profile >= 20) & (profile <= 100), \
+        profile < 20
+    for run in runs:
+        assert run["train_counts"] == profile.tolist()
+        logits = predictions[f"{run['loss']}/seed{run['seed']}"]
+        assert logits.shape == (500, 10)
+        ap = average_precision_score(y_true, logits, average=None)
+        np.testing.assert_allclose(run["map"], ap.mean(), rtol=1e-12)
+        np.testing.assert_allclose(run["per_label_ap"], ap, rtol=1e-12)
+        for group, mask in (("head", head), ("medium", medium),
+                            ("tail", tail)):
+            np.testing.assert_allclose(run[f"{group}_map"], ap[mask].mean(),
+                                       rtol=1e-12)
+        recall = recall_score(y_true, logits > 0, average=None,
+                              zero_division=np.nan)
+        np.testing.assert_allclose(run["per_label_recall"], recall)
+        assert run["recall"] == pytest.approx(recall.mean())
+        assert run["tail_recall"] == pytest.approx(recall[tail].mean())
+
+    summary = results["summary"]
+    bce = np.array([r["map"] for r in runs if r["loss"] == "bce"])
+    focal = np.array([r["map"] for r in runs if r["loss"] == "cb_focal_class"])
+    entry = summary["cb_focal_class"]["map"]
+    assert entry["mean"] == pytest.approx(focal.mean())
+    gain = entry["gain_over_bce"]
+    assert gain["mean"] == pytest.approx(np.mean(focal - bce))
+    assert gain["std"] == pytest.approx(np.std(focal - bce, ddof=1))
+    assert "gain_over_class_weight" not in entry
+    keras_focal = np.array([r["map"] for r in runs if r["loss"] == "focal"])
+    assert entry["gain_over_focal"]["mean"] == pytest.approx(
+        np.mean(focal - keras_focal))
+    deferred = summary["cb_focal_sample_drw"]["tail_map"]
+    assert "gain_over_from_start" in deferred
+    csv_lines = (out / "results.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 15
+    assert "ap_9" in csv_lines[0] and "recall_9" in csv_lines[0]
+
+
+def test_committed_multilabel_table_is_the_scripts_output_of_its_json():
+    # docs/results.md includes docs/outputs/multilabel_digits/results.md;
+    # that table must be what the script makes of the runs in results.json
+    # (no hand edits, no stale numbers).
+    import multilabel_digits as mld
+
+    out = EXAMPLES.parent / "docs" / "outputs" / "multilabel_digits"
+    results = json.loads((out / "results.json").read_text())
+    runs = [
+        {k: np.array(v, np.float64) if isinstance(v, list) and k.startswith(
+            "per_label") else v for k, v in run.items()}
+        for run in results["runs"]
+    ]
+    summary = _report.summarize(
+        runs, mld.LOSSES, deferred=mld.DEFERRED, metrics=mld.METRICS,
+        baseline=mld.BASELINE, reweighted=None, per_class=(),
+        other_gains={"gain_over_focal": mld.OVER_FOCAL})
+    settings = results["settings"]
+    args = mld.parse_args(["--seeds", str(settings["seeds"]),
+                           "--train-images", str(settings["train_images"])])
+    table = mld.tables(summary, runs[0]["train_counts"], args)
+    assert (out / "results.md").read_text() == table + "\n"
+    assert len(runs) == 5 * len(mld.LOSSES)  # the default run
