@@ -127,9 +127,10 @@ def parse_args(argv=None):
                         help="also write every number as JSON to PATH")
     parser.add_argument(
         "--markdown", default=None, metavar="PATH",
-        help="write the report to PATH (default: benchmarks/results/"
-        "cpu_BACKEND.md, the page docs/performance.md shows; --quick "
-        "writes nothing unless given)",
+        help="write the report to PATH and its summary to PATH minus .md "
+        "plus _summary.md (default: benchmarks/results/cpu_BACKEND.md; "
+        "docs/performance.md includes the summaries; --quick writes "
+        "nothing unless given)",
     )
     parser.add_argument("--skip-compiles", action="store_true",
                         help="skip the compile count (TensorFlow)")
@@ -1077,16 +1078,19 @@ def main(argv=None):
         "gammas": args.gammas,
         "beta": BETA,
     }
-    lines = []
+    lines, summary = [], []
 
-    def emit(text=""):
+    def emit(text="", short=False):
+        """Prints `text` into the report (and, if `short`, the summary)."""
         print(text, flush=True)
         lines.append(text)
+        if short:
+            summary.append(text)
 
     emit(f"# bench_losses.py, KERAS_BACKEND={backend.name}"
          + (" --quick" if args.quick else ""))
     emit()
-    emit("Machine: " + report["machine"])
+    emit("Machine: " + report["machine"], short=True)
     emit()
     emit(HEADER)
     if not args.skip_loss:
@@ -1095,7 +1099,9 @@ def main(argv=None):
         report["worst"] = worst_ratios(report["loss"])
         report["memory"] = memory_entries(rows)
         emit("\n## Summary: CB / Keras+sw, forward + backward\n")
-        emit(summary_markdown(report["worst"]))
+        emit(f"\n#### {backend.version}: the loss alone, CB / Keras+sw\n",
+             short=True)
+        emit(summary_markdown(report["worst"]), short=True)
         emit()
         emit(LOSS_NOTES.format(beta=BETA))
         emit("\n## Loss alone: forward + backward w.r.t. the logits "
@@ -1108,14 +1114,18 @@ def main(argv=None):
     if not args.skip_fit:
         report["fit"] = bench_fit(args)
         emit("\n## Whole training step (fit)\n")
-        emit(fit_markdown(report["fit"]))
+        emit(f"\n#### {backend.version}: the whole `fit` step\n",
+             short=True)
+        emit(fit_markdown(report["fit"]), short=True)
     if backend.name == "tensorflow" and not args.skip_compiles:
         report["compiles"] = bench_compiles(args)
         emit("\n## Compilations with dynamic shapes (padded_batch)\n")
-        emit(compiles_markdown(report["compiles"]))
+        emit("\n#### TensorFlow: compilations with dynamic shapes\n",
+             short=True)
+        emit(compiles_markdown(report["compiles"]), short=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report["load_at_end"] = load
-    emit(f"\nLoad average at the end: {load}")
+    emit(f"\nLoad average at the end: {load}", short=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
@@ -1126,6 +1136,9 @@ def main(argv=None):
     if path:
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
+        # the tables docs/performance.md includes
+        with open(path[: -len(".md")] + "_summary.md", "w") as f:
+            f.write("\n".join(summary).strip() + "\n")
     return 0
 
 
