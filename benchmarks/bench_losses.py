@@ -1,12 +1,15 @@
 """Speed of the class-balanced losses next to the Keras losses they extend.
 
-Two measurements, printed as Markdown tables (and, with `--json PATH`, written
-as JSON for scripts and tests):
+Three measurements, printed as Markdown tables, written to
+`benchmarks/results/cpu_BACKEND.md` (the full report) and
+`cpu_BACKEND_summary.md` (the tables `docs/performance.md` includes, which
+the script then refreshes), and with `--json PATH` as JSON:
 
 1. The loss alone: a compiled forward + backward pass (the loss value and its
-   gradient with respect to the logits) of each CB loss and its Keras
-   counterpart with `sample_weight = w[y]` (the class-balanced weight of the
-   true class, computed inside the compiled function):
+   gradient with respect to the logits, as a training step computes them) of
+   each CB loss and its Keras counterpart with `sample_weight = w[y]` (the
+   class-balanced weight of the true class, computed inside the compiled
+   function):
 
    - `CBSoftmaxLoss` vs `SparseCategoricalCrossentropy` (sparse labels) or
      `CategoricalCrossentropy` (one-hot labels),
@@ -14,27 +17,35 @@ as JSON for scripts and tests):
    - `CBFocalLoss` vs `BinaryFocalCrossentropy` (and, with `--extra`,
      `CategoricalFocalCrossentropy`), for each gamma of `--gammas`.
 
-   Shapes (256, 10), (1024, 1000), (256, 8142) and per-pixel
-   (8, 128, 128, 19); sparse and one-hot labels; float32 logits, and
-   bfloat16 logits with `dtype="mixed_bfloat16"` losses (Keras then computes
-   in bfloat16, the CB losses in float32 by design). TensorFlow runs
-   `tf.function` with and without `jit_compile=True`, JAX `jax.jit`, PyTorch
-   eager (what Keras' PyTorch trainer runs). Keras' sigmoid and focal losses
-   take dense labels only: with sparse labels their input is `one_hot(y)`,
-   built inside the compiled function.
+   Shapes (1024, 1000), (256, 8142) and per-pixel (8, 128, 128, 19); sparse
+   and one-hot labels; float32 logits, and bfloat16 logits with
+   `dtype="mixed_bfloat16"` losses (Keras then computes in bfloat16, the CB
+   losses in float32 by design). TensorFlow runs `tf.function`, a
+   `MirroredStrategy` step over two logical CPUs (what Keras runs under
+   `tf.distribute`: no XLA) and `tf.function(jit_compile=True)`; JAX
+   `jax.jit`; PyTorch eager (what Keras' PyTorch trainer runs), with the CB
+   kernel eager and compiled (`torch.compile`, which it switches to after
+   `TORCH_COMPILE_AFTER` calls). Keras' sigmoid and focal losses take dense
+   labels only: with sparse labels their input is `one_hot(y)`, built inside
+   the compiled function.
 
 2. A whole training step: a small MLP trained with `fit` for a fixed number
    of steps with plain cross-entropy, with each CB loss and with its Keras
-   counterpart; the ratio of step times.
+   counterpart (given `sample_weight=w[y]`); the ratio of step times.
+
+3. TensorFlow: how often XLA compiles the kernel while a token tagger trains
+   on `padded_batch` data of varying lengths (counted from XLA's dump).
 
 All functions of one row are timed in turns (A, B, C, A, B, C, ...) after a
-warm-up, so that load from other processes hits them alike; the tables show
-medians over the repeats. Keras picks its backend from `KERAS_BACKEND` when
-it is imported, so run one process per backend:
+warm-up, so that load from other processes hits them alike; ratios are
+medians over turns of the paired ratio. The load average is printed at the
+start and the end. Keras picks its backend from `KERAS_BACKEND` when it is
+imported, so run one process per backend (about 10 minutes each on an idle
+2-core machine; `--quick` is a smoke run at tiny shapes):
 
-    KERAS_BACKEND=tensorflow python benchmarks/bench_losses.py
-    KERAS_BACKEND=jax python benchmarks/bench_losses.py --json jax.json
-    KERAS_BACKEND=torch python benchmarks/bench_losses.py --quick
+    python benchmarks/bench_losses.py --backend tensorflow
+    python benchmarks/bench_losses.py --backend jax
+    python benchmarks/bench_losses.py --backend torch
 
 (`--backend NAME` restarts the script with `KERAS_BACKEND=NAME`.)
 """
@@ -1139,7 +1150,20 @@ def main(argv=None):
         # the tables docs/performance.md includes
         with open(path[: -len(".md")] + "_summary.md", "w") as f:
             f.write("\n".join(summary).strip() + "\n")
+        if args.markdown is None:
+            refresh_docs()
     return 0
+
+
+def refresh_docs():
+    """Copies the new summaries into docs/performance.md (its include
+    blocks), with the docs' own tool."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tool = os.path.join(root, "docs", "tools", "include_results.py")
+    if os.path.exists(tool):
+        subprocess.run([sys.executable, tool], cwd=root, check=True)
 
 
 if __name__ == "__main__":

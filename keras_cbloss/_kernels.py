@@ -491,11 +491,11 @@ def _log1p_of_exp(e, compiled):
     Under XLA on CPU `log1p` costs several times an `exp` and dominated
     the kernel; there it is e * P(e), a polynomial (`_log1p_polynomial`)
     whose multiply-adds fuse into the loss (relative error 1.5e-7 in
-    float32, as `log1p`'s 2.3e-7). Op by op (eager code, TensorFlow graphs,
-    PyTorch) the polynomial would be twenty passes over the tensor, so
-    `ops.log1p` runs there.
+    float32, as `log1p`'s 2.3e-7; float64 keeps `log1p`). Op by op (eager
+    code, TensorFlow graphs, PyTorch) the polynomial would be twenty passes
+    over the tensor, so `ops.log1p` runs there.
     """
-    if not compiled:
+    if not compiled or keras.backend.standardize_dtype(e.dtype) == "float64":
         return ops.log1p(e)
     result = _LOG1P_COEFFICIENTS[-1]
     for coefficient in _LOG1P_COEFFICIENTS[-2::-1]:
