@@ -147,7 +147,7 @@ def binary_focal_sum(
     weighted = class_weights is not None
     backend = keras.backend.backend()
     if backend == "jax":
-        return _jax_branches(kind, gamma, weighted, _jax_focal_sum)(*inputs)
+        return _jax_kernel(kind, gamma, weighted)(*inputs)
     if backend == "tensorflow" and _tf_cluster_applies(y_pred):
         return _tf_cluster_call(kind, gamma, inputs)
     if backend == "torch":
@@ -156,9 +156,9 @@ def binary_focal_sum(
     return _fused(_TERMS[kind], gamma, weighted, compiled)(*inputs)
 
 
-def _jax_branches(kind, gamma, weighted, make):
-    """The kernel under JAX: `make(kind, gamma, weighted)`, and for float
-    targets a branch on whether they are all 0 or 1 (one-hot, multi-hot).
+def _jax_kernel(kind, gamma, weighted):
+    """The kernel on JAX (`_jax_focal_sum`), and for float targets a branch
+    on whether they are all 0 or 1 (one-hot, multi-hot).
 
     0/1 targets take the boolean-mask terms, which equal the soft ones
     there and need one `exp` instead of two; XLA runs one branch. (Not on
@@ -166,9 +166,9 @@ def _jax_branches(kind, gamma, weighted, make):
     not compile under XLA.)
     """
     if kind != "soft":
-        return make(kind, gamma, weighted)
-    hard = make("mask", gamma, weighted)
-    soft = make("soft", gamma, weighted)
+        return _jax_focal_sum(kind, gamma, weighted)
+    hard = _jax_focal_sum("mask", gamma, weighted)
+    soft = _jax_focal_sum("soft", gamma, weighted)
 
     def focal_sum(z, target, *weights):
         binary = ops.all(ops.logical_or(target == 0.0, target == 1.0))
