@@ -58,8 +58,11 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "## Loss alone" in result.stdout
-    # the page written is the report printed
+    # the page written is the report printed; the summary holds its tables
     assert page.read_text().strip() == result.stdout.strip()
+    summary = (tmp_path / "bench_summary.md").read_text()
+    assert "the loss alone, CB / Keras+sw" in summary
+    assert "the whole `fit` step" in summary and "Load average" in summary
     report = json.loads(out.read_text())
     assert report["backend"] == backend and report["quick"] is True
     assert "load average" in report["machine"]
