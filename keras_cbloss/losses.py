@@ -19,7 +19,6 @@ from keras import ops
 from keras_cbloss import _kernels
 from keras_cbloss._base import ClassBalancedLoss
 from keras_cbloss._labels import _check_prediction_rank
-from keras_cbloss._labels import _class_mask
 from keras_cbloss._labels import _finish
 from keras_cbloss._labels import _prepare
 from keras_cbloss._labels import _sample_weights
@@ -315,9 +314,9 @@ def cb_focal_crossentropy(
     weighting = check_weighting(weighting)
     ignore_class = check_ignore_class(ignore_class)
     inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
-    target = inputs.target
-    if inputs.labels is not None:
-        target = _class_mask(inputs.labels, inputs.weights.shape[0])
+    # Sparse ids reach the kernel as ids: it builds the class mask where it
+    # computes (inside a compiled cluster, not as a [..., C] tensor).
+    target = inputs.target if inputs.labels is None else inputs.labels
     per_class = weighting == "class" and not inputs.binary_head
     entry_weights = inputs.weights if per_class else None
     if inputs.known is not None:

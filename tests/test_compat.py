@@ -200,3 +200,26 @@ def test_replica_helpers_outside_and_inside_a_strategy():
         assert num_replicas_in_sync() == 1
     ids = strategy.run(lambda: tf.constant(replica_id_in_sync_group()))
     assert int(ids) == 0
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow only")
+def test_tf_in_xla_context_sees_jit_compile():
+    import tensorflow as tf
+
+    seen = []
+
+    def probe(x):
+        seen.append(_compat.tf_in_xla_context())
+        return x
+
+    assert _compat.tf_in_xla_context() is False
+    tf.function(probe)(tf.ones(2))
+    tf.function(probe, jit_compile=True)(tf.ones(2))
+    # nested: a plain tf.function called from an XLA-compiled one
+    inner = tf.function(probe)
+    tf.function(lambda x: inner(x), jit_compile=True)(tf.ones(3))
+    assert seen == [False, True, True], (
+        "keras_cbloss._compat.tf_in_xla_context no longer sees "
+        "tf.function(jit_compile=True): TensorFlow moved "
+        "control_flow_util.GraphOrParentsInXlaContext"
+    )

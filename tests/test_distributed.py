@@ -236,12 +236,34 @@ def _child_mirrored():
         "distributed": _scalar_mean_control(strategy.scope),
     }
     for name in CONFIGS:
+        # The strategy's step runs first, so that the kernel's XLA cluster
+        # (one per target form and gamma) is traced there if it is used.
+        distributed = _one_step(name, strategy.scope)
         results[name] = {
+            "distributed": distributed,
+            "xla_cluster_traces": _cluster_traces(name),
             "single": _one_step(name, contextlib.nullcontext),
-            "distributed": _one_step(name, strategy.scope),
         }
     results["weighted_mean"] = _weighted_mean_runs(strategy.scope)
     _emit(results)
+
+
+# The fused kernel's XLA cluster of each config with logits (TensorFlow):
+# (target form, gamma, weighted), see `keras_cbloss._kernels._tf_cluster`.
+CLUSTERS = {
+    "sigmoid_onehot": ("soft", 0.0, False),
+    "focal_sparse": ("ids", 2.0, False),
+    "focal_class_multihot": ("soft", 0.5, True),
+}
+
+
+def _cluster_traces(name):
+    from keras_cbloss import _kernels
+
+    if name not in CLUSTERS:
+        return None
+    cluster = _kernels._tf_cluster(*CLUSTERS[name])
+    return cluster.experimental_get_tracing_count()
 
 
 def _jax_data_parallel():
@@ -352,6 +374,15 @@ def jax_run():
 def test_mirrored_strategy_step_equals_single_device(mirrored_run, name):
     assert mirrored_run["replicas"] == 2
     _check_same_step(mirrored_run, name)
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTERS))
+def test_mirrored_strategy_step_runs_the_kernel_as_an_xla_cluster(
+    mirrored_run, name
+):
+    # Keras turns XLA off under tf.distribute; the fused kernel (value and
+    # gradient) still runs as its own compiled cluster in each replica.
+    assert mirrored_run[name]["xla_cluster_traces"] >= 1
 
 
 def test_mirrored_setup_catches_a_loss_that_reduces_itself(mirrored_run):
