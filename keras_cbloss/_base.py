@@ -19,6 +19,7 @@ from keras_cbloss._compat import get_keras_mask
 from keras_cbloss._compat import in_symbolic_scope
 from keras_cbloss._compat import set_keras_mask
 from keras_cbloss._labels import _SIXTEEN_BIT
+from keras_cbloss._labels import _align_sample_weight
 from keras_cbloss._labels import _check_not_strings
 from keras_cbloss._labels import _check_sample_weight_shape
 from keras_cbloss._labels import _compute_dtype
@@ -297,6 +298,7 @@ class CountBasedLoss(keras.losses.Loss):
         _check_not_strings(y_true)
         if sample_weight is not None:
             _check_sample_weight_shape(sample_weight, y_pred)
+            sample_weight = _align_sample_weight(sample_weight, y_pred)
         # `Loss.__call__` casts y_true to the loss dtype before `call()`; in
         # bfloat16, class ids above 256 would round to other classes (2048
         # in float16). So a 16-bit loss hands its sparse ids to `call()`

@@ -19,6 +19,10 @@ from keras_cbloss._compat import executing_eagerly
 from keras_cbloss._compat import set_keras_mask
 
 _SIXTEEN_BIT = ("float16", "bfloat16")
+# A soft row (label smoothing, mixup) sums to 1 up to the rounding of its
+# dtype: float16 entries carry about 5e-4 relative error each (bfloat16 4e-3
+# relative). A multi-hot row sums to 2 or more, a row with one positive to 1.
+_ROW_SUM_TOLERANCE = 1e-2
 
 
 # --------------------------------------------------------------------------
@@ -264,14 +268,39 @@ def _check_sample_weight_shape(sample_weight, y_pred):
     )
 
 
+def _align_sample_weight(sample_weight, y_pred):
+    """`sample_weight` as a new tensor aligned with the positions
+    `y_pred.shape[:-1]` from the leading axes.
+
+    Keras aligns a sample weight with the per-position losses from the last
+    axis (NumPy broadcasting) and adds at most one axis, so a per-sample
+    weight `[B]` of per-pixel losses `[B, H, W]` would meet the W axis:
+    an error, or, when B == W, silently the wrong weights. A weight of
+    lower rank (a scalar too) is broadcast here to the positions, as the
+    metrics align it. The result is always a new tensor: Keras on PyTorch
+    multiplies the weight by the mask in place (`apply_mask`), which would
+    otherwise change the caller's array, or fail for a weight smaller than
+    the mask.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    weight = ops.convert_to_tensor(sample_weight)
+    missing = len(y_pred.shape) - 1 - len(weight.shape)
+    if missing <= 0:
+        return ops.copy(weight)
+    for _ in range(missing):
+        weight = ops.expand_dims(weight, -1)
+    return weight * ops.ones_like(y_pred[..., 0], dtype=weight.dtype)
+
+
 def _prepare(y_true, y_pred, class_weights, ignore_class=None,
-             what="class weights", softmax=False):
+             what="class weights", softmax=None):
     """Shared front end: casts, label form, class weights and checks.
 
     `class_weights` is the loss's per-class vector (`what` names it in
     errors): the class weights, or the log prior of the logit-adjusted loss.
-    `softmax=True` (a softmax over the classes) refuses dense rows of which
-    only some entries are `ignore_class`.
+    `softmax`, the name of a softmax loss for its messages (None for the
+    sigmoid losses), makes dense rows one class each: rows of which only
+    some entries are `ignore_class`, and multi-hot rows, are unusable.
     """
     _check_not_strings(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
@@ -310,8 +339,9 @@ def _dense_targets(y_true, dtype, known, ignore_class, softmax):
     An entry equal to `ignore_class` (`known` is False there) is unknown:
     its target becomes 0 and the loss functions leave it out. A position
     whose entries are all unknown is left out as a whole (`keep`). Targets
-    outside [0, 1] are unusable (`valid`), as are (with `softmax`) rows of
-    which only some entries are unknown. Returns the `_Inputs` fields.
+    outside [0, 1] are unusable (`valid`), as are (with `softmax`, the
+    loss's name) rows of which only some entries are unknown and multi-hot
+    rows. Returns the `_Inputs` fields.
     """
     if ignore_class is not None and 0 <= ignore_class <= 1:
         raise ValueError(
@@ -334,7 +364,35 @@ def _dense_targets(y_true, dtype, known, ignore_class, softmax):
                                   ops.logical_not(keep))
         _raise_if_incomplete(y_true, complete, ignore_class)
         valid = ops.logical_and(valid, complete)
+    if softmax:
+        valid = ops.logical_and(valid, _single_label_rows(target, softmax))
     return dict(target=target, valid=valid, keep=keep, known=known)
+
+
+def _single_label_rows(target, loss_name):
+    """Marks dense rows that sum to at most 1: not multi-hot.
+
+    A softmax takes one class per row: a one-hot row, or a soft row (label
+    smoothing, mixup) that sums to 1; an all-zero row carries no loss.
+    Raises for rows with several positives when values can be seen; in
+    compiled code they give a NaN loss (`_finish`).
+    """
+    row_sums = ops.sum(target, axis=-1)
+    single = row_sums <= 1.0 + _ROW_SUM_TOLERANCE
+    if executing_eagerly(single) and not bool(ops.all(single)):
+        sums = ops.convert_to_numpy(row_sums)[~ops.convert_to_numpy(single)]
+        raise ValueError(
+            f"Invalid dense targets for {loss_name}. A softmax over the "
+            "classes takes one class per row (one-hot, or soft targets "
+            "summing to 1); multi-hot rows (several positive classes) have "
+            f"no meaning there. Received {len(sums)} row(s) summing to "
+            f"{[round(float(v), 4) for v in sums[:10]]}. For multi-label "
+            "targets use `CBSigmoidLoss` or `CBFocalLoss` (e.g. with "
+            "`weighting=\"class\"`), one binary problem per class; to share "
+            "one softmax target among a row's classes, divide each row by "
+            "its sum (soft targets)."
+        )
+    return single
 
 
 def _in_unit_range(y_true, target, ignore_class):
@@ -389,13 +447,6 @@ def _raise_if_incomplete(y_true, complete, ignore_class):
         "binary problem per class), which leave each unknown entry out; a "
         "softmax loss leaves out only rows made entirely of `ignore_class`."
     )
-
-
-def _mark_invalid(inputs, usable):
-    """`inputs` with positions where `usable` is False marked unusable."""
-    valid = usable if inputs.valid is None else ops.logical_and(
-        inputs.valid, usable)
-    return inputs._replace(valid=valid)
 
 
 def _safe_predictions(inputs):
@@ -464,12 +515,6 @@ def _sample_weights(target, labels, weights, binary_head):
 # or soft rows, for the single-label metrics) or C binary entries (0/1 with
 # unknown entries, for `multi_label=True` and average precision).
 # --------------------------------------------------------------------------
-
-# A soft row (label smoothing, mixup) sums to 1 up to the rounding of its
-# dtype: float16 entries carry about 5e-4 relative error each. A multi-hot
-# row sums to 2 or more, a row with one positive to 1.
-_ROW_SUM_TOLERANCE = 1e-2
-
 
 def _raise_if_invalid_rows(y_true, valid, expected, advice):
     """Raises for unusable dense rows when values can be inspected."""

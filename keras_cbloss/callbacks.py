@@ -31,6 +31,7 @@ import numpy as np
 from keras_cbloss._base import _StaleTraceWarning
 from keras_cbloss._compat import clear_jax_traces
 from keras_cbloss._compat import compiled_metric_objects
+from keras_cbloss._compat import get_keras_mask
 from keras_cbloss._compat import rebuild_step_functions
 from keras_cbloss._validation import check_beta
 from keras_cbloss._validation import check_bool
@@ -85,6 +86,13 @@ class ClassCounter(keras.callbacks.Callback):
     output's (class ids when the labels have one dimension fewer than the
     output, e.g. per-token ids `[B, T]` for outputs `[B, T, C]`, or a
     trailing 1), and `ignore_class` is the targeted losses' `ignore_class`.
+
+    Counting reads labels, not the model's Keras mask: a tagger whose
+    padding is masked by `Embedding(mask_zero=True)` gets the padding's
+    labels counted too, unless they equal `ignore_class` or the count is
+    weighted (`sample_weighted=True`, with the mask as the weight). Without
+    either, the callback warns at the start of training when a targeted
+    output carries a mask.
 
     Several outputs with different label sets need one `ClassCounter` each,
     with `label_fn` selecting the output's labels and `outputs` naming it.
@@ -186,6 +194,7 @@ class ClassCounter(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._targets = _find_targets(self.model, self.outputs)
         self._count_args = self._resolve_count_args()
+        self._warn_if_masked()
         self._one_unit = _all_one_unit(self._target_shapes())
         self._epochs_begun = 0
         self._count_and_apply()
@@ -195,6 +204,22 @@ class ClassCounter(keras.callbacks.Callback):
         # The first epoch of this fit uses the count of on_train_begin.
         if self.recount == "epoch" and self._epochs_begun > 1:
             self._count_and_apply()
+
+    def _warn_if_masked(self):
+        """Warns when a Keras mask hides positions that counting reads.
+
+        The losses and metrics leave the positions masked by the model
+        (`Embedding(mask_zero=True)`) out; counting sees labels only, and
+        would count the padding's labels, unless they carry `ignore_class`
+        or the count is weighted.
+        """
+        if self._count_args.ignore_class is not None or self.sample_weighted:
+            return
+        names = {t.name for t in self._targets}
+        masked = [name for name, tensor in _output_tensors(self.model).items()
+                  if name in names and get_keras_mask(tensor) is not None]
+        if masked:
+            warnings.warn(_MASKED_OUTPUT_MESSAGE, UserWarning, stacklevel=3)
 
     def _target_shapes(self):
         """The static shapes of the outputs that take the counts."""
@@ -397,11 +422,12 @@ def _check_outputs_exist(outputs, available):
         )
 
 
-def _output_shapes(model):
-    """`{output name: static shape}` for models with static outputs.
+def _output_tensors(model):
+    """`{output name: symbolic output}` of a functional or Sequential model.
 
     A `keras.Sequential` model has `outputs` but no `output_names`: its one
-    output is keyed `None`, like its loss in `_named_losses`.
+    output is keyed `None`, like its loss in `_named_losses`. Empty for
+    subclassed or unbuilt models.
     """
     try:
         outputs = model.outputs
@@ -413,10 +439,30 @@ def _output_shapes(model):
         names = [None]
     if len(outputs) != len(names):
         return {}
+    return dict(zip(names, outputs))
+
+
+def _output_shapes(model):
+    """`{output name: static shape}` for models with static outputs."""
     return {
         name: tuple(getattr(tensor, "shape", None) or ())
-        for name, tensor in zip(names, outputs)
+        for name, tensor in _output_tensors(model).items()
     }
+
+
+_MASKED_OUTPUT_MESSAGE = (
+    "`ClassCounter`: the model's output carries a Keras mask (e.g. from "
+    "`Embedding(mask_zero=True)`). The losses and metrics leave the masked "
+    "positions out, but counting reads the labels alone and counts every "
+    "position, the padding included (a padding label of 0 counts as class "
+    "0). Give the padding a label of its own (e.g. -1, with "
+    "`padded_batch(padding_values=...)`) and pass it as `ignore_class` (to "
+    "the loss, or to `ClassCounter`), or count with the mask as a sample "
+    "weight: `ClassCounter(data, label_fn=lambda x, y: (y, mask of x as "
+    "floats), sample_weighted=True)`, e.g. `(x != 0).astype(\"float32\")` "
+    "for NumPy token ids. (If the data hold no padded positions, the counts "
+    "are right and this warning can be ignored.)"
+)
 
 
 def _implied_num_classes(shapes, num_classes=None):

@@ -50,6 +50,15 @@ def _check_units(prior, shape):
     if not is_count or len(shape) == 0 or shape[-1] == prior:
         return
     units = shape[-1]
+    if units == 1:
+        raise ValueError(
+            "Invalid value for argument `num_classes_or_prior`. A one-unit "
+            "(binary) head has one logit, the positive class's: pass the "
+            "positive-class prior as a float, e.g. "
+            "`prior_bias_initializer(n_pos / (n_neg + n_pos))`. Received: "
+            f"num_classes_or_prior={prior} for a bias of shape "
+            f"{tuple(shape)}"
+        )
     raise ValueError(
         "Invalid value for argument `num_classes_or_prior`. Expected the "
         f"number of output units of the layer, {units} (bias "

@@ -18,10 +18,8 @@ import numpy as np
 from keras import ops
 
 from keras_cbloss._base import CountBasedLoss
-from keras_cbloss._compat import executing_eagerly
 from keras_cbloss._labels import _check_prediction_rank
 from keras_cbloss._labels import _finish
-from keras_cbloss._labels import _mark_invalid
 from keras_cbloss._labels import _prepare
 from keras_cbloss._validation import check_bool
 from keras_cbloss._validation import check_ignore_class
@@ -55,35 +53,6 @@ def _check_log_prior(log_prior):
             "class with a count of 0 a finite value."
         )
     return array
-
-
-# Rounding: soft rows that sum to 1 stay within 1e-2 of it, also when stored
-# in float16 or bfloat16 (each entry within 4e-3 relative).
-_ROW_SUM_TOLERANCE = 1e-2
-
-
-def _single_label_rows(target):
-    """Marks dense rows that sum to at most 1: not multi-hot.
-
-    Raises for multi-hot rows when values can be seen; in compiled code
-    they give a NaN loss (`_finish`).
-    """
-    row_sums = ops.sum(target, axis=-1)
-    single = row_sums <= 1.0 + _ROW_SUM_TOLERANCE
-    if executing_eagerly(single) and not bool(ops.all(single)):
-        sums = ops.convert_to_numpy(row_sums)[~ops.convert_to_numpy(single)]
-        raise ValueError(
-            "Invalid dense targets for `LogitAdjustedLoss` "
-            "(`logit_adjusted_crossentropy`). Logit adjustment shifts the "
-            "logits of a softmax over the classes, which takes one class "
-            "per row (one-hot, or soft targets summing to 1); multi-hot "
-            "rows (several positive classes) have no meaning there. "
-            f"Received {len(sums)} row(s) summing to "
-            f"{[round(float(v), 4) for v in sums[:10]]}. For multi-label "
-            "targets use `CBSigmoidLoss` or `CBFocalLoss` (e.g. with "
-            "`weighting=\"class\"`), one binary problem per class."
-        )
-    return single
 
 
 def _log_probabilities(y_pred):
@@ -178,10 +147,9 @@ def logit_adjusted_crossentropy(
     ignore_class = check_ignore_class(ignore_class)
     _check_softmax_units(y_pred)
     log_prior = _check_log_prior(log_prior)
-    inputs = _prepare(y_true, y_pred, log_prior, ignore_class, "log priors",
-                      softmax=True)
-    if inputs.target is not None:
-        inputs = _mark_invalid(inputs, _single_label_rows(inputs.target))
+    inputs = _prepare(
+        y_true, y_pred, log_prior, ignore_class, "log priors",
+        softmax="`LogitAdjustedLoss` (`logit_adjusted_crossentropy`)")
     z = inputs.y_pred if from_logits else _log_probabilities(inputs.y_pred)
     adjusted = z + tau * inputs.weights
     if inputs.labels is not None:
@@ -279,11 +247,11 @@ class LogitAdjustedLoss(CountBasedLoss):
     model's logits z become the balanced scores and `argmax(z)` targets the
     balanced error (Menon et al.). `tau = 0` is Keras' plain
     cross-entropy; `tau = 1` is Ren et al.'s balanced softmax. Takes the
-    same labels as `CBSoftmaxLoss` (but one class per row: multi-hot rows
+    same labels as `CBSoftmaxLoss` (one class per row: multi-hot rows
     have no meaning in a softmax and raise, naming `CBSigmoidLoss` /
     `CBFocalLoss` for multi-label data), counts from `ClassCounter`, and
-    saves its counts and tau in the config. With `from_logits=False` the logits
-    are the logs of the probabilities, clipped as in Keras.
+    saves its counts and tau in the config. With `from_logits=False` the
+    logits are the logs of the probabilities, clipped as in Keras.
 
     A class with a count of 0 (which cannot appear in the training labels)
     is given the count of the rarest class that occurs, with a warning

@@ -7,7 +7,8 @@ into weights once, and leaves reduction, masks and `sample_weight` to
 `keras.losses.Loss.__call__`.
 
 Labels may be sparse class ids (`[...]` or `[..., 1]`) or dense
-(`[..., C]`: one-hot, multi-hot or soft, in [0, 1]); predictions are
+(`[..., C]` in [0, 1]: one-hot or soft, and multi-hot for the sigmoid
+and focal losses); predictions are
 `[..., C]` (a batch of vectors, or per-pixel maps such as `[B, H, W, C]`).
 `ignore_class` skips sparse positions, and unknown entries of dense rows
 (the -1 of multi-label and multi-task data).
@@ -50,7 +51,10 @@ def cb_softmax_crossentropy(
 
     Args:
         y_true: Sparse class ids of shape `[...]` or `[..., 1]`, or dense
-            labels `[..., C]` in [0, 1] (one-hot, multi-hot or soft).
+            labels `[..., C]` in [0, 1], one class per row (one-hot, or
+            soft rows summing to 1; multi-hot rows raise: use
+            `cb_sigmoid_crossentropy` or `cb_focal_crossentropy` for
+            multi-label targets).
         y_pred: Probabilities (`from_logits=False`) or logits, `[..., C]`
             with `C >= 2` (a softmax over one unit is constant: use
             `cb_sigmoid_crossentropy` for a one-unit head) and at least
@@ -79,8 +83,10 @@ def cb_softmax_crossentropy(
             `y_pred.shape[-1]`, `ignore_class` is 0 or 1 with dense labels,
             or (when values can be inspected) a sparse label is outside
             `[0, C)`, a dense label outside [0, 1] (other than
-            `ignore_class`), or a dense row only partly `ignore_class`. In
-            compiled code such a label gives a NaN loss instead.
+            `ignore_class`), a dense row only partly `ignore_class`, or a
+            multi-hot row (summing to more than 1, with a tolerance of 0.01
+            for rounding). In compiled code such a label gives a NaN loss
+            instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
     Example:
@@ -108,8 +114,9 @@ def cb_softmax_crossentropy(
             "with `class_counts=[n_neg, n_pos]`, or give the model 2 output "
             f"units. Received: y_pred.shape={tuple(ops.shape(y_pred))}"
         )
-    inputs = _prepare(y_true, y_pred, class_weights, ignore_class,
-                      softmax=True)
+    inputs = _prepare(
+        y_true, y_pred, class_weights, ignore_class,
+        softmax="`CBSoftmaxLoss` (`cb_softmax_crossentropy`)")
     if inputs.labels is not None:
         ce = ops.sparse_categorical_crossentropy(
             inputs.labels, inputs.y_pred, from_logits=from_logits
@@ -363,7 +370,9 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     where `fit(class_weight=...)` is not). `beta = 0` gives plain
     cross-entropy; `beta -> 1` inverse-frequency weighting. Needs at least
     two output units: for a one-unit binary head use `CBSigmoidLoss` or
-    `CBFocalLoss`.
+    `CBFocalLoss`. Takes one class per row: dense labels are one-hot or
+    soft rows summing to 1; multi-hot rows have no meaning in a softmax and
+    raise, naming `CBSigmoidLoss` / `CBFocalLoss` for multi-label data.
 
     Args:
         class_counts: 1-D array-like with the number of training samples of
@@ -395,7 +404,7 @@ class CBSoftmaxLoss(ClassBalancedLoss):
     Raises:
         ValueError, TypeError: For invalid counts (fewer than two classes
             included), beta, `from_logits` or `ignore_class`. When called:
-            as `cb_softmax_crossentropy`.
+            as `cb_softmax_crossentropy` (e.g. multi-hot rows).
 
     Example:
 

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -601,6 +602,48 @@ def test_padded_per_token_ids_with_ignore_class():
     model.loss.ignore_class = -1
     counter.on_train_begin()
     np.testing.assert_array_equal(model.loss.class_counts, expected)
+
+
+def _masked_tagger(loss):
+    model = keras.Sequential([
+        keras.Input((4,), dtype="int32"),
+        keras.layers.Embedding(8, 3, mask_zero=True),
+        keras.layers.Dense(C)])
+    model.compile("sgd", loss=loss)
+    return model
+
+
+def _counts_at_train_begin(counter, loss):
+    counter.set_model(_masked_tagger(loss))
+    counter.on_train_begin()
+    return loss.class_counts
+
+
+def test_a_keras_mask_that_counting_cannot_see_warns_and_the_fixes_work():
+    # Padding that only the model's mask marks (token id 0) is labelled 0,
+    # a real class: the loss and the metrics skip it, counting would not.
+    x = np.array([[3, 5, 0, 0], [2, 4, 6, 1], [7, 0, 0, 0]])
+    y = np.array([[1, 2, 0, 0], [2, 0, 1, 3], [3, 0, 0, 0]])
+    real = np.bincount(y[x != 0], minlength=C)
+    loss = cb_loss("softmax")
+    with pytest.warns(UserWarning, match=r"Keras mask.*padding included.*"
+                      r"`ignore_class`.*sample_weighted=True"):
+        counts = _counts_at_train_begin(ClassCounter((x, y), verbose=0), loss)
+    np.testing.assert_array_equal(counts, real + [5, 0, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # the fixes: the mask as the weight ...
+        weighted = ClassCounter(
+            (x, y), label_fn=lambda x, y: (y, (x != 0).astype("float32")),
+            sample_weighted=True, verbose=0)
+        counts = _counts_at_train_begin(weighted, cb_loss("softmax"))
+        np.testing.assert_array_equal(counts, real)
+        # ... or the padding labelled -1 and skipped by `ignore_class`
+        padded = cb_loss("softmax")
+        padded.ignore_class = -1
+        counter = ClassCounter((x, np.where(x != 0, y, -1)), verbose=0)
+        np.testing.assert_array_equal(
+            _counts_at_train_begin(counter, padded), real)
 
 
 @pytest.mark.parametrize("trailing_one", [False, True])

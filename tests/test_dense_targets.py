@@ -648,6 +648,29 @@ def test_logit_adjustment_refuses_multi_hot_rows_and_the_advice_works():
         np.testing.assert_array_equal(np.isnan(got), [True, False, True, False])
 
 
+def test_softmax_loss_refuses_multi_hot_rows_and_the_advice_works():
+    # (sum_c y_c w_c) * (-sum_c y_c log p_c) once ran on multi-hot rows,
+    # weighting a row's classes twice; a softmax takes one class per row.
+    multi_hot = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1]], "f4")
+    weights = reference.cb_weights(COUNTS, 0.9)
+    loss = CBSoftmaxLoss(COUNTS, 0.9, from_logits=True, reduction="none")
+    with pytest.raises(
+        ValueError,
+        match=r"`CBSoftmaxLoss` \(`cb_softmax_crossentropy`\).*multi-hot "
+        r"rows.*Received 2 row\(s\) summing to \[2.0, 2.0\].*"
+        r"`CBSigmoidLoss` or `CBFocalLoss`.*divide each row by its sum",
+    ):
+        loss(multi_hot, LOGITS)
+    # the advice: rows divided by their sum are soft rows
+    shared = multi_hot / multi_hot.sum(-1, keepdims=True)
+    np.testing.assert_allclose(
+        to_numpy(loss(shared, LOGITS)),
+        reference.softmax_loss(shared, LOGITS, weights, True), rtol=1e-5)
+    if BACKEND != "torch":  # compiled: NaN on the multi-hot rows only
+        got = to_numpy(compiled(lambda a, b: loss(a, b))(multi_hot, LOGITS))
+        np.testing.assert_array_equal(np.isnan(got), [True, False, True, False])
+
+
 # ---------------------------------------------------------------------------
 # Predictions need a class axis: a squeezed one-unit head `[B]` is refused.
 # ---------------------------------------------------------------------------

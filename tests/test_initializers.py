@@ -114,3 +114,17 @@ def test_num_classes_must_match_the_units_and_the_named_fix_works():
     # the float-prior form broadcasts to any number of units
     bias = to_numpy(prior_bias_initializer(0.1)((5,)))
     np.testing.assert_allclose(bias, [np.log(0.1 / 0.9)] * 5, rtol=1e-6)
+
+
+def test_a_class_count_on_a_one_unit_head_points_to_the_float_prior():
+    # Dense(1) with `prior_bias_initializer(2)` (two classes, one unit):
+    # the message once said `prior_bias_initializer(1)`, which raises too.
+    layer = keras.layers.Dense(1, bias_initializer=prior_bias_initializer(2))
+    with pytest.raises(ValueError, match=r"one-unit.*positive-class prior "
+                       r"as a float.*n_pos / \(n_neg \+ n_pos\).*=2"):
+        layer.build((None, 3))
+    fixed = keras.layers.Dense(
+        1, bias_initializer=prior_bias_initializer(9 / 209))
+    fixed.build((None, 3))
+    np.testing.assert_allclose(to_numpy(fixed.bias), [np.log(9 / 200)],
+                               rtol=1e-6)

@@ -131,6 +131,38 @@ def test_segmentation_maps(kind, form):
     np.testing.assert_allclose(to_numpy(got), want, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
+def test_per_sample_weights_of_maps_weigh_whole_samples(kind):
+    # sample_weight [B] of per-pixel losses [B, H, W] with B == W: Keras
+    # aligns it from the last axis (it would weigh columns, silently); of
+    # per-token losses [B, T] with ignore_class, Keras failed with
+    # "Incompatible shapes". Both are aligned from the batch axis.
+    logits = random_logits((3, 2, 3, C), seed=41)
+    y = random_labels("sparse", (3, 2, 3), C, seed=42)
+    weights = np.array([0.5, 0.0, 2.0], "f4")
+    loss = _loss(kind, beta=0.99, gamma=2.0, from_logits=True)
+    per_pixel = _reference(kind, y, logits, loss.class_weights, True, 2.0)
+    np.testing.assert_allclose(
+        to_numpy(loss(y, logits, sample_weight=weights)),
+        (per_pixel * weights[:, None, None]).mean(), rtol=RTOL, atol=ATOL)
+    tokens = random_labels("sparse", (3, 5), C, seed=43)
+    tokens[0, 3:] = -1  # padding
+    token_logits = random_logits((3, 5, C), seed=44)
+    padded = _loss(kind, beta=0.99, gamma=2.0, from_logits=True,
+                   ignore_class=-1)
+    kept = tokens != -1
+    per_token = _reference(kind, np.where(kept, tokens, 0), token_logits,
+                           loss.class_weights, True, 2.0)
+    given = weights.copy()
+    np.testing.assert_allclose(
+        to_numpy(padded(tokens, token_logits, sample_weight=given)),
+        reference.masked_mean(per_token, kept, weights[:, None] + 0 * kept),
+        rtol=RTOL, atol=ATOL)
+    # Keras on PyTorch scales the weight by the mask in place: the loss
+    # hands it a copy, so the caller's array is left as it was.
+    np.testing.assert_array_equal(given, weights)
+
+
 @pytest.mark.parametrize("kind, gamma", [("sigmoid", 0.0), ("focal", 2.0)])
 @pytest.mark.parametrize("form", ["multihot", "onehot", "sparse"])
 def test_class_weighting_weights_each_binary_term_by_its_class(kind, gamma, form):

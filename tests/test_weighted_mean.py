@@ -105,7 +105,7 @@ def _factor(kind, y, num_classes, weights, weighting, binary):
 LAYOUTS = [
     # (kind, label form, weighting)
     *[("softmax", form, "sample")
-      for form in ("sparse", "sparse_1", "onehot", "soft", "multihot")],
+      for form in ("sparse", "sparse_1", "onehot", "soft")],
     *[(kind, form, weighting)
       for kind in ("sigmoid", "focal")
       for form in ("sparse", "onehot", "multihot", "soft")
