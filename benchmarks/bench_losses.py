@@ -92,61 +92,92 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--backend", choices=BACKENDS, default=None,
+        "--backend",
+        choices=BACKENDS,
+        default=None,
         help="restart with KERAS_BACKEND set to this (default: as imported)",
     )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="tiny shapes, 2 repeats, 3 fit steps: checks that it runs",
     )
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per function (default 9)")
     parser.add_argument(
-        "--min-time", type=float, default=None,
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per function (default 9)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
         help="seconds each timed sample lasts at least (default 0.02)",
     )
     parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(),
-        help="intra-op threads for TensorFlow and PyTorch (default: all "
-        "cores)",
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="intra-op threads for TensorFlow and PyTorch (default: all cores)",
     )
     parser.add_argument(
-        "--stat", choices=("median", "min"), default="median",
+        "--stat",
+        choices=("median", "min"),
+        default="median",
         help="statistic over the repeats (default median)",
     )
     parser.add_argument(
-        "--filter", default="",
+        "--filter",
+        default="",
         help="only loss-alone cases whose key contains all these "
         "comma-separated words, e.g. 'focal,1024x1000,XLA,g=2'",
     )
     parser.add_argument(
-        "--gammas", default="0.5,1,2",
+        "--gammas",
+        default="0.5,1,2",
         help="comma-separated focal gammas (default 0.5,1,2)",
     )
     parser.add_argument(
-        "--extra", action="store_true",
+        "--extra",
+        action="store_true",
         help="also time the unweighted Keras losses and "
         "CategoricalFocalCrossentropy",
     )
-    parser.add_argument("--skip-loss", action="store_true",
-                        help="skip the loss-alone table")
-    parser.add_argument("--skip-fit", action="store_true",
-                        help="skip the training-step table")
-    parser.add_argument("--fit-steps", type=int, default=None,
-                        help="training steps per timed fit (default 40)")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write every number as JSON to PATH")
     parser.add_argument(
-        "--markdown", default=None, metavar="PATH",
+        "--skip-loss", action="store_true", help="skip the loss-alone table"
+    )
+    parser.add_argument(
+        "--skip-fit", action="store_true", help="skip the training-step table"
+    )
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=None,
+        help="training steps per timed fit (default 40)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write every number as JSON to PATH",
+    )
+    parser.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
         help="write the report to PATH and its summary to PATH minus .md "
         "plus _summary.md (default: benchmarks/results/cpu_BACKEND.md; "
         "docs/performance.md includes the summaries; --quick writes "
         "nothing unless given)",
     )
-    parser.add_argument("--skip-compiles", action="store_true",
-                        help="skip the compile count (TensorFlow)")
-    parser.add_argument("--sequence-child", type=int, default=None,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--skip-compiles",
+        action="store_true",
+        help="skip the compile count (TensorFlow)",
+    )
+    parser.add_argument(
+        "--sequence-child", type=int, default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 9
@@ -329,7 +360,8 @@ def _all_eqns(jaxpr):
     """Equations of a jaxpr, entering nested jit calls and custom rules."""
     for eqn in jaxpr.eqns:
         inner = [
-            value for value in eqn.params.values()
+            value
+            for value in eqn.params.values()
             if hasattr(value, "jaxpr") or hasattr(value, "eqns")
         ]
         if not inner:
@@ -439,24 +471,41 @@ def keras_counterparts(kind, labels, gamma, loss_dtype, extra):
     common = {"from_logits": True, "dtype": loss_dtype}
     losses = keras.losses
     if kind == "softmax" and labels == "sparse":
-        found = [("SparseCategoricalCrossentropy",
-                  losses.SparseCategoricalCrossentropy(**common), False)]
+        found = [
+            (
+                "SparseCategoricalCrossentropy",
+                losses.SparseCategoricalCrossentropy(**common),
+                False,
+            )
+        ]
     elif kind == "softmax":
-        found = [("CategoricalCrossentropy",
-                  losses.CategoricalCrossentropy(**common), False)]
+        found = [
+            (
+                "CategoricalCrossentropy",
+                losses.CategoricalCrossentropy(**common),
+                False,
+            )
+        ]
     elif kind == "sigmoid":
-        found = [("BinaryCrossentropy",
-                  losses.BinaryCrossentropy(**common), True)]
+        found = [
+            ("BinaryCrossentropy", losses.BinaryCrossentropy(**common), True)
+        ]
     else:
-        found = [("BinaryFocalCrossentropy",
-                  losses.BinaryFocalCrossentropy(gamma=gamma, **common),
-                  True)]
-        if extra:
-            found.append((
-                "CategoricalFocalCrossentropy",
-                losses.CategoricalFocalCrossentropy(gamma=gamma, **common),
+        found = [
+            (
+                "BinaryFocalCrossentropy",
+                losses.BinaryFocalCrossentropy(gamma=gamma, **common),
                 True,
-            ))
+            )
+        ]
+        if extra:
+            found.append(
+                (
+                    "CategoricalFocalCrossentropy",
+                    losses.CategoricalFocalCrossentropy(gamma=gamma, **common),
+                    True,
+                )
+            )
     return found
 
 
@@ -481,7 +530,10 @@ def keras_fn(loss, labels, num_classes, weights, dense_only, loss_dtype):
 def timed_functions(case, args, weights):
     """{name: loss_fn(y, z)} of one loss-alone case, CB first."""
     kind, labels, dtype, shape, gamma = (
-        case["kind"], case["labels"], case["dtype"], case["shape"],
+        case["kind"],
+        case["labels"],
+        case["dtype"],
+        case["shape"],
         case["gamma"],
     )
     functions = {CB_KEY: cb_loss(kind, weights["counts"], gamma, dtype)}
@@ -532,8 +584,12 @@ def loss_cases(args, backend):
                 key = ",".join(parts)
                 if all(w in key for w in words):
                     yield {
-                        "key": key, "kind": kind, "labels": labels,
-                        "dtype": dtype, "shape": shape, "mode": mode,
+                        "key": key,
+                        "kind": kind,
+                        "labels": labels,
+                        "dtype": dtype,
+                        "shape": shape,
+                        "mode": mode,
                         "gamma": gamma,
                     }
 
@@ -568,9 +624,7 @@ def bench_losses(args, backend):
             for name, fn in functions.items()
         }
         calls = [lambda f=f: f(y, z) for f in steps.values()]
-        samples = time_interleaved(
-            calls, backend, args.repeats, args.min_time
-        )
+        samples = time_interleaved(calls, backend, args.repeats, args.min_time)
         memory = {}
         if case["mode"] == backend.modes[0] and case["shape"] in memory_shapes:
             memory = {name: step.memory(y, z) for name, step in steps.items()}
@@ -583,9 +637,14 @@ def bench_losses(args, backend):
         row["stat"] = args.stat
         row["memory"] = memory
         rows.append(row)
-        print(f"  {case['key']}: " + ", ".join(
-            f"{name} {ms:.3f} ms" for name, ms in row["ms"].items()
-        ), file=sys.stderr, flush=True)
+        print(
+            f"  {case['key']}: "
+            + ", ".join(
+                f"{name} {ms:.3f} ms" for name, ms in row["ms"].items()
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         keras.backend.clear_session()
     return rows
 
@@ -601,21 +660,22 @@ def ratio_rows(rows):
             counterpart = name[: -len("+sw")]
             entry = {
                 key: row[key]
-                for key in ("mode", "kind", "labels", "dtype", "shape",
-                            "gamma")
+                for key in ("mode", "kind", "labels", "dtype", "shape", "gamma")
             }
-            entry.update({
-                "cb_loss": CB_NAMES[row["kind"]],
-                "counterpart": counterpart,
-                "cb_ms": times[CB_KEY],
-                "keras_sw_ms": times[name],
-                "ratio": paired_ratio(
-                    samples[CB_KEY], samples[name], row["stat"]
-                ),
-                "turn_ratios": [
-                    a / b for a, b in zip(samples[CB_KEY], samples[name])
-                ],
-            })
+            entry.update(
+                {
+                    "cb_loss": CB_NAMES[row["kind"]],
+                    "counterpart": counterpart,
+                    "cb_ms": times[CB_KEY],
+                    "keras_sw_ms": times[name],
+                    "ratio": paired_ratio(
+                        samples[CB_KEY], samples[name], row["stat"]
+                    ),
+                    "turn_ratios": [
+                        a / b for a, b in zip(samples[CB_KEY], samples[name])
+                    ],
+                }
+            )
             if counterpart in times:
                 entry["ratio_unweighted"] = paired_ratio(
                     samples[CB_KEY], samples[counterpart], row["stat"]
@@ -646,21 +706,31 @@ def worst_ratios(entries):
     """Median and worst ratio per (mode, CB loss, counterpart, gamma)."""
     groups = {}
     for entry in entries:
-        key = (entry["mode"], entry["cb_loss"], entry["counterpart"],
-               entry["gamma"])
+        key = (
+            entry["mode"],
+            entry["cb_loss"],
+            entry["counterpart"],
+            entry["gamma"],
+        )
         groups.setdefault(key, []).append(entry)
     out = []
     for (mode, cb_loss, counterpart, gamma), group in groups.items():
         worst = max(group, key=lambda e: e["ratio"])
         limit = target_limit(worst)
-        out.append({
-            "mode": mode, "cb_loss": cb_loss, "counterpart": counterpart,
-            "gamma": gamma, "cases": len(group),
-            "median": statistics.median(e["ratio"] for e in group),
-            "ratio": worst["ratio"], "case": _case_name(worst),
-            "limit": limit,
-            "met": None if limit is None else worst["ratio"] <= limit,
-        })
+        out.append(
+            {
+                "mode": mode,
+                "cb_loss": cb_loss,
+                "counterpart": counterpart,
+                "gamma": gamma,
+                "cases": len(group),
+                "median": statistics.median(e["ratio"] for e in group),
+                "ratio": worst["ratio"],
+                "case": _case_name(worst),
+                "limit": limit,
+                "met": None if limit is None else worst["ratio"] <= limit,
+            }
+        )
     return out
 
 
@@ -733,14 +803,19 @@ def memory_entries(rows):
         full = 4 * math.prod(row["shape"])
         for name, mem in row["memory"].items():
             temp = mem["temp_bytes"]
-            out.append({
-                "kind": row["kind"], "labels": row["labels"],
-                "dtype": row["dtype"], "shape": row["shape"],
-                "gamma": row["gamma"], "loss": name,
-                "graph_tensors": mem["graph_tensors"],
-                "temp_bytes": temp,
-                "temp_full_buffers": None if temp is None else temp / full,
-            })
+            out.append(
+                {
+                    "kind": row["kind"],
+                    "labels": row["labels"],
+                    "dtype": row["dtype"],
+                    "shape": row["shape"],
+                    "gamma": row["gamma"],
+                    "loss": name,
+                    "graph_tensors": mem["graph_tensors"],
+                    "temp_bytes": temp,
+                    "temp_full_buffers": None if temp is None else temp / full,
+                }
+            )
     return out
 
 
@@ -800,15 +875,25 @@ def fit_setups(args, counts):
     """(name, loss, label form, weighted) of every timed `fit`."""
     losses = keras.losses
     setups = [
-        (PLAIN_CE, losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", False),
-        (SCCE_SW, losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", True),
-        (BCE_SW, losses.BinaryCrossentropy(from_logits=True), "onehot",
-         True),
-        (BFCE_SW,
-         losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
-         "onehot", True),
+        (
+            PLAIN_CE,
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            "sparse",
+            False,
+        ),
+        (
+            SCCE_SW,
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            "sparse",
+            True,
+        ),
+        (BCE_SW, losses.BinaryCrossentropy(from_logits=True), "onehot", True),
+        (
+            BFCE_SW,
+            losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
+            "onehot",
+            True,
+        ),
     ]
     for kind in KINDS:
         loss = cb_loss(kind, counts, FIT_GAMMA, None)
@@ -824,19 +909,22 @@ def bench_fit(args):
     )
     rng = np.random.default_rng(1)
     counts = long_tail_counts(num_classes)
-    y = rng.choice(num_classes, size=(args.fit_steps + 1) * batch,
-                   p=counts / counts.sum()).astype("int32")
+    y = rng.choice(
+        num_classes, size=(args.fit_steps + 1) * batch, p=counts / counts.sum()
+    ).astype("int32")
     x = rng.normal(0.0, 1.0, (len(y), features)).astype("float32")
     x += 0.1 * np.eye(num_classes, features, dtype="float32")[y]
     onehot = np.eye(num_classes, dtype="float32")[y]
     w = keras_cbloss.class_balanced_weights(counts, BETA)
     keras.utils.set_random_seed(0)
-    template = keras.Sequential([
-        keras.Input((features,)),
-        keras.layers.Dense(hidden, activation="relu"),
-        keras.layers.Dense(hidden, activation="relu"),
-        keras.layers.Dense(num_classes),
-    ])
+    template = keras.Sequential(
+        [
+            keras.Input((features,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(num_classes),
+        ]
+    )
     setups = fit_setups(args, counts)
     runs, jit = [], None
     for _, loss, labels, weighted in setups:
@@ -844,9 +932,15 @@ def bench_fit(args):
         model.set_weights(template.get_weights())
         model.compile(keras.optimizers.Adam(1e-3), loss=loss)
         jit = getattr(model, "jit_compile", None)
-        runs.append(FitRun(model, x, y if labels == "sparse" else onehot,
-                           w[y].astype("float32") if weighted else None,
-                           batch))
+        runs.append(
+            FitRun(
+                model,
+                x,
+                y if labels == "sparse" else onehot,
+                w[y].astype("float32") if weighted else None,
+                batch,
+            )
+        )
     # the kernel's default compilation policy (the loss-alone cases set it)
     _kernels.TORCH_COMPILE_AFTER = DEFAULT_TORCH_COMPILE_AFTER
     for _ in range(2):  # warm-up: tracing, compilation (PyTorch: 2 fits)
@@ -857,9 +951,7 @@ def bench_fit(args):
         for i in [(r + k) % len(runs) for k in range(len(runs))]:
             samples[i].append(runs[i]())
     names = [name for name, *_ in setups]
-    ms = {
-        name: statistics.median(s) * 1e3 for name, s in zip(names, samples)
-    }
+    ms = {name: statistics.median(s) * 1e3 for name, s in zip(names, samples)}
     return {
         "setup": f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch "
         f"{batch}, Adam, {args.fit_steps} timed steps per fit, median of "
@@ -881,8 +973,13 @@ class FitRun:
 
     def __call__(self):
         self.model.fit(
-            self.x, self.targets, sample_weight=self.sample_weight,
-            batch_size=self.batch, epochs=1, shuffle=False, verbose=0,
+            self.x,
+            self.targets,
+            sample_weight=self.sample_weight,
+            batch_size=self.batch,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
             callbacks=[self.timer],
         )
         return self.timer.seconds_per_step()
@@ -899,10 +996,15 @@ def fit_ratios(samples):
         ratio = paired_ratio(own, samples[counterpart], "median")
         # the issue's target is for TensorFlow and JAX; PyTorch is reported
         limit = None if keras.backend.backend() == "torch" else FIT_LIMIT
-        out.append({
-            "loss": name, "counterpart": counterpart, "ratio": ratio,
-            "limit": limit, "met": None if limit is None else ratio <= limit,
-        })
+        out.append(
+            {
+                "loss": name,
+                "counterpart": counterpart,
+                "ratio": ratio,
+                "limit": limit,
+                "met": None if limit is None else ratio <= limit,
+            }
+        )
     return out
 
 
@@ -959,21 +1061,30 @@ def sequence_fit(batches):
 
     lengths = sequence_lengths(batches)
     rng = np.random.default_rng(1)
-    tokens = [rng.integers(1, SEQUENCE_VOCABULARY, n).astype("int32")
-              for n in lengths]
+    tokens = [
+        rng.integers(1, SEQUENCE_VOCABULARY, n).astype("int32") for n in lengths
+    ]
     data = tf.data.Dataset.from_generator(
         lambda: ((x, x % SEQUENCE_CLASSES) for x in tokens),
-        output_signature=(tf.TensorSpec([None], tf.int32),
-                          tf.TensorSpec([None], tf.int32)),
+        output_signature=(
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+        ),
     ).padded_batch(SEQUENCE_BATCH, padding_values=(0, -1))
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(SEQUENCE_VOCABULARY, 8, mask_zero=True),
-        keras.layers.Dense(SEQUENCE_CLASSES),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(SEQUENCE_VOCABULARY, 8, mask_zero=True),
+            keras.layers.Dense(SEQUENCE_CLASSES),
+        ]
+    )
     counts = long_tail_counts(SEQUENCE_CLASSES)
-    model.compile("adam", loss=keras_cbloss.CBFocalLoss(
-        counts, BETA, 2.0, from_logits=True, ignore_class=-1))
+    model.compile(
+        "adam",
+        loss=keras_cbloss.CBFocalLoss(
+            counts, BETA, 2.0, from_logits=True, ignore_class=-1
+        ),
+    )
     model.fit(data, epochs=2, verbose=0)
 
 
@@ -985,20 +1096,27 @@ def bench_compiles(args):
     batches = 12 if args.quick else 48
     with tempfile.TemporaryDirectory() as dump:
         env = dict(
-            os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
+            os.environ,
+            KERAS_BACKEND="tensorflow",
+            TF_CPP_MIN_LOG_LEVEL="3",
             XLA_FLAGS=f"--xla_dump_to={dump} "
             "--xla_dump_hlo_module_re=.*focal.*",
         )
-        command = [sys.executable, os.path.abspath(__file__),
-                   "--sequence-child", str(batches)]
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--sequence-child",
+            str(batches),
+        ]
         subprocess.run(command, env=env, check=True, timeout=900)
         compiles = [
-            name for name in os.listdir(dump) if "focal_sum" in name
-            and name.endswith("before_optimizations.txt")
+            name
+            for name in os.listdir(dump)
+            if "focal_sum" in name and name.endswith("before_optimizations.txt")
         ]
     lengths = sequence_lengths(batches)
     shapes = {
-        SEQUENCE_BATCH * int(lengths[i:i + SEQUENCE_BATCH].max())
+        SEQUENCE_BATCH * int(lengths[i : i + SEQUENCE_BATCH].max())
         for i in range(0, len(lengths), SEQUENCE_BATCH)
     }
     buckets = {row_bucket(n) for n in shapes}
@@ -1021,19 +1139,21 @@ def row_bucket(rows):
 
 
 def compiles_markdown(c):
-    return "\n".join([
-        c["setup"] + ".",
-        "",
-        "| training steps | distinct [rows, C] shapes | row buckets "
-        "| XLA compilations of the kernel (forward + backward) |",
-        "|---:|---:|---:|---:|",
-        f"| {c['steps']} | {c['shapes']} | {c['buckets']} "
-        f"| {c['compiles']} |",
-        "",
-        "Counted from XLA's own dump (`XLA_FLAGS=--xla_dump_to`). Without "
-        "the row buckets XLA would compile forward and backward for every "
-        f"shape ({2 * c['shapes']}).",
-    ])
+    return "\n".join(
+        [
+            c["setup"] + ".",
+            "",
+            "| training steps | distinct [rows, C] shapes | row buckets "
+            "| XLA compilations of the kernel (forward + backward) |",
+            "|---:|---:|---:|---:|",
+            f"| {c['steps']} | {c['shapes']} | {c['buckets']} "
+            f"| {c['compiles']} |",
+            "",
+            "Counted from XLA's own dump (`XLA_FLAGS=--xla_dump_to`). Without "
+            "the row buckets XLA would compile forward and backward for every "
+            f"shape ({2 * c['shapes']}).",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1101,8 +1221,10 @@ def main(argv=None):
         if short:
             summary.append(text)
 
-    emit(f"# bench_losses.py, KERAS_BACKEND={backend.name}"
-         + (" --quick" if args.quick else ""))
+    emit(
+        f"# bench_losses.py, KERAS_BACKEND={backend.name}"
+        + (" --quick" if args.quick else "")
+    )
     emit()
     emit("Machine: " + report["machine"], short=True)
     emit()
@@ -1113,13 +1235,17 @@ def main(argv=None):
         report["worst"] = worst_ratios(report["loss"])
         report["memory"] = memory_entries(rows)
         emit("\n## Summary: CB / Keras+sw, forward + backward\n")
-        emit(f"\n#### {backend.version}: the loss alone, CB / Keras+sw\n",
-             short=True)
+        emit(
+            f"\n#### {backend.version}: the loss alone, CB / Keras+sw\n",
+            short=True,
+        )
         emit(summary_markdown(report["worst"]), short=True)
         emit()
         emit(LOSS_NOTES.format(beta=BETA))
-        emit("\n## Loss alone: forward + backward w.r.t. the logits "
-             "(median ms per call)\n")
+        emit(
+            "\n## Loss alone: forward + backward w.r.t. the logits "
+            "(median ms per call)\n"
+        )
         emit(loss_markdown(report["loss"], report["worst"]))
         memory = memory_markdown(report["memory"])
         if memory:
@@ -1128,14 +1254,14 @@ def main(argv=None):
     if not args.skip_fit:
         report["fit"] = bench_fit(args)
         emit("\n## Whole training step (fit)\n")
-        emit(f"\n#### {backend.version}: the whole `fit` step\n",
-             short=True)
+        emit(f"\n#### {backend.version}: the whole `fit` step\n", short=True)
         emit(fit_markdown(report["fit"]), short=True)
     if backend.name == "tensorflow" and not args.skip_compiles:
         report["compiles"] = bench_compiles(args)
         emit("\n## Compilations with dynamic shapes (padded_batch)\n")
-        emit("\n#### TensorFlow: compilations with dynamic shapes\n",
-             short=True)
+        emit(
+            "\n#### TensorFlow: compilations with dynamic shapes\n", short=True
+        )
         emit(compiles_markdown(report["compiles"]), short=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report["load_at_end"] = load
@@ -1145,8 +1271,11 @@ def main(argv=None):
             json.dump(report, f, indent=1)
     path = args.markdown
     if path is None and not args.quick:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                            "results", f"cpu_{backend.name}.md")
+        path = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            "results",
+            f"cpu_{backend.name}.md",
+        )
     if path:
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -111,18 +111,18 @@ def binary_focal_sum(
         A tensor of shape `y_pred.shape[:-1]` in `y_pred`'s dtype.
 
     Examples:
-
-    >>> import numpy as np
-    >>> from keras import ops
-    >>> from keras_cbloss._kernels import binary_focal_sum
-    >>> logits = ops.convert_to_tensor([[2.0, 0.0, -1.0]], "float32")
-    >>> mask = ops.convert_to_tensor([[True, False, False]])
-    >>> out = binary_focal_sum(logits, mask, gamma=2.0)
-    >>> np.round(ops.convert_to_numpy(out), 4)
-    array([0.1977], dtype=float32)
-    >>> ids = ops.convert_to_tensor([0], "int32")
-    >>> np.round(ops.convert_to_numpy(binary_focal_sum(logits, ids, 2.0)), 4)
-    array([0.1977], dtype=float32)
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from keras_cbloss._kernels import binary_focal_sum
+        >>> logits = ops.convert_to_tensor([[2.0, 0.0, -1.0]], "float32")
+        >>> mask = ops.convert_to_tensor([[True, False, False]])
+        >>> out = binary_focal_sum(logits, mask, gamma=2.0)
+        >>> np.round(ops.convert_to_numpy(out), 4)
+        array([0.1977], dtype=float32)
+        >>> ids = ops.convert_to_tensor([0], "int32")
+        >>> loss = binary_focal_sum(logits, ids, 2.0)
+        >>> np.round(ops.convert_to_numpy(loss), 4)
+        array([0.1977], dtype=float32)
 
     References:
         Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017,
@@ -182,7 +182,7 @@ def _jax_kernel(kind, gamma, weighted):
 
 
 def _target_kind(y_pred, target):
-    """"ids" (int class ids `[...]`), "mask" (bool `[..., C]`) or "soft"."""
+    """ "ids" (int class ids `[...]`), "mask" (bool `[..., C]`) or "soft"."""
     dtype = keras.backend.standardize_dtype(target.dtype)
     if dtype == "bool":
         return "mask"
@@ -332,9 +332,7 @@ class _TorchFocalSum:
         # Inside a compiled step (Keras' `jit_compile=True` on PyTorch) the
         # step's own `torch.compile` traces the eager kernel.
         if eager or not executing_eagerly(inputs[0]):
-            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(
-                *inputs
-            )
+            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(*inputs)
         if self.compiled is None:
             self.compiled = self._compile()
         try:
@@ -346,9 +344,7 @@ class _TorchFocalSum:
                 f"using the eager kernel. ({type(error).__name__}: {error})",
                 stacklevel=2,
             )
-            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(
-                *inputs
-            )
+            return _fused(_TERMS[self.kind], self.gamma, self.weighted)(*inputs)
 
     def _compile(self):
         import torch
@@ -473,6 +469,7 @@ def _log1p_polynomial(degree=10):
     float64): the error falls by about 5.8x per degree (the function's
     nearest singularity is x = -1); degree 10 is below float32's rounding.
     """
+
     def ratio(x):
         safe = np.where(x == 0.0, 1.0, x)
         return np.where(x == 0.0, 1.0, np.log1p(safe) / safe)
@@ -628,4 +625,3 @@ def _autodiff_focal_sum(
     if class_weights is not None:
         loss = loss * class_weights
     return ops.sum(loss, axis=-1)
-

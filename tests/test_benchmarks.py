@@ -52,9 +52,22 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     page = tmp_path / "bench.md"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--gammas", "0.5",
-         "--json", str(out), "--markdown", str(page)],
-        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            SCRIPT,
+            "--quick",
+            "--gammas",
+            "0.5",
+            "--json",
+            str(out),
+            "--markdown",
+            str(page),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "## Loss alone" in result.stdout
@@ -77,13 +90,12 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
     for e in loss:
         assert _positive(e["ratio"]), e
         assert _positive(e["cb_ms"]) and _positive(e["keras_sw_ms"])
-        assert e["ratio"] == pytest.approx(
-            statistics.median(e["turn_ratios"])
-        )
+        assert e["ratio"] == pytest.approx(statistics.median(e["turn_ratios"]))
 
     for w in report["worst"]:
         same = [
-            e["ratio"] for e in loss
+            e["ratio"]
+            for e in loss
             if (e["mode"], e["cb_loss"], e["counterpart"], e["gamma"])
             == (w["mode"], w["cb_loss"], w["counterpart"], w["gamma"])
         ]
@@ -100,13 +112,15 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
         assert all(m["temp_bytes"] is not None for m in memory)
 
     fit = report["fit"]
-    assert _positive(fit["ms_per_step"]["SparseCategoricalCrossentropy "
-                                        "(plain CE)"])
+    assert _positive(
+        fit["ms_per_step"]["SparseCategoricalCrossentropy (plain CE)"]
+    )
     losses = {r["loss"] for r in fit["ratios"]}
     assert losses == {"CBSoftmaxLoss", "CBSigmoidLoss", "CBFocalLoss"}
     for r in fit["ratios"]:
-        assert _positive(r["ratio"]) and "sample_weight=w[y]" in r[
-            "counterpart"]
+        assert (
+            _positive(r["ratio"]) and "sample_weight=w[y]" in r["counterpart"]
+        )
         if backend == "torch":  # reported, no target
             assert r["limit"] is None and r["met"] is None
         else:
@@ -132,9 +146,20 @@ def test_counting_benchmark_quick_run_reports_ratios(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     path = tmp_path / "counting.json"
     result = subprocess.run(
-        [sys.executable, COUNTING_SCRIPT, "--quick", "--json", str(path),
-         "--import-repeats", "1"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            COUNTING_SCRIPT,
+            "--quick",
+            "--json",
+            str(path),
+            "--import-repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "count / best of the two (target <= 1.2)" in result.stdout

@@ -10,13 +10,13 @@ Backend-agnostic: run under KERAS_BACKEND=tensorflow, jax or torch.
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
-from keras_cbloss import _kernels
 from backend_utils import BACKEND
 from backend_utils import compiled
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
+from keras_cbloss import _kernels
 
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0)
 EPSILON = 1e-7
@@ -110,10 +110,12 @@ def second_reference(z, t, gamma, h=1e-5):
 
 def confident_logits(rng, rows=6, classes=16):
     """Moderate and confident logits, |z| from 0 to 1e4, both signs."""
-    magnitudes = np.concatenate([
-        rng.uniform(0.0, 5.0, rows * classes // 2),
-        10.0 ** rng.uniform(1.0, 4.0, rows * classes // 2),
-    ])
+    magnitudes = np.concatenate(
+        [
+            rng.uniform(0.0, 5.0, rows * classes // 2),
+            10.0 ** rng.uniform(1.0, 4.0, rows * classes // 2),
+        ]
+    )
     signs = rng.choice([-1.0, 1.0], magnitudes.size)
     z = rng.permutation(magnitudes * signs).reshape(rows, classes)
     z[0, :4] = [0.0, 1e4, -1e4, 88.5]  # 0, extremes, exp(-z) subnormal
@@ -122,10 +124,27 @@ def confident_logits(rng, rows=6, classes=16):
 
 def float16_range_logits():
     """Logits a float16 model can emit, up to its largest finite value."""
-    values = np.array([
-        0.0, 6e-8, -6e-8, 1e-3, -0.5, 11.0, -11.0, 100.0, -100.0,
-        2048.0, -2048.0, 65504.0, -65504.0, 30000.0, -30000.0, 3.0,
-    ], np.float16)
+    values = np.array(
+        [
+            0.0,
+            6e-8,
+            -6e-8,
+            1e-3,
+            -0.5,
+            11.0,
+            -11.0,
+            100.0,
+            -100.0,
+            2048.0,
+            -2048.0,
+            65504.0,
+            -65504.0,
+            30000.0,
+            -30000.0,
+            3.0,
+        ],
+        np.float16,
+    )
     return values.astype(np.float64).reshape(2, 8)
 
 
@@ -163,9 +182,13 @@ def check(z, t_tensor, t_ref, gamma, weights=None, fn_wrapper=None):
     expected_grad = ref_grad * upstream[..., None]
     allowed = 1e-5 * np.abs(expected_grad) + TINY
     soft = (t_ref > 0) & (t_ref < 1)
-    allowed = allowed + soft * 2e-7 * cancellation_scale(
-        z, t_ref, gamma
-    ) * upstream[..., None]
+    allowed = (
+        allowed
+        + soft
+        * 2e-7
+        * cancellation_scale(z, t_ref, gamma)
+        * upstream[..., None]
+    )
     worst = np.max(np.abs(grad - expected_grad) / allowed)
     assert worst <= 1.0, f"gradient off by {worst:.3g} x the tolerance"
     assert np.all(np.isfinite(grad))
@@ -270,9 +293,7 @@ def test_gamma_below_one_has_no_nan_where_p_t_is_one(gamma):
     # have an infinite derivative there.
     z = np.array([[17.0, 50.0, 1e4, -17.0, -50.0, -1e4]])
     t = np.array([[True, True, True, False, False, False]])
-    value, grad = value_and_grad(
-        lambda x: ops.sum(call_kernel(x, t, gamma)), z
-    )
+    value, grad = value_and_grad(lambda x: ops.sum(call_kernel(x, t, gamma)), z)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     np.testing.assert_allclose(
         grad, reference(z, t, gamma)[1], rtol=1e-5, atol=TINY
@@ -281,14 +302,18 @@ def test_gamma_below_one_has_no_nan_where_p_t_is_one(gamma):
 
 @pytest.mark.parametrize("gamma", GAMMAS)
 def test_probabilities_including_zero_and_one(gamma):
-    p = np.array([
-        [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.25],
-        [0.999, 0.001, 0.7, 0.3, 1.0, 0.0],
-    ])
-    t_hard = np.array([
-        [True, True, False, False, True, False],
-        [True, False, False, True, False, True],
-    ])
+    p = np.array(
+        [
+            [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.25],
+            [0.999, 0.001, 0.7, 0.3, 1.0, 0.0],
+        ]
+    )
+    t_hard = np.array(
+        [
+            [True, True, False, False, True, False],
+            [True, False, False, True, False, True],
+        ]
+    )
     for t_tensor, t_ref in (
         (t_hard, t_hard),
         (np.full(p.shape, 0.3, np.float32), np.full(p.shape, 0.3)),
@@ -388,8 +413,9 @@ def test_jax_hessian_and_jacrev_twice():
 
 def test_log1p_polynomial_is_as_exact_as_log1p():
     # The XLA form of log1p(exp(-|z|)), in float32, against float64.
-    e = np.concatenate([np.linspace(0.0, 1.0, 20001), 10.0 ** -np.arange(
-        1.0, 38.0)]).astype(np.float32)
+    e = np.concatenate(
+        [np.linspace(0.0, 1.0, 20001), 10.0 ** -np.arange(1.0, 38.0)]
+    ).astype(np.float32)
     got = to_numpy(_kernels._log1p_of_exp(ops.convert_to_tensor(e), True))
     expected = np.log1p(e.astype(np.float64))
     np.testing.assert_allclose(got, expected, rtol=3e-7, atol=0)
@@ -408,8 +434,10 @@ def test_compiled_form_matches_reference(gamma):
     rng = np.random.default_rng(11)
     z = confident_logits(rng)
     t = hard_targets(rng, z.shape)
-    for terms, target in ((_kernels._hard_terms, t),
-                          (_kernels._soft_terms, t.astype(np.float32))):
+    for terms, target in (
+        (_kernels._hard_terms, t),
+        (_kernels._soft_terms, t.astype(np.float32)),
+    ):
         fused = _kernels._fused(terms, gamma, weighted=False, compiled=True)
         target = ops.convert_to_tensor(target)
         value, grad = value_and_grad(
@@ -479,7 +507,9 @@ def test_tensorflow_graph_second_derivative(soft):
 
     np.testing.assert_allclose(
         to_numpy(second(tf.constant(z, tf.float32))),
-        second_reference(z, t, gamma), rtol=1e-4, atol=1e-6,
+        second_reference(z, t, gamma),
+        rtol=1e-4,
+        atol=1e-6,
     )
 
 
@@ -496,7 +526,8 @@ def test_tensorflow_xla_step_keeps_the_kernel_inline():
     traces = cluster.experimental_get_tracing_count()
     step = tf.function(lambda x: call_kernel(x, t, 1.0), jit_compile=True)
     np.testing.assert_allclose(
-        to_numpy(step(z)), reference(to_numpy(z), t, 1.0)[0].sum(-1),
+        to_numpy(step(z)),
+        reference(to_numpy(z), t, 1.0)[0].sum(-1),
         rtol=1e-6,
     )
     assert cluster.experimental_get_tracing_count() == traces
@@ -509,8 +540,7 @@ def test_row_buckets_bound_the_shapes():
     bucket = tf.function(_kernels._bucket)
 
     def padded(sizes):
-        return np.array([int(bucket(tf.constant(n, tf.int32)))
-                         for n in sizes])
+        return np.array([int(bucket(tf.constant(n, tf.int32))) for n in sizes])
 
     np.testing.assert_array_equal(
         padded([1, 7, 8, 9, 255, 256, 257, 321, 4999]),
@@ -574,19 +604,25 @@ def test_padded_batch_sequences_compile_a_bounded_number_of_times(tmp_path):
 
     dump = tmp_path / "xla"
     env = dict(
-        os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
         XLA_FLAGS=f"--xla_dump_to={dump} --xla_dump_hlo_module_re=.*focal.*",
     )
     result = subprocess.run(
-        [sys.executable, "-c", SEQUENCE_CHILD], env=env, capture_output=True,
-        text=True, timeout=600,
+        [sys.executable, "-c", SEQUENCE_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")]
-    report = json.loads(line[-1][len("RESULT "):])
+    report = json.loads(line[-1][len("RESULT ") :])
     assert np.all(np.isfinite(report["loss"]))
     compiles = [
-        name for name in os.listdir(dump)
+        name
+        for name in os.listdir(dump)
         if "focal_sum" in name and name.endswith("before_optimizations.txt")
     ]
     shapes = set(report["rows"])
@@ -621,6 +657,8 @@ def test_torch_compiled_kernel_matches_reference(form, monkeypatch):
         lambda x: ops.sum(call_kernel(x, mask[:3], gamma)), moderate
     )
     np.testing.assert_allclose(
-        second, second_reference(moderate.astype(np.float64), mask[:3], gamma),
-        rtol=1e-4, atol=1e-6,
+        second,
+        second_reference(moderate.astype(np.float64), mask[:3], gamma),
+        rtol=1e-4,
+        atol=1e-6,
     )
