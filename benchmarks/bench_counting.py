@@ -97,33 +97,77 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and one repeat: a smoke run")
-    parser.add_argument("--rows", type=int, default=None,
-                        help="labels per label pipeline (default 1000000)")
-    parser.add_argument("--classes", type=int, default=None,
-                        help="number of classes (default 1000)")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="batch size (default 256)")
-    parser.add_argument("--image-rows", type=int, default=None,
-                        help="images in the image pipeline (default 20000)")
-    parser.add_argument("--pair-rows", type=int, default=None,
-                        help="rows of the (x, y) pipeline (default 300000)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed turns per method (default 5; 3 images)")
-    parser.add_argument("--import-repeats", type=int, default=None,
-                        help="fresh interpreters per import (default 5; "
-                        "0 skips the import timing, as --quick does)")
-    parser.add_argument("--source-rows", type=int, default=None,
-                        help="rows of the batch sources (default 100000)")
-    parser.add_argument("--numpy-repeats", type=int, default=None,
-                        help="paired turns for the NumPy labels (default 41: "
-                        "a millisecond each)")
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS),
-                        choices=list(SECTIONS),
-                        help="what to measure (default: all)")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write the results as JSON to PATH")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and one repeat: a smoke run",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="labels per label pipeline (default 1000000)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="number of classes (default 1000)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch size (default 256)"
+    )
+    parser.add_argument(
+        "--image-rows",
+        type=int,
+        default=None,
+        help="images in the image pipeline (default 20000)",
+    )
+    parser.add_argument(
+        "--pair-rows",
+        type=int,
+        default=None,
+        help="rows of the (x, y) pipeline (default 300000)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed turns per method (default 5; 3 images)",
+    )
+    parser.add_argument(
+        "--import-repeats",
+        type=int,
+        default=None,
+        help="fresh interpreters per import (default 5; "
+        "0 skips the import timing, as --quick does)",
+    )
+    parser.add_argument(
+        "--source-rows",
+        type=int,
+        default=None,
+        help="rows of the batch sources (default 100000)",
+    )
+    parser.add_argument(
+        "--numpy-repeats",
+        type=int,
+        default=None,
+        help="paired turns for the NumPy labels (default 41: "
+        "a millisecond each)",
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=list(SECTIONS),
+        choices=list(SECTIONS),
+        help="what to measure (default: all)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON to PATH",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.source_rows = args.source_rows or (3_000 if quick else 100_000)
@@ -292,7 +336,10 @@ def import_times(repeats):
         for module in times:
             out = subprocess.run(
                 [sys.executable, "-c", IMPORT_SNIPPET.format(module=module)],
-                env=env, capture_output=True, text=True, check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             times[module].append(float(out.strip().splitlines()[-1]))
     return {module: statistics.median(t) for module, t in times.items()}
@@ -332,11 +379,13 @@ def main(argv=None):
         report["numpy_labels"] = time_numpy_labels(args)
         report["batch_sources"] = time_batch_sources(args)
     report["load_at_end"] = load()
-    print(f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
-          + (" --quick" if args.quick else "")
-          + f" --rows {args.rows} --image-rows {args.image_rows}"
-          + f" --source-rows {args.source_rows}"
-          + f" --sections {' '.join(args.sections)}")
+    print(
+        f"\n{load()} at the end; command: python benchmarks/bench_counting.py"
+        + (" --quick" if args.quick else "")
+        + f" --rows {args.rows} --image-rows {args.image_rows}"
+        + f" --source-rows {args.source_rows}"
+        + f" --sections {' '.join(args.sections)}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
@@ -403,8 +452,8 @@ def time_images(args):
         "count_classes(images) as is": lambda: count_classes(
             images, c, verbose=0
         ),
-        "count_classes(images, label_fn=lambda x, y: y)": lambda: (
-            count_classes(images, c, label_fn=lambda x, y: y, verbose=0)
+        "count_classes(images, label_fn=lambda x, y: y)": lambda: count_classes(
+            images, c, label_fn=lambda x, y: y, verbose=0
         ),
         "count_classes(labels-only dataset from the same source)": lambda: (
             count_classes(labels_only, c, verbose=0)
@@ -435,8 +484,10 @@ def time_imports(repeats):
     print("| import | seconds |\n|---|---|")
     for module, seconds in times.items():
         print(f"| `import {module}` | {seconds:.2f} |")
-    print(f"\n`import keras_cbloss` / `import keras`: {ratio:.2f}x "
-          "(target <= 1.15)")
+    print(
+        f"\n`import keras_cbloss` / `import keras`: {ratio:.2f}x "
+        "(target <= 1.15)"
+    )
     return {"seconds": times, "ratio": ratio}
 
 
@@ -481,28 +532,48 @@ def time_numpy_labels(args):
     t = (rng.random((dense_rows, dense_classes)) < 0.3).astype(np.float32)
     t[rng.random(t.shape) < 0.1] = -1
     cases = [
-        ("int64 ids `[N]`", lambda: count_classes(y, c),
-         lambda: np.bincount(y, minlength=c), n),
-        ("int32 ids `[N]`", lambda: count_classes(y32, c),
-         lambda: np.bincount(y32, minlength=c), n),
-        ("float32 ids `[N, 1]`", lambda: count_classes(yf, c),
-         lambda: np.bincount(yf.ravel().astype(np.int64), minlength=c), n),
-        ("sample-weighted `(x, y, w)`",
-         lambda: count_classes((x, y, w), c, sample_weighted=True),
-         lambda: np.bincount(y, w, c), n),
-        (f"multi-hot rows `[{dense_rows:,}, {dense_classes}]` with unknown "
-         "entries, `ignore_class=-1` (baseline: `count_nonzero(t == 1)`)",
-         lambda: count_classes(t, ignore_class=-1),
-         lambda: np.count_nonzero(t == 1, axis=0), dense_rows),
+        (
+            "int64 ids `[N]`",
+            lambda: count_classes(y, c),
+            lambda: np.bincount(y, minlength=c),
+            n,
+        ),
+        (
+            "int32 ids `[N]`",
+            lambda: count_classes(y32, c),
+            lambda: np.bincount(y32, minlength=c),
+            n,
+        ),
+        (
+            "float32 ids `[N, 1]`",
+            lambda: count_classes(yf, c),
+            lambda: np.bincount(yf.ravel().astype(np.int64), minlength=c),
+            n,
+        ),
+        (
+            "sample-weighted `(x, y, w)`",
+            lambda: count_classes((x, y, w), c, sample_weighted=True),
+            lambda: np.bincount(y, w, c),
+            n,
+        ),
+        (
+            f"multi-hot rows `[{dense_rows:,}, {dense_classes}]` with unknown "
+            "entries, `ignore_class=-1` (baseline: `count_nonzero(t == 1)`)",
+            lambda: count_classes(t, ignore_class=-1),
+            lambda: np.count_nonzero(t == 1, axis=0),
+            dense_rows,
+        ),
     ]
     repeats = args.numpy_repeats
     print(
         f"\n## NumPy labels, counted with NumPy: {n:,} labels, C = {c}; "
         f"{repeats} paired turns\n"
     )
-    print("| labels | NumPy baseline ms (median) | count_classes ms (median) "
-          "| count / NumPy, median of paired turns (target <= 1.5) | "
-          "fastest turns |")
+    print(
+        "| labels | NumPy baseline ms (median) | count_classes ms (median) "
+        "| count / NumPy, median of paired turns (target <= 1.5) | "
+        "fastest turns |"
+    )
     print("|---|---|---|---|---|")
     rows = []
     for name, count, baseline, size in cases:
@@ -511,13 +582,21 @@ def time_numpy_labels(args):
         )
         np.testing.assert_allclose(results["count"], results["numpy"])
         best = fastest["count"] / fastest["numpy"]
-        print(f"| {name} | {times['numpy'] * 1e3:.2f} | "
-              f"{times['count'] * 1e3:.2f} | {ratios['count']:.2f}x | "
-              f"{best:.2f}x |")
+        print(
+            f"| {name} | {times['numpy'] * 1e3:.2f} | "
+            f"{times['count'] * 1e3:.2f} | {ratios['count']:.2f}x | "
+            f"{best:.2f}x |"
+        )
         sys.stdout.flush()
-        rows.append({"labels": name, "rows": size, "seconds": times,
-                     "count_over_numpy": ratios["count"],
-                     "count_over_numpy_fastest": best})
+        rows.append(
+            {
+                "labels": name,
+                "rows": size,
+                "seconds": times,
+                "count_over_numpy": ratios["count"],
+                "count_over_numpy_fastest": best,
+            }
+        )
     return rows
 
 
@@ -533,7 +612,7 @@ class ShuffledBatches(keras.utils.PyDataset):
         return -(-len(self.y) // self.batch)
 
     def __getitem__(self, i):
-        index = self.order[i * self.batch:(i + 1) * self.batch]
+        index = self.order[i * self.batch : (i + 1) * self.batch]
         return self.x[index].astype(np.float32) / 255.0, self.y[index]
 
 
@@ -558,12 +637,18 @@ def batch_sources(args):
     x = rng.integers(0, 256, (n, 256)).astype(np.uint8)
     y = long_tailed_ids(rng, n, args.classes)
     sources = [
-        ("`PyDataset`, shuffled batches gathered and scaled (the usual)",
-         ShuffledBatches(x, y, b)),
-        ("`PyDataset` of slices of arrays in memory (the cheapest)",
-         SlicedBatches(x, y, b)),
-        ("list of `(x, y)` batches",
-         [(x[i:i + b], y[i:i + b]) for i in range(0, n, b)]),
+        (
+            "`PyDataset`, shuffled batches gathered and scaled (the usual)",
+            ShuffledBatches(x, y, b),
+        ),
+        (
+            "`PyDataset` of slices of arrays in memory (the cheapest)",
+            SlicedBatches(x, y, b),
+        ),
+        (
+            "list of `(x, y)` batches",
+            [(x[i : i + b], y[i : i + b]) for i in range(0, n, b)],
+        ),
     ]
     try:
         import torch
@@ -573,20 +658,24 @@ def batch_sources(args):
         data = torch.utils.data.TensorDataset(
             torch.from_numpy(x), torch.from_numpy(y)
         )
-        sources.append((
-            "PyTorch `DataLoader(TensorDataset(x, y), batch_size=B)`",
-            torch.utils.data.DataLoader(data, batch_size=b),
-        ))
+        sources.append(
+            (
+                "PyTorch `DataLoader(TensorDataset(x, y), batch_size=B)`",
+                torch.utils.data.DataLoader(data, batch_size=b),
+            )
+        )
     try:
         import grain
     except ImportError:  # pragma: no cover
         grain = None
     if grain is not None:
         samples = [(x[i], y[i]) for i in range(n)]
-        sources.append((
-            "grain `MapDataset.source(samples).batch(B)`",
-            grain.MapDataset.source(samples).batch(b),
-        ))
+        sources.append(
+            (
+                "grain `MapDataset.source(samples).batch(B)`",
+                grain.MapDataset.source(samples).batch(b),
+            )
+        )
     return sources, np.bincount(y, minlength=args.classes)
 
 
@@ -608,29 +697,42 @@ def time_batch_sources(args):
         f"rows of 256 uint8 features, C = {c}, batch {args.batch}; "
         f"{args.repeats} paired turns\n"
     )
-    print("| source | batches | iterate once ms (median) | count_classes ms "
-          "(median) | count / iterate, median of paired turns (target <= "
-          "1.2) | fastest turns | counting adds per batch (fastest turns) |")
+    print(
+        "| source | batches | iterate once ms (median) | count_classes ms "
+        "(median) | count / iterate, median of paired turns (target <= "
+        "1.2) | fastest turns | counting adds per batch (fastest turns) |"
+    )
     print("|---|---|---|---|---|---|---|")
     rows = []
     for name, source in sources:
         times, ratios, fastest, results = paired_in_turns(
-            {"iterate": iterate(source),
-             "count": lambda: count_classes(source, c, verbose=0)},
-            "iterate", args.repeats,
+            {
+                "iterate": iterate(source),
+                "count": lambda: count_classes(source, c, verbose=0),
+            },
+            "iterate",
+            args.repeats,
         )
         np.testing.assert_array_equal(results["count"], expected)
         batches = results["iterate"]
         best = fastest["count"] / fastest["iterate"]
         added = (fastest["count"] - fastest["iterate"]) / batches
-        print(f"| {name} | {batches} | {times['iterate'] * 1e3:.1f} | "
-              f"{times['count'] * 1e3:.1f} | {ratios['count']:.2f}x | "
-              f"{best:.2f}x | {added * 1e6:.1f} us |")
+        print(
+            f"| {name} | {batches} | {times['iterate'] * 1e3:.1f} | "
+            f"{times['count'] * 1e3:.1f} | {ratios['count']:.2f}x | "
+            f"{best:.2f}x | {added * 1e6:.1f} us |"
+        )
         sys.stdout.flush()
-        rows.append({"source": name, "batches": batches, "seconds": times,
-                     "count_over_iterate": ratios["count"],
-                     "count_over_iterate_fastest": best,
-                     "added_us_per_batch": added * 1e6})
+        rows.append(
+            {
+                "source": name,
+                "batches": batches,
+                "seconds": times,
+                "count_over_iterate": ratios["count"],
+                "count_over_iterate_fastest": best,
+                "added_us_per_batch": added * 1e6,
+            }
+        )
     return rows
 
 

@@ -1,12 +1,15 @@
 """Speed of the class-balanced losses next to the Keras losses they extend.
 
-Two measurements, printed as Markdown tables (and, with `--json PATH`, written
-as JSON for scripts and tests):
+Three measurements, printed as Markdown tables, written to
+`benchmarks/results/cpu_BACKEND.md` (the full report) and
+`cpu_BACKEND_summary.md` (the tables `docs/performance.md` includes, which
+the script then refreshes), and with `--json PATH` as JSON:
 
 1. The loss alone: a compiled forward + backward pass (the loss value and its
-   gradient with respect to the logits) of each CB loss and its Keras
-   counterpart with `sample_weight = w[y]` (the class-balanced weight of the
-   true class, computed inside the compiled function):
+   gradient with respect to the logits, as a training step computes them) of
+   each CB loss and its Keras counterpart with `sample_weight = w[y]` (the
+   class-balanced weight of the true class, computed inside the compiled
+   function):
 
    - `CBSoftmaxLoss` vs `SparseCategoricalCrossentropy` (sparse labels) or
      `CategoricalCrossentropy` (one-hot labels),
@@ -14,27 +17,35 @@ as JSON for scripts and tests):
    - `CBFocalLoss` vs `BinaryFocalCrossentropy` (and, with `--extra`,
      `CategoricalFocalCrossentropy`), for each gamma of `--gammas`.
 
-   Shapes (256, 10), (1024, 1000), (256, 8142) and per-pixel
-   (8, 128, 128, 19); sparse and one-hot labels; float32 logits, and
-   bfloat16 logits with `dtype="mixed_bfloat16"` losses (Keras then computes
-   in bfloat16, the CB losses in float32 by design). TensorFlow runs
-   `tf.function` with and without `jit_compile=True`, JAX `jax.jit`, PyTorch
-   eager (what Keras' PyTorch trainer runs). Keras' sigmoid and focal losses
-   take dense labels only: with sparse labels their input is `one_hot(y)`,
-   built inside the compiled function.
+   Shapes (1024, 1000), (256, 8142) and per-pixel (8, 128, 128, 19); sparse
+   and one-hot labels; float32 logits, and bfloat16 logits with
+   `dtype="mixed_bfloat16"` losses (Keras then computes in bfloat16, the CB
+   losses in float32 by design). TensorFlow runs `tf.function`, a
+   `MirroredStrategy` step over two logical CPUs (what Keras runs under
+   `tf.distribute`: no XLA) and `tf.function(jit_compile=True)`; JAX
+   `jax.jit`; PyTorch eager (what Keras' PyTorch trainer runs), with the CB
+   kernel eager and compiled (`torch.compile`, which it switches to after
+   `TORCH_COMPILE_AFTER` calls). Keras' sigmoid and focal losses take dense
+   labels only: with sparse labels their input is `one_hot(y)`, built inside
+   the compiled function.
 
 2. A whole training step: a small MLP trained with `fit` for a fixed number
    of steps with plain cross-entropy, with each CB loss and with its Keras
-   counterpart; the ratio of step times.
+   counterpart (given `sample_weight=w[y]`); the ratio of step times.
+
+3. TensorFlow: how often XLA compiles the kernel while a token tagger trains
+   on `padded_batch` data of varying lengths (counted from XLA's dump).
 
 All functions of one row are timed in turns (A, B, C, A, B, C, ...) after a
-warm-up, so that load from other processes hits them alike; the tables show
-medians over the repeats. Keras picks its backend from `KERAS_BACKEND` when
-it is imported, so run one process per backend:
+warm-up, so that load from other processes hits them alike; ratios are
+medians over turns of the paired ratio. The load average is printed at the
+start and the end. Keras picks its backend from `KERAS_BACKEND` when it is
+imported, so run one process per backend (about 10 minutes each on an idle
+2-core machine; `--quick` is a smoke run at tiny shapes):
 
-    KERAS_BACKEND=tensorflow python benchmarks/bench_losses.py
-    KERAS_BACKEND=jax python benchmarks/bench_losses.py --json jax.json
-    KERAS_BACKEND=torch python benchmarks/bench_losses.py --quick
+    python benchmarks/bench_losses.py --backend tensorflow
+    python benchmarks/bench_losses.py --backend jax
+    python benchmarks/bench_losses.py --backend torch
 
 (`--backend NAME` restarts the script with `KERAS_BACKEND=NAME`.)
 """
@@ -54,9 +65,13 @@ import numpy as np
 from keras import ops
 
 import keras_cbloss
+from keras_cbloss import _kernels
 
 BACKENDS = ("tensorflow", "jax", "torch")
-SHAPES = ((256, 10), (1024, 1000), (256, 8142), (8, 128, 128, 19))
+SHAPES = ((1024, 1000), (256, 8142), (8, 128, 128, 19))
+MIRRORED = "MirroredStrategy"
+TORCH_COMPILED = "eager, kernel compiled"
+DEFAULT_TORCH_COMPILE_AFTER = _kernels.TORCH_COMPILE_AFTER
 QUICK_SHAPES = ((8, 10), (2, 4, 4, 3))
 DTYPES = ("float32", "mixed_bfloat16")
 LABELS = ("sparse", "onehot")
@@ -77,50 +92,92 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--backend", choices=BACKENDS, default=None,
+        "--backend",
+        choices=BACKENDS,
+        default=None,
         help="restart with KERAS_BACKEND set to this (default: as imported)",
     )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="tiny shapes, 2 repeats, 3 fit steps: checks that it runs",
     )
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per function (default 9)")
     parser.add_argument(
-        "--min-time", type=float, default=None,
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per function (default 9)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
         help="seconds each timed sample lasts at least (default 0.02)",
     )
     parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(),
-        help="intra-op threads for TensorFlow and PyTorch (default: all "
-        "cores)",
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="intra-op threads for TensorFlow and PyTorch (default: all cores)",
     )
     parser.add_argument(
-        "--stat", choices=("median", "min"), default="median",
+        "--stat",
+        choices=("median", "min"),
+        default="median",
         help="statistic over the repeats (default median)",
     )
     parser.add_argument(
-        "--filter", default="",
+        "--filter",
+        default="",
         help="only loss-alone cases whose key contains all these "
         "comma-separated words, e.g. 'focal,1024x1000,XLA,g=2'",
     )
     parser.add_argument(
-        "--gammas", default="0.5,1,2",
+        "--gammas",
+        default="0.5,1,2",
         help="comma-separated focal gammas (default 0.5,1,2)",
     )
     parser.add_argument(
-        "--extra", action="store_true",
+        "--extra",
+        action="store_true",
         help="also time the unweighted Keras losses and "
         "CategoricalFocalCrossentropy",
     )
-    parser.add_argument("--skip-loss", action="store_true",
-                        help="skip the loss-alone table")
-    parser.add_argument("--skip-fit", action="store_true",
-                        help="skip the training-step table")
-    parser.add_argument("--fit-steps", type=int, default=None,
-                        help="training steps per timed fit (default 40)")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write every number as JSON to PATH")
+    parser.add_argument(
+        "--skip-loss", action="store_true", help="skip the loss-alone table"
+    )
+    parser.add_argument(
+        "--skip-fit", action="store_true", help="skip the training-step table"
+    )
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=None,
+        help="training steps per timed fit (default 40)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write every number as JSON to PATH",
+    )
+    parser.add_argument(
+        "--markdown",
+        default=None,
+        metavar="PATH",
+        help="write the report to PATH and its summary to PATH minus .md "
+        "plus _summary.md (default: benchmarks/results/cpu_BACKEND.md; "
+        "docs/performance.md includes the summaries; --quick writes "
+        "nothing unless given)",
+    )
+    parser.add_argument(
+        "--skip-compiles",
+        action="store_true",
+        help="skip the compile count (TensorFlow)",
+    )
+    parser.add_argument(
+        "--sequence-child", type=int, default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 9
@@ -148,11 +205,18 @@ class Backend:
         if name == "tensorflow":
             import tensorflow as tf
 
+            # Two logical CPUs for the MirroredStrategy mode (set before
+            # TensorFlow initialises; the other modes use the first).
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+            )
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
             self.lib = tf
-            self.modes = ("tf.function", "tf.function+XLA")
+            self.modes = ("tf.function", MIRRORED, "tf.function+XLA")
             self.version = f"TensorFlow {tf.__version__}"
+            self.strategy = None
         elif name == "jax":
             import jax
 
@@ -164,18 +228,25 @@ class Backend:
 
             torch.set_num_threads(threads)
             self.lib = torch
-            self.modes = ("eager",)
+            self.modes = ("eager", TORCH_COMPILED)
             self.version = (
                 f"PyTorch {torch.__version__}, {torch.get_num_threads()} "
                 "threads"
             )
 
     def compile(self, loss_fn, mode):
+        if mode == MIRRORED:
+            if self.strategy is None:
+                devices = self.lib.config.list_logical_devices("CPU")
+                self.strategy = self.lib.distribute.MirroredStrategy(
+                    [d.name for d in devices[:2]]
+                )
+            return TFMirroredStep(self.lib, self.strategy, loss_fn)
         if self.name == "tensorflow":
             return TFStep(self.lib, loss_fn, mode.endswith("XLA"))
         if self.name == "jax":
             return JaxStep(self.lib, loss_fn)
-        return TorchStep(self.lib, loss_fn)
+        return TorchStep(self.lib, loss_fn, mode == TORCH_COMPILED)
 
     def sync(self, out):
         if self.name == "jax":
@@ -210,6 +281,37 @@ class TFStep:
         return {"graph_tensors": count, "temp_bytes": None}
 
 
+class TFMirroredStep:
+    """One replica step per device of a two-CPU `MirroredStrategy`, each on
+    half of the batch, in a `tf.function` (what Keras runs under
+    `tf.distribute`: no XLA)."""
+
+    def __init__(self, tf, strategy, loss_fn):
+        def replica_step(y, z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = loss_fn(y, z)
+            return value, tape.gradient(value, z)
+
+        def step(y, z):
+            return strategy.run(replica_step, args=(y, z))
+
+        self.tf, self.strategy = tf, strategy
+        self.function = tf.function(step)
+        self.inputs = None
+
+    def __call__(self, y, z):
+        if self.inputs is None or self.inputs[0] is not z:
+            self.inputs = (z, self._split(y), self._split(z))
+        return self.function(self.inputs[1], self.inputs[2])
+
+    def _split(self, x):
+        halves = self.tf.split(x, 2, axis=0)
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda context: halves[context.replica_id_in_sync_group]
+        )
+
+
 class JaxStep:
     def __init__(self, jax, loss_fn):
         self.jax = jax
@@ -233,11 +335,18 @@ class JaxStep:
 
 
 class TorchStep:
-    def __init__(self, torch, loss_fn):
+    """Eager value and gradient; with `compiled`, the CB kernel's
+    `torch.compile` path from the first call (it otherwise starts after
+    `_kernels.TORCH_COMPILE_AFTER` calls). Keras' losses run eager, as
+    Keras' PyTorch trainer runs them."""
+
+    def __init__(self, torch, loss_fn, compiled):
         self.torch = torch
         self.loss_fn = loss_fn
+        self.compile_after = 0 if compiled else None
 
     def __call__(self, y, z):
+        _kernels.TORCH_COMPILE_AFTER = self.compile_after
         z = z.detach().requires_grad_(True)
         value = self.loss_fn(y, z)
         (grad,) = self.torch.autograd.grad(value, z)
@@ -251,7 +360,8 @@ def _all_eqns(jaxpr):
     """Equations of a jaxpr, entering nested jit calls and custom rules."""
     for eqn in jaxpr.eqns:
         inner = [
-            value for value in eqn.params.values()
+            value
+            for value in eqn.params.values()
             if hasattr(value, "jaxpr") or hasattr(value, "eqns")
         ]
         if not inner:
@@ -361,24 +471,41 @@ def keras_counterparts(kind, labels, gamma, loss_dtype, extra):
     common = {"from_logits": True, "dtype": loss_dtype}
     losses = keras.losses
     if kind == "softmax" and labels == "sparse":
-        found = [("SparseCategoricalCrossentropy",
-                  losses.SparseCategoricalCrossentropy(**common), False)]
+        found = [
+            (
+                "SparseCategoricalCrossentropy",
+                losses.SparseCategoricalCrossentropy(**common),
+                False,
+            )
+        ]
     elif kind == "softmax":
-        found = [("CategoricalCrossentropy",
-                  losses.CategoricalCrossentropy(**common), False)]
+        found = [
+            (
+                "CategoricalCrossentropy",
+                losses.CategoricalCrossentropy(**common),
+                False,
+            )
+        ]
     elif kind == "sigmoid":
-        found = [("BinaryCrossentropy",
-                  losses.BinaryCrossentropy(**common), True)]
+        found = [
+            ("BinaryCrossentropy", losses.BinaryCrossentropy(**common), True)
+        ]
     else:
-        found = [("BinaryFocalCrossentropy",
-                  losses.BinaryFocalCrossentropy(gamma=gamma, **common),
-                  True)]
-        if extra:
-            found.append((
-                "CategoricalFocalCrossentropy",
-                losses.CategoricalFocalCrossentropy(gamma=gamma, **common),
+        found = [
+            (
+                "BinaryFocalCrossentropy",
+                losses.BinaryFocalCrossentropy(gamma=gamma, **common),
                 True,
-            ))
+            )
+        ]
+        if extra:
+            found.append(
+                (
+                    "CategoricalFocalCrossentropy",
+                    losses.CategoricalFocalCrossentropy(gamma=gamma, **common),
+                    True,
+                )
+            )
     return found
 
 
@@ -403,7 +530,10 @@ def keras_fn(loss, labels, num_classes, weights, dense_only, loss_dtype):
 def timed_functions(case, args, weights):
     """{name: loss_fn(y, z)} of one loss-alone case, CB first."""
     kind, labels, dtype, shape, gamma = (
-        case["kind"], case["labels"], case["dtype"], case["shape"],
+        case["kind"],
+        case["labels"],
+        case["dtype"],
+        case["shape"],
         case["gamma"],
     )
     functions = {CB_KEY: cb_loss(kind, weights["counts"], gamma, dtype)}
@@ -454,8 +584,12 @@ def loss_cases(args, backend):
                 key = ",".join(parts)
                 if all(w in key for w in words):
                     yield {
-                        "key": key, "kind": kind, "labels": labels,
-                        "dtype": dtype, "shape": shape, "mode": mode,
+                        "key": key,
+                        "kind": kind,
+                        "labels": labels,
+                        "dtype": dtype,
+                        "shape": shape,
+                        "mode": mode,
                         "gamma": gamma,
                     }
 
@@ -490,9 +624,7 @@ def bench_losses(args, backend):
             for name, fn in functions.items()
         }
         calls = [lambda f=f: f(y, z) for f in steps.values()]
-        samples = time_interleaved(
-            calls, backend, args.repeats, args.min_time
-        )
+        samples = time_interleaved(calls, backend, args.repeats, args.min_time)
         memory = {}
         if case["mode"] == backend.modes[0] and case["shape"] in memory_shapes:
             memory = {name: step.memory(y, z) for name, step in steps.items()}
@@ -505,9 +637,14 @@ def bench_losses(args, backend):
         row["stat"] = args.stat
         row["memory"] = memory
         rows.append(row)
-        print(f"  {case['key']}: " + ", ".join(
-            f"{name} {ms:.3f} ms" for name, ms in row["ms"].items()
-        ), file=sys.stderr, flush=True)
+        print(
+            f"  {case['key']}: "
+            + ", ".join(
+                f"{name} {ms:.3f} ms" for name, ms in row["ms"].items()
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         keras.backend.clear_session()
     return rows
 
@@ -523,21 +660,22 @@ def ratio_rows(rows):
             counterpart = name[: -len("+sw")]
             entry = {
                 key: row[key]
-                for key in ("mode", "kind", "labels", "dtype", "shape",
-                            "gamma")
+                for key in ("mode", "kind", "labels", "dtype", "shape", "gamma")
             }
-            entry.update({
-                "cb_loss": CB_NAMES[row["kind"]],
-                "counterpart": counterpart,
-                "cb_ms": times[CB_KEY],
-                "keras_sw_ms": times[name],
-                "ratio": paired_ratio(
-                    samples[CB_KEY], samples[name], row["stat"]
-                ),
-                "turn_ratios": [
-                    a / b for a, b in zip(samples[CB_KEY], samples[name])
-                ],
-            })
+            entry.update(
+                {
+                    "cb_loss": CB_NAMES[row["kind"]],
+                    "counterpart": counterpart,
+                    "cb_ms": times[CB_KEY],
+                    "keras_sw_ms": times[name],
+                    "ratio": paired_ratio(
+                        samples[CB_KEY], samples[name], row["stat"]
+                    ),
+                    "turn_ratios": [
+                        a / b for a, b in zip(samples[CB_KEY], samples[name])
+                    ],
+                }
+            )
             if counterpart in times:
                 entry["ratio_unweighted"] = paired_ratio(
                     samples[CB_KEY], samples[counterpart], row["stat"]
@@ -546,34 +684,63 @@ def ratio_rows(rows):
     return out
 
 
+TIGHT_MODES = ("tf.function", MIRRORED)
+XLA_MODES = ("tf.function+XLA", "jax.jit")
+
+
 def target_limit(entry):
-    """The issue's target for a CB / Keras+sw ratio."""
-    if entry["mode"] == "tf.function" and entry["kind"] != "softmax":
-        return 0.8
-    return 1.0
+    """The issue's target for a CB / Keras+sw ratio (None: reported only).
+
+    Sigmoid and focal: 0.6 under `tf.function` (also in a MirroredStrategy
+    step), 0.9 under XLA (TensorFlow's `jit_compile=True`, JAX `jit`);
+    softmax: 1.0. PyTorch is reported as measured.
+    """
+    if entry["mode"] not in TIGHT_MODES + XLA_MODES:
+        return None
+    if entry["kind"] == "softmax":
+        return 1.0
+    return 0.6 if entry["mode"] in TIGHT_MODES else 0.9
 
 
 def worst_ratios(entries):
-    """Worst ratio per (mode, CB loss, counterpart)."""
-    worst = {}
+    """Median and worst ratio per (mode, CB loss, counterpart, gamma)."""
+    groups = {}
     for entry in entries:
-        key = (entry["mode"], entry["cb_loss"], entry["counterpart"])
-        if key not in worst or entry["ratio"] > worst[key]["ratio"]:
-            worst[key] = {
-                "mode": entry["mode"], "cb_loss": entry["cb_loss"],
-                "counterpart": entry["counterpart"],
-                "ratio": entry["ratio"], "limit": target_limit(entry),
-                "case": _case_name(entry),
+        key = (
+            entry["mode"],
+            entry["cb_loss"],
+            entry["counterpart"],
+            entry["gamma"],
+        )
+        groups.setdefault(key, []).append(entry)
+    out = []
+    for (mode, cb_loss, counterpart, gamma), group in groups.items():
+        worst = max(group, key=lambda e: e["ratio"])
+        limit = target_limit(worst)
+        out.append(
+            {
+                "mode": mode,
+                "cb_loss": cb_loss,
+                "counterpart": counterpart,
+                "gamma": gamma,
+                "cases": len(group),
+                "median": statistics.median(e["ratio"] for e in group),
+                "ratio": worst["ratio"],
+                "case": _case_name(worst),
+                "limit": limit,
+                "met": None if limit is None else worst["ratio"] <= limit,
             }
-    for item in worst.values():
-        item["met"] = item["ratio"] <= item["limit"]
-    return list(worst.values())
+        )
+    return out
 
 
 def _case_name(entry):
-    gamma = "" if entry["gamma"] is None else f", gamma {entry['gamma']:g}"
     shape = "x".join(map(str, entry["shape"]))
-    return f"{entry['labels']}, {entry['dtype']}, {shape}{gamma}"
+    return f"{entry['labels']}, {entry['dtype']}, {shape}"
+
+
+def _met(flag):
+    return {None: "-", True: "yes", False: "NO"}[flag]
 
 
 def loss_markdown(entries, worst):
@@ -591,19 +758,23 @@ def loss_markdown(entries, worst):
             f"| {e['cb_ms']:.3f} | {e['keras_sw_ms']:.3f} "
             f"| {e['ratio']:.2f} |"
         )
-    lines += [
-        "",
-        "Worst CB / Keras+sw ratio per pair, against the target:",
-        "",
-        "| mode | CB loss | Keras counterpart | worst ratio "
-        "| at | target | met |",
-        "|---|---|---|---:|---|---:|---|",
+    return "\n".join(lines)
+
+
+def summary_markdown(worst):
+    lines = [
+        "| mode | CB loss | Keras counterpart | gamma | cases "
+        "| median ratio | worst ratio | worst at | target | met |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---|",
     ]
     for w in worst:
+        gamma = "" if w["gamma"] is None else f"{w['gamma']:g}"
+        limit = "-" if w["limit"] is None else f"{w['limit']:.2f}"
         lines.append(
-            f"| {w['mode']} | {w['cb_loss']} "
-            f"| {w['counterpart']} | {w['ratio']:.2f} | {w['case']} "
-            f"| {w['limit']:.2f} | {'yes' if w['met'] else 'NO'} |"
+            f"| {w['mode']} | {w['cb_loss']} | {w['counterpart']} "
+            f"| {gamma} | {w['cases']} | {w['median']:.2f} "
+            f"| {w['ratio']:.2f} | {w['case']} | {limit} "
+            f"| {_met(w['met'])} |"
         )
     return "\n".join(lines)
 
@@ -616,7 +787,14 @@ over turns of the ratio of the two samples timed back to back in that turn
 sigmoid and focal losses need dense labels: with sparse labels they get
 `one_hot(y)` built in the function. mixed_bfloat16: bfloat16 logits and
 `dtype="mixed_bfloat16"` losses, so Keras computes in bfloat16 while the
-CB losses compute in float32 by design."""
+CB losses compute in float32 by design. MirroredStrategy: a `tf.function`
+step of a two-replica strategy over two logical CPUs, each replica on half
+the batch (what Keras runs under `tf.distribute`). PyTorch "eager, kernel
+compiled": the CB kernel's `torch.compile` path, which it takes after
+`TORCH_COMPILE_AFTER` calls of one configuration; Keras' losses run eager in
+both PyTorch modes, as Keras' PyTorch trainer runs them. Targets (issue 17):
+sigmoid and focal <= 0.6 under `tf.function` and MirroredStrategy, <= 0.9
+under XLA and JAX; softmax <= 1.0; PyTorch reported as measured."""
 
 
 def memory_entries(rows):
@@ -625,14 +803,19 @@ def memory_entries(rows):
         full = 4 * math.prod(row["shape"])
         for name, mem in row["memory"].items():
             temp = mem["temp_bytes"]
-            out.append({
-                "kind": row["kind"], "labels": row["labels"],
-                "dtype": row["dtype"], "shape": row["shape"],
-                "gamma": row["gamma"], "loss": name,
-                "graph_tensors": mem["graph_tensors"],
-                "temp_bytes": temp,
-                "temp_full_buffers": None if temp is None else temp / full,
-            })
+            out.append(
+                {
+                    "kind": row["kind"],
+                    "labels": row["labels"],
+                    "dtype": row["dtype"],
+                    "shape": row["shape"],
+                    "gamma": row["gamma"],
+                    "loss": name,
+                    "graph_tensors": mem["graph_tensors"],
+                    "temp_bytes": temp,
+                    "temp_full_buffers": None if temp is None else temp / full,
+                }
+            )
     return out
 
 
@@ -677,32 +860,42 @@ class StepTimer(keras.callbacks.Callback):
 
 
 PLAIN_CE = "SparseCategoricalCrossentropy (plain CE)"
+SCCE_SW = "SparseCategoricalCrossentropy, sample_weight=w[y]"
+BCE_SW = "BinaryCrossentropy (one-hot labels), sample_weight=w[y]"
+BFCE_SW = "BinaryFocalCrossentropy (one-hot labels), sample_weight=w[y]"
 FIT_COUNTERPARTS = {
-    "CBSoftmaxLoss": PLAIN_CE,
-    "CBSigmoidLoss": "BinaryCrossentropy (one-hot labels)",
-    "CBFocalLoss": "BinaryFocalCrossentropy (one-hot labels)",
+    "CBSoftmaxLoss": SCCE_SW,
+    "CBSigmoidLoss": BCE_SW,
+    "CBFocalLoss": BFCE_SW,
 }
-FIT_LIMITS = {"CBSoftmaxLoss": 1.02, "CBSigmoidLoss": 1.0, "CBFocalLoss": 1.0}
+FIT_LIMIT = 1.0
 
 
 def fit_setups(args, counts):
     """(name, loss, label form, weighted) of every timed `fit`."""
     losses = keras.losses
     setups = [
-        (PLAIN_CE, losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", False),
-        ("SparseCategoricalCrossentropy, sample_weight=w[y]",
-         losses.SparseCategoricalCrossentropy(from_logits=True),
-         "sparse", True),
-        ("CBSoftmaxLoss", cb_loss("softmax", counts, None, None),
-         "sparse", False),
-        ("BinaryCrossentropy (one-hot labels)",
-         losses.BinaryCrossentropy(from_logits=True), "onehot", False),
-        ("BinaryFocalCrossentropy (one-hot labels)",
-         losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
-         "onehot", False),
+        (
+            PLAIN_CE,
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            "sparse",
+            False,
+        ),
+        (
+            SCCE_SW,
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            "sparse",
+            True,
+        ),
+        (BCE_SW, losses.BinaryCrossentropy(from_logits=True), "onehot", True),
+        (
+            BFCE_SW,
+            losses.BinaryFocalCrossentropy(gamma=FIT_GAMMA, from_logits=True),
+            "onehot",
+            True,
+        ),
     ]
-    for kind in ("sigmoid", "focal"):
+    for kind in KINDS:
         loss = cb_loss(kind, counts, FIT_GAMMA, None)
         setups.append((CB_NAMES[kind], loss, "sparse", False))
     return setups
@@ -716,19 +909,22 @@ def bench_fit(args):
     )
     rng = np.random.default_rng(1)
     counts = long_tail_counts(num_classes)
-    y = rng.choice(num_classes, size=(args.fit_steps + 1) * batch,
-                   p=counts / counts.sum()).astype("int32")
+    y = rng.choice(
+        num_classes, size=(args.fit_steps + 1) * batch, p=counts / counts.sum()
+    ).astype("int32")
     x = rng.normal(0.0, 1.0, (len(y), features)).astype("float32")
     x += 0.1 * np.eye(num_classes, features, dtype="float32")[y]
     onehot = np.eye(num_classes, dtype="float32")[y]
     w = keras_cbloss.class_balanced_weights(counts, BETA)
     keras.utils.set_random_seed(0)
-    template = keras.Sequential([
-        keras.Input((features,)),
-        keras.layers.Dense(hidden, activation="relu"),
-        keras.layers.Dense(hidden, activation="relu"),
-        keras.layers.Dense(num_classes),
-    ])
+    template = keras.Sequential(
+        [
+            keras.Input((features,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(num_classes),
+        ]
+    )
     setups = fit_setups(args, counts)
     runs, jit = [], None
     for _, loss, labels, weighted in setups:
@@ -736,19 +932,26 @@ def bench_fit(args):
         model.set_weights(template.get_weights())
         model.compile(keras.optimizers.Adam(1e-3), loss=loss)
         jit = getattr(model, "jit_compile", None)
-        runs.append(FitRun(model, x, y if labels == "sparse" else onehot,
-                           w[y].astype("float32") if weighted else None,
-                           batch))
-    for run in runs:  # warm-up: tracing and compilation
-        run()
+        runs.append(
+            FitRun(
+                model,
+                x,
+                y if labels == "sparse" else onehot,
+                w[y].astype("float32") if weighted else None,
+                batch,
+            )
+        )
+    # the kernel's default compilation policy (the loss-alone cases set it)
+    _kernels.TORCH_COMPILE_AFTER = DEFAULT_TORCH_COMPILE_AFTER
+    for _ in range(2):  # warm-up: tracing, compilation (PyTorch: 2 fits)
+        for run in runs:
+            run()
     samples = [[] for _ in runs]
     for r in range(args.repeats):
         for i in [(r + k) % len(runs) for k in range(len(runs))]:
             samples[i].append(runs[i]())
     names = [name for name, *_ in setups]
-    ms = {
-        name: statistics.median(s) * 1e3 for name, s in zip(names, samples)
-    }
+    ms = {name: statistics.median(s) * 1e3 for name, s in zip(names, samples)}
     return {
         "setup": f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch "
         f"{batch}, Adam, {args.fit_steps} timed steps per fit, median of "
@@ -770,8 +973,13 @@ class FitRun:
 
     def __call__(self):
         self.model.fit(
-            self.x, self.targets, sample_weight=self.sample_weight,
-            batch_size=self.batch, epochs=1, shuffle=False, verbose=0,
+            self.x,
+            self.targets,
+            sample_weight=self.sample_weight,
+            batch_size=self.batch,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
             callbacks=[self.timer],
         )
         return self.timer.seconds_per_step()
@@ -786,11 +994,17 @@ def fit_ratios(samples):
             continue
         counterpart = FIT_COUNTERPARTS[cb_name]
         ratio = paired_ratio(own, samples[counterpart], "median")
-        out.append({
-            "loss": name, "counterpart": counterpart, "ratio": ratio,
-            "limit": FIT_LIMITS[cb_name],
-            "met": ratio <= FIT_LIMITS[cb_name],
-        })
+        # the issue's target is for TensorFlow and JAX; PyTorch is reported
+        limit = None if keras.backend.backend() == "torch" else FIT_LIMIT
+        out.append(
+            {
+                "loss": name,
+                "counterpart": counterpart,
+                "ratio": ratio,
+                "limit": limit,
+                "met": None if limit is None else ratio <= limit,
+            }
+        )
     return out
 
 
@@ -814,10 +1028,132 @@ def fit_markdown(fit):
     for r in fit["ratios"]:
         lines.append(
             f"| {r['loss']} | {r['counterpart']} | {r['ratio']:.3f} "
-            f"| {r['limit']:.2f} | {'yes' if r['met'] else 'NO'} |"
+            f"| {'-' if r['limit'] is None else format(r['limit'], '.2f')} "
+            f"| {_met(r['met'])} |"
         )
     lines += ["", f"(resolved jit_compile of the models: {fit['jit_compile']})"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Main.
+# --------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------
+# Compilations of the kernel's XLA cluster (TensorFlow).
+# --------------------------------------------------------------------------
+
+
+SEQUENCE_CLASSES, SEQUENCE_VOCABULARY, SEQUENCE_BATCH = 5, 30, 4
+
+
+def sequence_lengths(batches):
+    """Log-uniform lengths 2 to 300: nearly every batch has a new shape."""
+    rng = np.random.default_rng(0)
+    count = batches * SEQUENCE_BATCH
+    return np.exp(rng.uniform(np.log(2), np.log(300), count)).astype(int)
+
+
+def sequence_fit(batches):
+    """Child process: fits a token tagger on `padded_batch` data twice."""
+    import tensorflow as tf
+
+    lengths = sequence_lengths(batches)
+    rng = np.random.default_rng(1)
+    tokens = [
+        rng.integers(1, SEQUENCE_VOCABULARY, n).astype("int32") for n in lengths
+    ]
+    data = tf.data.Dataset.from_generator(
+        lambda: ((x, x % SEQUENCE_CLASSES) for x in tokens),
+        output_signature=(
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+        ),
+    ).padded_batch(SEQUENCE_BATCH, padding_values=(0, -1))
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(SEQUENCE_VOCABULARY, 8, mask_zero=True),
+            keras.layers.Dense(SEQUENCE_CLASSES),
+        ]
+    )
+    counts = long_tail_counts(SEQUENCE_CLASSES)
+    model.compile(
+        "adam",
+        loss=keras_cbloss.CBFocalLoss(
+            counts, BETA, 2.0, from_logits=True, ignore_class=-1
+        ),
+    )
+    model.fit(data, epochs=2, verbose=0)
+
+
+def bench_compiles(args):
+    """XLA compilations of the kernel while a sequence model trains."""
+    import subprocess
+    import tempfile
+
+    batches = 12 if args.quick else 48
+    with tempfile.TemporaryDirectory() as dump:
+        env = dict(
+            os.environ,
+            KERAS_BACKEND="tensorflow",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            XLA_FLAGS=f"--xla_dump_to={dump} "
+            "--xla_dump_hlo_module_re=.*focal.*",
+        )
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--sequence-child",
+            str(batches),
+        ]
+        subprocess.run(command, env=env, check=True, timeout=900)
+        compiles = [
+            name
+            for name in os.listdir(dump)
+            if "focal_sum" in name and name.endswith("before_optimizations.txt")
+        ]
+    lengths = sequence_lengths(batches)
+    shapes = {
+        SEQUENCE_BATCH * int(lengths[i : i + SEQUENCE_BATCH].max())
+        for i in range(0, len(lengths), SEQUENCE_BATCH)
+    }
+    buckets = {row_bucket(n) for n in shapes}
+    return {
+        "setup": f"Embedding(mask_zero=True) + Dense({SEQUENCE_CLASSES}) "
+        f"token tagger, CBFocalLoss(ignore_class=-1), padded_batch("
+        f"{SEQUENCE_BATCH}) of lengths 2 to 300, {batches} batches x 2 "
+        "epochs, compile defaults",
+        "steps": 2 * batches,
+        "shapes": len(shapes),
+        "buckets": len(buckets),
+        "compiles": len(compiles),
+    }
+
+
+def row_bucket(rows):
+    """The kernel's row bucket: a multiple of 2**(bit_length - 3)."""
+    step = 2 ** max(int(rows).bit_length() - 3, 0)
+    return -(-int(rows) // step) * step
+
+
+def compiles_markdown(c):
+    return "\n".join(
+        [
+            c["setup"] + ".",
+            "",
+            "| training steps | distinct [rows, C] shapes | row buckets "
+            "| XLA compilations of the kernel (forward + backward) |",
+            "|---:|---:|---:|---:|",
+            f"| {c['steps']} | {c['shapes']} | {c['buckets']} "
+            f"| {c['compiles']} |",
+            "",
+            "Counted from XLA's own dump (`XLA_FLAGS=--xla_dump_to`). Without "
+            "the row buckets XLA would compile forward and backward for every "
+            f"shape ({2 * c['shapes']}).",
+        ]
+    )
 
 
 # --------------------------------------------------------------------------
@@ -850,9 +1186,22 @@ def restart_with_backend(name, argv):
     os.execve(sys.executable, command, env)
 
 
+HEADER = """\
+Regenerated by `python benchmarks/bench_losses.py` (this file is its
+output; docs/performance.md shows it). Every ratio is the median over turns
+of the paired ratio (CB and Keras timed back to back in each turn), which
+cancels most of the load from other processes; the load average is printed
+at the start and the end. The CB losses are the public `CBSoftmaxLoss` /
+`CBSigmoidLoss` / `CBFocalLoss`; their sigmoid and focal terms run through
+the fused kernel `keras_cbloss._kernels.binary_focal_sum`."""
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.sequence_child is not None:
+        sequence_fit(args.sequence_child)
+        return 0
     if args.backend is not None and args.backend != keras.backend.backend():
         restart_with_backend(args.backend, argv)
     backend = Backend(keras.backend.backend(), args.threads)
@@ -863,35 +1212,90 @@ def main(argv=None):
         "gammas": args.gammas,
         "beta": BETA,
     }
-    print(f"# bench_losses.py, KERAS_BACKEND={backend.name}"
-          + (" --quick" if args.quick else ""))
-    print()
-    print("Machine: " + report["machine"])
+    lines, summary = [], []
+
+    def emit(text="", short=False):
+        """Prints `text` into the report (and, if `short`, the summary)."""
+        print(text, flush=True)
+        lines.append(text)
+        if short:
+            summary.append(text)
+
+    emit(
+        f"# bench_losses.py, KERAS_BACKEND={backend.name}"
+        + (" --quick" if args.quick else "")
+    )
+    emit()
+    emit("Machine: " + report["machine"], short=True)
+    emit()
+    emit(HEADER)
     if not args.skip_loss:
         rows = bench_losses(args, backend)
         report["loss"] = ratio_rows(rows)
         report["worst"] = worst_ratios(report["loss"])
         report["memory"] = memory_entries(rows)
-        print("\n## Loss alone: forward + backward w.r.t. the logits "
-              "(median ms per call)\n")
-        print(loss_markdown(report["loss"], report["worst"]))
-        print()
-        print(LOSS_NOTES.format(beta=BETA))
+        emit("\n## Summary: CB / Keras+sw, forward + backward\n")
+        emit(
+            f"\n#### {backend.version}: the loss alone, CB / Keras+sw\n",
+            short=True,
+        )
+        emit(summary_markdown(report["worst"]), short=True)
+        emit()
+        emit(LOSS_NOTES.format(beta=BETA))
+        emit(
+            "\n## Loss alone: forward + backward w.r.t. the logits "
+            "(median ms per call)\n"
+        )
+        emit(loss_markdown(report["loss"], report["worst"]))
         memory = memory_markdown(report["memory"])
         if memory:
-            print("\n## Memory of the compiled loss + gradient\n")
-            print(memory)
+            emit("\n## Memory of the compiled loss + gradient\n")
+            emit(memory)
     if not args.skip_fit:
         report["fit"] = bench_fit(args)
-        print("\n## Whole training step (fit)\n")
-        print(fit_markdown(report["fit"]))
+        emit("\n## Whole training step (fit)\n")
+        emit(f"\n#### {backend.version}: the whole `fit` step\n", short=True)
+        emit(fit_markdown(report["fit"]), short=True)
+    if backend.name == "tensorflow" and not args.skip_compiles:
+        report["compiles"] = bench_compiles(args)
+        emit("\n## Compilations with dynamic shapes (padded_batch)\n")
+        emit(
+            "\n#### TensorFlow: compilations with dynamic shapes\n", short=True
+        )
+        emit(compiles_markdown(report["compiles"]), short=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report["load_at_end"] = load
-    print(f"\nLoad average at the end: {load}")
+    emit(f"\nLoad average at the end: {load}", short=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
+    path = args.markdown
+    if path is None and not args.quick:
+        path = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            "results",
+            f"cpu_{backend.name}.md",
+        )
+    if path:
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        # the tables docs/performance.md includes
+        with open(path[: -len(".md")] + "_summary.md", "w") as f:
+            f.write("\n".join(summary).strip() + "\n")
+        if args.markdown is None:
+            refresh_docs()
     return 0
+
+
+def refresh_docs():
+    """Copies the new summaries into docs/performance.md (its include
+    blocks), with the docs' own tool."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tool = os.path.join(root, "docs", "tools", "include_results.py")
+    if os.path.exists(tool):
+        subprocess.run([sys.executable, tool], cwd=root, check=True)
 
 
 if __name__ == "__main__":

@@ -139,9 +139,9 @@ def per_class_recall(y_true, y_pred, num_classes):
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     support = np.bincount(y_true, minlength=num_classes).astype(np.float64)
-    hits = np.bincount(
-        y_true[y_true == y_pred], minlength=num_classes
-    ).astype(np.float64)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=num_classes).astype(
+        np.float64
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, hits / support, np.nan)
 
@@ -242,13 +242,18 @@ def add_run_arguments(parser, epochs, batch_size, output_dir):
     """The seeded-run options the digits examples share: `--seeds`,
     `--epochs`, `--batch-size`, `--learning-rate` (Adam) and `--output-dir`
     (a `pathlib.Path`, default `output_dir`)."""
-    parser.add_argument("--seeds", type=int, default=5,
-                        help="number of seeds; runs are paired by seed")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="number of seeds; runs are paired by seed",
+    )
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--output-dir", type=pathlib.Path,
-                        default=pathlib.Path(output_dir))
+    parser.add_argument(
+        "--output-dir", type=pathlib.Path, default=pathlib.Path(output_dir)
+    )
 
 
 def check_run_arguments(parser, args):

@@ -7,17 +7,24 @@ gains over the baselines, the Markdown tables, `results.json`,
 examples' bookkeeping, not part of the `keras_cbloss` package.
 """
 
+import _long_tail as lt
 import numpy as np
 
-import _long_tail as lt
 from keras_cbloss import class_balanced_weights
 from keras_cbloss import effective_number
 from keras_cbloss import shot_groups
 
 BASELINE = "ce"  # plain cross-entropy
 REWEIGHTED = "ce_class_weight"  # fit(class_weight=...) at 1/n
-METRICS = ("balanced_accuracy", "tail_recall", "prior_accuracy", "accuracy",
-           "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy")
+METRICS = (
+    "balanced_accuracy",
+    "tail_recall",
+    "prior_accuracy",
+    "accuracy",
+    "many_shot_accuracy",
+    "medium_shot_accuracy",
+    "few_shot_accuracy",
+)
 SHOT_METRICS = METRICS[-3:]
 # Plain accuracy equals balanced accuracy on the balanced test split, so the
 # table shows it once and adds the accuracy at training frequencies.
@@ -28,9 +35,18 @@ CSV_DECIMALS = {"train_seconds": 2}
 CSV_DEFAULT_DECIMALS = 4
 
 
-def summarize(records, labels, cb_losses=(), deferred=None, *,
-              metrics=METRICS, baseline=BASELINE, reweighted=REWEIGHTED,
-              per_class=("per_class_recall",), other_gains=None):
+def summarize(
+    records,
+    labels,
+    cb_losses=(),
+    deferred=None,
+    *,
+    metrics=METRICS,
+    baseline=BASELINE,
+    reweighted=REWEIGHTED,
+    per_class=("per_class_recall",),
+    other_gains=None,
+):
     """Mean/std of every metric per loss, and paired gains.
 
     Args:
@@ -57,16 +73,21 @@ def summarize(records, labels, cb_losses=(), deferred=None, *,
     Returns:
         Dict loss name -> summary entry (JSON-ready).
     """
-    comparisons = {f"gain_over_{baseline}": {
-        name: baseline for name in labels if name != baseline}}
+    comparisons = {
+        f"gain_over_{baseline}": {
+            name: baseline for name in labels if name != baseline
+        }
+    }
     if reweighted is not None:
         comparisons["gain_over_class_weight"] = {
-            name: reweighted for name in cb_losses}
+            name: reweighted for name in cb_losses
+        }
     comparisons["gain_over_from_start"] = deferred or {}
     comparisons.update(other_gains or {})
     metrics = [m for m in metrics if m in records[0]]
-    by_loss = {name: [r for r in records if r["loss"] == name]
-               for name in labels}
+    by_loss = {
+        name: [r for r in records if r["loss"] == name] for name in labels
+    }
 
     def scores(name, metric):
         return np.array([r[metric] for r in by_loss[name]])
@@ -77,17 +98,22 @@ def summarize(records, labels, cb_losses=(), deferred=None, *,
         for metric in metrics:
             values = scores(name, metric)
             mean, std = lt.mean_std(values)
-            entry[metric] = {"mean": mean, "std": std,
-                             "values": values.tolist()}
+            entry[metric] = {
+                "mean": mean,
+                "std": std,
+                "values": values.tolist(),
+            }
             for key, pairs in comparisons.items():
                 if name in pairs:
                     entry[metric][key] = lt.paired_gains(
-                        values, scores(pairs[name], metric))
+                        values, scores(pairs[name], metric)
+                    )
         for key in per_class:
             values = np.array([r[key] for r in runs], np.float64)
             entry[f"{key}_mean"] = values.mean(axis=0).tolist()
             entry[f"{key}_std"] = (
-                values.std(axis=0, ddof=1) if len(runs) > 1
+                values.std(axis=0, ddof=1)
+                if len(runs) > 1
                 else np.full(values.shape[1], np.nan)
             ).tolist()
         summary[name] = entry
@@ -105,13 +131,16 @@ def _rows_with_gain_over_ce(summary, metrics, baseline=BASELINE):
     rows = []
     for name, entry in summary.items():
         cells = [entry["label"]]
-        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
-                  for m in metrics]
+        cells += [
+            lt.format_pm(entry[m]["mean"], entry[m]["std"]) for m in metrics
+        ]
         if name == baseline:
             cells += ["(baseline)"] * len(metrics)
         else:
-            cells += [lt.format_gain(entry[m][f"gain_over_{baseline}"])
-                      for m in metrics]
+            cells += [
+                lt.format_gain(entry[m][f"gain_over_{baseline}"])
+                for m in metrics
+            ]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -122,8 +151,11 @@ def metric_table(summary, metrics, headers, baseline=BASELINE):
     gains over `baseline`."""
     titles = [headers[m] for m in metrics]
     return [
-        "| loss | " + " | ".join(titles) + " | "
-        + " | ".join(f"gain: {t}" for t in titles) + " |",
+        "| loss | "
+        + " | ".join(titles)
+        + " | "
+        + " | ".join(f"gain: {t}" for t in titles)
+        + " |",
         "|---|" + "---|" * (2 * len(metrics)),
     ] + _rows_with_gain_over_ce(summary, metrics, baseline)
 
@@ -134,8 +166,9 @@ def gain_row(label, entry, key, metrics=TABLE_METRICS):
     return "| " + " | ".join(cells) + " |"
 
 
-def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
-                  deferred=None):
+def results_table(
+    summary, cb_losses, num_seeds, test_per_class, tail_k, deferred=None
+):
     """Markdown tables (percent): mean ± std over seeds, paired gains over
     CE, over `REWEIGHTED` and (for `deferred`) over weighting from the
     start."""
@@ -146,21 +179,30 @@ def results_table(summary, cb_losses, num_seeds, test_per_class, tail_k,
         "|---|---|---|---|---|---|---|",
     ]
     lines += _rows_with_gain_over_ce(summary, TABLE_METRICS)
-    gain_header = "gain: bal. acc. | gain: tail recall | gain: acc. at " \
-        "train freq. |"
+    gain_header = (
+        "gain: bal. acc. | gain: tail recall | gain: acc. at train freq. |"
+    )
     lines += [
         "",
         f"| vs {summary[REWEIGHTED]['label']} | {gain_header}",
         "|---|---|---|---|",
     ]
-    lines += [gain_row(summary[n]["label"], summary[n],
-                        "gain_over_class_weight") for n in cb_losses]
+    lines += [
+        gain_row(summary[n]["label"], summary[n], "gain_over_class_weight")
+        for n in cb_losses
+    ]
     if deferred:
-        lines += ["", f"| deferred vs from the start | {gain_header}",
-                  "|---|---|---|---|"]
         lines += [
-            gain_row(f"{summary[n]['label']} vs {summary[start]['label']}",
-                      summary[n], "gain_over_from_start")
+            "",
+            f"| deferred vs from the start | {gain_header}",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            gain_row(
+                f"{summary[n]['label']} vs {summary[start]['label']}",
+                summary[n],
+                "gain_over_from_start",
+            )
             for n, start in deferred.items()
         ]
     lines.append("")
@@ -187,16 +229,22 @@ def shot_table(summary, counts):
         noun = "class" if len(classes) == 1 else "classes"
         headers.append(f"{shot}-shot ({noun} {span(classes)})")
     lines = [
-        "| loss | " + " | ".join(headers) + " | "
-        + " | ".join(f"gain: {h.split(' ')[0]}" for h in headers) + " |",
+        "| loss | "
+        + " | ".join(headers)
+        + " | "
+        + " | ".join(f"gain: {h.split(' ')[0]}" for h in headers)
+        + " |",
         "|---|" + "---|" * (2 * len(headers)),
     ]
     lines += _rows_with_gain_over_ce(summary, SHOT_METRICS)
-    lines += ["", "Percent, mean ± std over seeds, gains paired by seed as "
-              "above. Shot groups after Liu et al. (2019), by training "
-              "images: many-shot more than 100, medium-shot 20 to 100, "
-              "few-shot fewer than 20 (`ShotAccuracy`); each is the mean "
-              "recall of its classes."]
+    lines += [
+        "",
+        "Percent, mean ± std over seeds, gains paired by seed as "
+        "above. Shot groups after Liu et al. (2019), by training "
+        "images: many-shot more than 100, medium-shot 20 to 100, "
+        "few-shot fewer than 20 (`ShotAccuracy`); each is the mean "
+        "recall of its classes.",
+    ]
     return "\n".join(lines)
 
 
@@ -219,16 +267,21 @@ def csv_rows(records, per_class=None):
     per_class = per_class or {"per_class_recall": "recall"}
     rows = []
     for record in records:
-        row = {k: v for k, v in record.items()
-               if k != "train_counts" and not isinstance(v, list)}
+        row = {
+            k: v
+            for k, v in record.items()
+            if k != "train_counts" and not isinstance(v, list)
+        }
         for key, prefix in per_class.items():
-            row.update({f"{prefix}_{c}": v
-                        for c, v in enumerate(record[key])})
-        rows.append({
-            k: round(v, CSV_DECIMALS.get(k, CSV_DEFAULT_DECIMALS))
-            if isinstance(v, float) else v
-            for k, v in row.items()
-        })
+            row.update({f"{prefix}_{c}": v for c, v in enumerate(record[key])})
+        rows.append(
+            {
+                k: round(v, CSV_DECIMALS.get(k, CSV_DEFAULT_DECIMALS))
+                if isinstance(v, float)
+                else v
+                for k, v in row.items()
+            }
+        )
     return rows
 
 
@@ -249,8 +302,7 @@ def pyplot():
     return plt
 
 
-BAR_COLORS = ("#9e9e9e", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728",
-              "#9467bd")
+BAR_COLORS = ("#9e9e9e", "#ff7f0e", "#1f77b4", "#2ca02c", "#d62728", "#9467bd")
 
 
 def bar_panel(ax, summary, counts, names, key, ylabel):
@@ -263,8 +315,15 @@ def bar_panel(ax, summary, counts, names, key, ylabel):
         std = np.array(summary[name][f"{key}_std"], np.float64)
         yerr = None if np.isnan(std).all() else std
         offset = (i - (len(names) - 1) / 2) * width
-        ax.bar(classes + offset, mean, width, yerr=yerr, capsize=2,
-               color=color, label=summary[name]["label"])
+        ax.bar(
+            classes + offset,
+            mean,
+            width,
+            yerr=yerr,
+            capsize=2,
+            color=color,
+            label=summary[name]["label"],
+        )
     ax.set_xticks(classes)
     ax.set_xticklabels([f"{c}\nn={n}" for c, n in zip(classes, counts)])
     ax.set_ylabel(ylabel)
@@ -283,8 +342,9 @@ def plot_per_class_recall(summary, counts, best, path):
     names = (BASELINE, REWEIGHTED, best)
     bar_panel(ax, summary, counts, names, "per_class_recall", "test recall")
     ax.set_xlabel("digit class and its number of training images")
-    ax.set_title("Per-class recall, mean ± std over seeds "
-                 "(head class on the left)")
+    ax.set_title(
+        "Per-class recall, mean ± std over seeds (head class on the left)"
+    )
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -302,8 +362,13 @@ def plot_class_weights(counts, beta, path):
     n = np.logspace(0, 4, 200)
     left.plot(n, n, "k--", lw=1, label="E(n) = n (no overlap)")
     for b, color in zip(betas, colors):
-        left.plot(n, effective_number(n, b), color=color,
-                  lw=2.5 if b == beta else 1.2, label=f"beta = {b}")
+        left.plot(
+            n,
+            effective_number(n, b),
+            color=color,
+            lw=2.5 if b == beta else 1.2,
+            label=f"beta = {b}",
+        )
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("number of samples n")
@@ -315,14 +380,33 @@ def plot_class_weights(counts, beta, path):
     counts = np.asarray(counts)
     inverse = 1.0 / counts
     # Drawn on top: beta = 0.999 and 0.9999 would hide it otherwise.
-    right.plot(counts, inverse * len(counts) / inverse.sum(), "k--",
-               marker="s", ms=4, lw=1, zorder=5, label="inverse frequency 1/n")
+    right.plot(
+        counts,
+        inverse * len(counts) / inverse.sum(),
+        "k--",
+        marker="s",
+        ms=4,
+        lw=1,
+        zorder=5,
+        label="inverse frequency 1/n",
+    )
     for b, color in zip(betas, colors):
-        right.plot(counts, class_balanced_weights(counts, b), color=color,
-                   marker="o", ms=4, lw=2.5 if b == beta else 1.2,
-                   label=f"beta = {b}")
-    right.plot(counts, np.ones_like(counts, np.float64), color="0.6",
-               lw=1, label="beta = 0 (plain loss)")
+        right.plot(
+            counts,
+            class_balanced_weights(counts, b),
+            color=color,
+            marker="o",
+            ms=4,
+            lw=2.5 if b == beta else 1.2,
+            label=f"beta = {b}",
+        )
+    right.plot(
+        counts,
+        np.ones_like(counts, np.float64),
+        color="0.6",
+        lw=1,
+        label="beta = 0 (plain loss)",
+    )
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("class size n_c (this training set)")

@@ -76,16 +76,23 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--betas", type=float, nargs="+",
-                        default=list(DEFAULT_BETAS))
-    parser.add_argument("--n-max", type=int, default=2000,
-                        help="training images of the head class (the tail "
-                        "has 2)")
-    lt.add_run_arguments(parser, epochs=20, batch_size=64,
-                         output_dir="outputs/beta_dial")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 seeds, 1 epoch, n_max 100, "
-                        "betas 0.9 0.99")
+    parser.add_argument(
+        "--betas", type=float, nargs="+", default=list(DEFAULT_BETAS)
+    )
+    parser.add_argument(
+        "--n-max",
+        type=int,
+        default=2000,
+        help="training images of the head class (the tail has 2)",
+    )
+    lt.add_run_arguments(
+        parser, epochs=20, batch_size=64, output_dir="outputs/beta_dial"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 seeds, 1 epoch, n_max 100, betas 0.9 0.99",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.n_max = 2, 1, 100
@@ -123,8 +130,14 @@ def load_digits_splits():
     test, rest = lt.balanced_split(y, TEST_PER_CLASS, rng)
     val_in_rest, pool_in_rest = lt.balanced_split(y[rest], VAL_PER_CLASS, rng)
     val, pool = rest[val_in_rest], rest[pool_in_rest]
-    return {"x_test": x[test], "y_test": y[test], "x_val": x[val],
-            "y_val": y[val], "x_pool": x[pool], "y_pool": y[pool]}
+    return {
+        "x_test": x[test],
+        "y_test": y[test],
+        "x_val": x[val],
+        "y_val": y[val],
+        "x_pool": x[pool],
+        "y_pool": y[pool],
+    }
 
 
 def class_profile(n_max):
@@ -135,7 +148,8 @@ def class_profile(n_max):
     """
     counts = lt.long_tail_counts(n_max, NUM_CLASSES, n_max / 2)
     prototypes = lt.long_tail_counts(
-        N_PROTOTYPES_MAX, NUM_CLASSES, N_PROTOTYPES_MAX / N_PROTOTYPES_MIN)
+        N_PROTOTYPES_MAX, NUM_CLASSES, N_PROTOTYPES_MAX / N_PROTOTYPES_MIN
+    )
     prototypes = np.clip(prototypes, N_PROTOTYPES_MIN, counts)
     return counts, prototypes
 
@@ -220,25 +234,39 @@ def train_and_score(name, beta, args, seed, train, data):
     else:
         loss = CBSoftmaxLoss(counts, beta, from_logits=True)
     model = build_model()
-    model.compile(keras.optimizers.Adam(args.learning_rate), loss=loss,
-                  metrics=[BalancedAccuracy()])
+    model.compile(
+        keras.optimizers.Adam(args.learning_rate),
+        loss=loss,
+        metrics=[BalancedAccuracy()],
+    )
     start = time.perf_counter()
-    model.fit(ds, epochs=args.epochs, verbose=0, class_weight=class_weight,
-              shuffle=False)
+    model.fit(
+        ds,
+        epochs=args.epochs,
+        verbose=0,
+        class_weight=class_weight,
+        shuffle=False,
+    )
     seconds = time.perf_counter() - start
     # The validation score a user would select beta with: the package's
     # metric, through evaluate().
-    val = model.evaluate(data["x_val"].reshape(-1, 64), data["y_val"],
-                         verbose=0, return_dict=True)
-    y_pred = np.argmax(model.predict(data["x_test"].reshape(-1, 64),
-                                     verbose=0), axis=-1)
+    val = model.evaluate(
+        data["x_val"].reshape(-1, 64),
+        data["y_val"],
+        verbose=0,
+        return_dict=True,
+    )
+    y_pred = np.argmax(
+        model.predict(data["x_test"].reshape(-1, 64), verbose=0), axis=-1
+    )
     recall = lt.per_class_recall(data["y_test"], y_pred, NUM_CLASSES)
     return {
-        "setting": name, "beta": beta, "seed": seed,
+        "setting": name,
+        "beta": beta,
+        "seed": seed,
         "val_balanced_accuracy": float(val["balanced_accuracy"]),
         "balanced_accuracy": float(np.mean(recall)),
-        "tail_recall": float(np.mean(recall[lt.tail_classes(counts,
-                                                            TAIL_K)])),
+        "tail_recall": float(np.mean(recall[lt.tail_classes(counts, TAIL_K)])),
         "per_class_recall": recall.tolist(),
         "train_seconds": seconds,
     }
@@ -253,6 +281,7 @@ METRICS = ("balanced_accuracy", "tail_recall", "val_balanced_accuracy")
 
 def summarize(records, names):
     """Mean/std per setting; paired gains over CE and over 1/n."""
+
     def values(name, metric):
         return np.array([r[metric] for r in records if r["setting"] == name])
 
@@ -261,12 +290,16 @@ def summarize(records, names):
         entry = {"beta": beta}
         for m in METRICS:
             mean, std = lt.mean_std(values(name, m))
-            entry[m] = {"mean": mean, "std": std,
-                        "values": values(name, m).tolist()}
+            entry[m] = {
+                "mean": mean,
+                "std": std,
+                "values": values(name, m).tolist(),
+            }
             for base in ("ce", "inv_freq"):
                 if name != base:
                     entry[m][f"gain_over_{base}"] = lt.paired_gains(
-                        values(name, m), values(base, m))
+                        values(name, m), values(base, m)
+                    )
         summary[name] = entry
     return summary
 
@@ -286,9 +319,11 @@ def select_on_validation(records, names):
         chosen.append(best["setting"])
         test.append(best["balanced_accuracy"])
     mean, std = lt.mean_std(test)
-    return {"seeds": seeds, "chosen": chosen,
-            "test_balanced_accuracy": {"mean": mean, "std": std,
-                                       "values": test}}
+    return {
+        "seeds": seeds,
+        "chosen": chosen,
+        "test_balanced_accuracy": {"mean": mean, "std": std, "values": test},
+    }
 
 
 def _label(name, beta, head_prototypes):
@@ -312,16 +347,23 @@ def results_table(summary, selection, counts, prototypes, num_seeds):
     ]
     for name, entry in summary.items():
         beta = entry["beta"]
-        size = "1" if beta == 0 else "inf" if beta == 1 else f"{1/(1-beta):g}"
+        size = (
+            "1" if beta == 0 else "inf" if beta == 1 else f"{1 / (1 - beta):g}"
+        )
         cells = [_label(name, beta, int(prototypes[0])), size]
-        cells += [lt.format_pm(entry[m]["mean"], entry[m]["std"])
-                  for m in ("balanced_accuracy", "tail_recall")]
+        cells += [
+            lt.format_pm(entry[m]["mean"], entry[m]["std"])
+            for m in ("balanced_accuracy", "tail_recall")
+        ]
         for base in ("ce", "inv_freq"):
             gain = entry["balanced_accuracy"].get(f"gain_over_{base}")
-            cells.append("(baseline)" if gain is None
-                         else lt.format_gain(gain))
-        cells.append(lt.format_pm(entry["val_balanced_accuracy"]["mean"],
-                                  entry["val_balanced_accuracy"]["std"]))
+            cells.append("(baseline)" if gain is None else lt.format_gain(gain))
+        cells.append(
+            lt.format_pm(
+                entry["val_balanced_accuracy"]["mean"],
+                entry["val_balanced_accuracy"]["std"],
+            )
+        )
         lines.append("| " + " | ".join(cells) + " |")
     picked = selection["test_balanced_accuracy"]
     lines += [
@@ -355,31 +397,45 @@ def plot_dial(summary, path):
     x[~finite] = 10 * np.nanmax(x)  # 1/n drawn one decade to the right
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, metric, title in zip(
-        axes, ("balanced_accuracy", "tail_recall"),
-        ("balanced accuracy (balanced test set)",
-         f"tail recall ({TAIL_K} rarest classes)"),
+        axes,
+        ("balanced_accuracy", "tail_recall"),
+        (
+            "balanced accuracy (balanced test set)",
+            f"tail recall ({TAIL_K} rarest classes)",
+        ),
     ):
         mean = np.array([summary[n][metric]["mean"] for n in names])
         std = np.array([summary[n][metric]["std"] for n in names], float)
         std = None if np.isnan(std).all() else std
-        ax.errorbar(x[finite], mean[finite],
-                    yerr=None if std is None else std[finite],
-                    marker="o", capsize=3, label="CE (left) and CB softmax")
-        ax.errorbar(x[~finite], mean[~finite],
-                    yerr=None if std is None else std[~finite], marker="s",
-                    color="k", capsize=3, linestyle="none",
-                    label="1/n (beta -> 1)")
+        ax.errorbar(
+            x[finite],
+            mean[finite],
+            yerr=None if std is None else std[finite],
+            marker="o",
+            capsize=3,
+            label="CE (left) and CB softmax",
+        )
+        ax.errorbar(
+            x[~finite],
+            mean[~finite],
+            yerr=None if std is None else std[~finite],
+            marker="s",
+            color="k",
+            capsize=3,
+            linestyle="none",
+            label="1/n (beta -> 1)",
+        )
         ax.set_xscale("log")
         ax.set_xticks(x)
         ax.set_xticklabels(
-            ["CE" if b == 0 else "1/n" if b == 1 else f"{b:g}"
-             for b in betas], rotation=45)
+            ["CE" if b == 0 else "1/n" if b == 1 else f"{b:g}" for b in betas],
+            rotation=45,
+        )
         ax.set_xlabel("beta (axis: 1 / (1 - beta), the saturation size)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("The beta dial on duplicated digits-LT, mean ± std over "
-                 "seeds")
+    fig.suptitle("The beta dial on duplicated digits-LT, mean ± std over seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -398,24 +454,31 @@ def main(argv=None):
     data = load_digits_splits()
     counts, prototypes = class_profile(args.n_max)
     names = settings(args.betas)
-    print(f"duplicated digits-LT: n_c = {counts.tolist()}, N_c = "
-          f"{prototypes.tolist()}; {args.epochs} epochs, {args.seeds} "
-          f"seed(s); CB weights at beta = {args.betas[-1]:g}: "
-          f"{np.round(class_balanced_weights(counts, args.betas[-1]), 3)}")
+    print(
+        f"duplicated digits-LT: n_c = {counts.tolist()}, N_c = "
+        f"{prototypes.tolist()}; {args.epochs} epochs, {args.seeds} "
+        f"seed(s); CB weights at beta = {args.betas[-1]:g}: "
+        f"{np.round(class_balanced_weights(counts, args.betas[-1]), 3)}"
+    )
     records, k, total = [], 0, args.seeds * len(names)
     for seed in range(args.seeds):
         x_train, y_train = duplicated_train_set(
-            data["x_pool"], data["y_pool"], counts, prototypes, seed)
+            data["x_pool"], data["y_pool"], counts, prototypes, seed
+        )
         for name, beta in names.items():
             k += 1
-            record = train_and_score(name, beta, args, seed,
-                                     (x_train, y_train, counts), data)
+            record = train_and_score(
+                name, beta, args, seed, (x_train, y_train, counts), data
+            )
             records.append(record)
-            print(f"  [{k:2d}/{total}] seed {seed} {name:<9} "
-                  f"bal.acc {record['balanced_accuracy']:6.1%}  "
-                  f"tail {record['tail_recall']:6.1%}  "
-                  f"val {record['val_balanced_accuracy']:6.1%}  "
-                  f"({record['train_seconds']:.1f} s)", flush=True)
+            print(
+                f"  [{k:2d}/{total}] seed {seed} {name:<9} "
+                f"bal.acc {record['balanced_accuracy']:6.1%}  "
+                f"tail {record['tail_recall']:6.1%}  "
+                f"val {record['val_balanced_accuracy']:6.1%}  "
+                f"({record['train_seconds']:.1f} s)",
+                flush=True,
+            )
 
     summary = summarize(records, names)
     selection = select_on_validation(records, names)
@@ -423,16 +486,27 @@ def main(argv=None):
     print()
     print(table)
     (out / "results.md").write_text(table + "\n")
-    lt.write_json(out / "results.json", {
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in vars(args).items()},
-        "train_counts": counts.tolist(),
-        "prototypes": prototypes.tolist(),
-        "summary": summary, "selection": selection, "runs": records,
-    })
-    lt.write_csv(out / "results.csv", [
-        {k: v for k, v in r.items() if k != "per_class_recall"}
-        for r in records])
+    lt.write_json(
+        out / "results.json",
+        {
+            "settings": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+            },
+            "train_counts": counts.tolist(),
+            "prototypes": prototypes.tolist(),
+            "summary": summary,
+            "selection": selection,
+            "runs": records,
+        },
+    )
+    lt.write_csv(
+        out / "results.csv",
+        [
+            {k: v for k, v in r.items() if k != "per_class_recall"}
+            for r in records
+        ],
+    )
     plot_dial(summary, out / "beta_dial.png")
     print(f"outputs in {out}/; total time {time.perf_counter() - start:.0f} s")
     return summary

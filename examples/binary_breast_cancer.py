@@ -30,6 +30,7 @@ every number to `--output-dir` (default `outputs/binary_breast_cancer/`).
 import argparse
 import os
 
+import _long_tail as lt
 import keras
 import numpy as np
 import tensorflow as tf
@@ -37,7 +38,6 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.metrics import recall_score
 
-import _long_tail as lt
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import ClassCounter
@@ -50,8 +50,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--imbalance", type=float, default=20.0,
-                        help="benign training tumours per malignant one")
+    parser.add_argument(
+        "--imbalance",
+        type=float,
+        default=20.0,
+        help="benign training tumours per malignant one",
+    )
     parser.add_argument("--beta", type=float, default=0.999)
     parser.add_argument("--gamma", type=float, default=2.0)
     parser.add_argument("--output-dir", default="outputs/binary_breast_cancer")
@@ -87,22 +91,29 @@ def make_loss(name, args):
 def train_and_score(name, args, seed, train, test):
     keras.utils.set_random_seed(seed)
     x, y = train
-    ds = (tf.data.Dataset.from_tensor_slices((x, y.astype("float32")))
-          .shuffle(len(y), seed=seed).batch(32))
-    model = keras.Sequential([
-        keras.Input((x.shape[1],)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(1),  # one logit: p(malignant) = sigmoid(z)
-    ])
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x, y.astype("float32")))
+        .shuffle(len(y), seed=seed)
+        .batch(32)
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1),  # one logit: p(malignant) = sigmoid(z)
+        ]
+    )
     loss = make_loss(name, args)
     model.compile(keras.optimizers.Adam(1e-2), loss=loss)
     callbacks = [] if name == "bce" else [ClassCounter(ds, verbose=0)]
-    model.fit(ds, epochs=args.epochs, callbacks=callbacks, verbose=0,
-              shuffle=False)
+    model.fit(
+        ds, epochs=args.epochs, callbacks=callbacks, verbose=0, shuffle=False
+    )
     logits = keras.ops.convert_to_numpy(model(test[0], training=False))[:, 0]
     predicted = (logits > 0).astype(int)
     return {
-        "loss": name, "seed": seed,
+        "loss": name,
+        "seed": seed,
         "balanced_accuracy": balanced_accuracy_score(test[1], predicted),
         "malignant_recall": recall_score(test[1], predicted),
         "counts": getattr(loss, "class_counts", None),
@@ -121,22 +132,27 @@ def labels(args):
 def table(records, seeds, args):
     by = {n: [r for r in records if r["loss"] == n] for n in LOSSES}
     names = labels(args)
-    lines = ["| loss | balanced acc. | malignant recall | gain: bal. acc. "
-             "| gain: malignant recall |", "|---|---|---|---|---|"]
+    lines = [
+        "| loss | balanced acc. | malignant recall | gain: bal. acc. "
+        "| gain: malignant recall |",
+        "|---|---|---|---|---|",
+    ]
     for name in LOSSES:
         cells = [names[name]]
         for key in ("balanced_accuracy", "malignant_recall"):
-            cells.append(lt.format_pm(*lt.mean_std(
-                [r[key] for r in by[name]])))
+            cells.append(lt.format_pm(*lt.mean_std([r[key] for r in by[name]])))
         for key in ("balanced_accuracy", "malignant_recall"):
             if name == "bce":
                 cells.append("(baseline)")
                 continue
-            g = lt.paired_gains([r[key] for r in by[name]],
-                                [r[key] for r in by["bce"]])
+            g = lt.paired_gains(
+                [r[key] for r in by[name]], [r[key] for r in by["bce"]]
+            )
             p = "" if np.isnan(g["p"]) else f" (p={g['p']:.2g})"
-            cells.append(lt.format_pm(g["mean"], g["std"], signed=True)
-                         + f"{p}, {g['wins']}/{seeds} seeds")
+            cells.append(
+                lt.format_pm(g["mean"], g["std"], signed=True)
+                + f"{p}, {g['wins']}/{seeds} seeds"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -150,15 +166,19 @@ def main(argv=None):
         for name in LOSSES:
             records.append(train_and_score(name, args, seed, train, test))
     counts = records[-1]["counts"]
-    text = (f"Training counts [negative, positive] of the last seed: "
-            f"{counts}; beta={args.beta}, gamma={args.gamma}, "
-            f"{args.seeds} seeds, {args.epochs} epochs\n\n"
-            + table(records, args.seeds, args))
+    text = (
+        f"Training counts [negative, positive] of the last seed: "
+        f"{counts}; beta={args.beta}, gamma={args.gamma}, "
+        f"{args.seeds} seeds, {args.epochs} epochs\n\n"
+        + table(records, args.seeds, args)
+    )
     print(text)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(text + "\n")
-    lt.write_json(os.path.join(args.output_dir, "results.json"),
-                  {"settings": vars(args), "runs": records})
+    lt.write_json(
+        os.path.join(args.output_dir, "results.json"),
+        {"settings": vars(args), "runs": records},
+    )
     return records
 
 

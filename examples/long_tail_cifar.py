@@ -49,6 +49,7 @@ from pathlib import Path
 # Silences TensorFlow's C++ start-up logging; must precede its import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import _long_tail as lt  # noqa: E402  (next to this file)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -58,8 +59,6 @@ from keras_cbloss import CBSigmoidLoss  # noqa: E402
 from keras_cbloss import CBSoftmaxLoss  # noqa: E402
 from keras_cbloss import ClassCounter  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
-
-import _long_tail as lt  # noqa: E402  (next to this file)
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 LOSSES = ("softmax", "cb_softmax", "cb_sigmoid", "cb_focal")
@@ -71,36 +70,72 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--dataset", choices=sorted(NUM_CLASSES),
-                        default="cifar10")
-    parser.add_argument("--imbalance", type=float, default=100.0,
-                        help="n_max / n_min; the paper uses 10, 50, 100 "
-                        "(and 20, 200)")
-    parser.add_argument("--loss", choices=LOSSES, default="cb_focal",
-                        help="softmax is the plain cross-entropy baseline")
-    parser.add_argument("--beta", type=float, default=0.9999,
-                        help="beta of the CB losses (CIFAR-100: try 0.9 to "
-                        "0.999)")
-    parser.add_argument("--gamma", type=float, default=1.0,
-                        help="gamma of the focal loss")
-    parser.add_argument("--epochs", type=int, default=200,
-                        help="the schedule scales with it: warm-up "
-                        "min(5, epochs), decays at 80%% and 90%%")
+    parser.add_argument(
+        "--dataset", choices=sorted(NUM_CLASSES), default="cifar10"
+    )
+    parser.add_argument(
+        "--imbalance",
+        type=float,
+        default=100.0,
+        help="n_max / n_min; the paper uses 10, 50, 100 (and 20, 200)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="cb_focal",
+        help="softmax is the plain cross-entropy baseline",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=0.9999,
+        help="beta of the CB losses (CIFAR-100: try 0.9 to 0.999)",
+    )
+    parser.add_argument(
+        "--gamma", type=float, default=1.0, help="gamma of the focal loss"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=200,
+        help="the schedule scales with it: warm-up "
+        "min(5, epochs), decays at 80%% and 90%%",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=0.1,
-                        help="peak learning rate, for batch 128")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.1,
+        help="peak learning rate, for batch 128",
+    )
     parser.add_argument("--weight-decay", type=float, default=2e-4)
-    parser.add_argument("--depth", type=int, default=32,
-                        help="ResNet depth 6n+2 (20, 32, 44, 56, 110)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the subsample, initial weights and "
-                        "batch order")
-    parser.add_argument("--eval-every", type=int, default=10,
-                        help="evaluate on the test set every N epochs")
-    parser.add_argument("--data-dir", default=None,
-                        help="tensorflow-datasets data directory")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="default: outputs/long_tail_cifar/<run name>")
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=32,
+        help="ResNet depth 6n+2 (20, 32, 44, 56, 110)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the subsample, initial weights and batch order",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=10,
+        help="evaluate on the test set every N epochs",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="tensorflow-datasets data directory"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="default: outputs/long_tail_cifar/<run name>",
+    )
     args = parser.parse_args(argv)
     if args.imbalance < 1:
         parser.error("--imbalance must be >= 1")
@@ -152,16 +187,26 @@ def _load(dataset, split, data_dir, **kwargs):
 
     # shuffle_files=False: a fixed record order, so that indices chosen on
     # the labels-only pass pick the same images on the decoding pass.
-    return tfds.load(dataset, split=split, as_supervised=True,
-                     data_dir=data_dir, shuffle_files=False, **kwargs)
+    return tfds.load(
+        dataset,
+        split=split,
+        as_supervised=True,
+        data_dir=data_dir,
+        shuffle_files=False,
+        **kwargs,
+    )
 
 
 def _train_labels(dataset, data_dir):
     """All training labels, read without decoding a single image."""
     import tensorflow_datasets as tfds
 
-    ds = _load(dataset, "train", data_dir,
-               decoders={"image": tfds.decode.SkipDecoding()})
+    ds = _load(
+        dataset,
+        "train",
+        data_dir,
+        decoders={"image": tfds.decode.SkipDecoding()},
+    )
     ds = ds.map(lambda image, label: label).batch(8192)
     return np.concatenate(list(ds.as_numpy_iterator())).astype(np.int64)
 
@@ -178,8 +223,9 @@ def _to_float(image, label):
     return tf.cast(image, tf.float32), label
 
 
-def build_datasets(dataset, imbalance, *, batch_size=128, seed=0,
-                   data_dir=None):
+def build_datasets(
+    dataset, imbalance, *, batch_size=128, seed=0, data_dir=None
+):
     """CIFAR-LT training pipeline and the full CIFAR test pipeline.
 
     Class c keeps `long_tail_counts(n_max, C, imbalance)[c]` images drawn
@@ -208,8 +254,7 @@ def build_datasets(dataset, imbalance, *, batch_size=128, seed=0,
     labels = _train_labels(dataset, data_dir)
     n_max = int(np.bincount(labels, minlength=num_classes).min())
     counts = lt.long_tail_counts(n_max, num_classes, imbalance)
-    keep_idx = lt.long_tail_indices(labels, counts,
-                                    np.random.default_rng(seed))
+    keep_idx = lt.long_tail_indices(labels, counts, np.random.default_rng(seed))
     keep = np.zeros(len(labels), bool)
     keep[keep_idx] = True
     keep = tf.constant(keep)
@@ -222,9 +267,13 @@ def build_datasets(dataset, imbalance, *, batch_size=128, seed=0,
     # A known length lets fit() end epochs (and the per-step schedule) on
     # time; filter() alone leaves it unknown.
     train = train.apply(tf.data.experimental.assert_cardinality(len(keep_idx)))
-    seen = np.concatenate(list(
-        train.map(lambda image, label: label).batch(8192).as_numpy_iterator()
-    ))
+    seen = np.concatenate(
+        list(
+            train.map(lambda image, label: label)
+            .batch(8192)
+            .as_numpy_iterator()
+        )
+    )
     if not np.array_equal(seen, labels[keep_idx]):
         raise RuntimeError(
             "The decoded training records do not match the labels-only "
@@ -244,8 +293,9 @@ def build_datasets(dataset, imbalance, *, batch_size=128, seed=0,
         .cache()
         .prefetch(tf.data.AUTOTUNE)
     )
-    return LongTailData(train, train_labels.batch(8192), test, counts,
-                        num_classes)
+    return LongTailData(
+        train, train_labels.batch(8192), test, counts, num_classes
+    )
 
 
 # --------------------------------------------------------------------------
@@ -259,15 +309,21 @@ def _conv(x, filters, strides, regularizer):
         # "same" pads a stride-2 convolution on one side only).
         x = keras.layers.ZeroPadding2D(1)(x)
     return keras.layers.Conv2D(
-        filters, 3, strides=strides,
-        padding="valid" if strides > 1 else "same", use_bias=False,
-        kernel_initializer="he_normal", kernel_regularizer=regularizer,
+        filters,
+        3,
+        strides=strides,
+        padding="valid" if strides > 1 else "same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=regularizer,
     )(x)
 
 
 def _batch_norm(x, regularizer):
     return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, beta_regularizer=regularizer,
+        momentum=0.9,
+        epsilon=1e-5,
+        beta_regularizer=regularizer,
         gamma_regularizer=regularizer,
     )(x)
 
@@ -280,8 +336,9 @@ def _residual_block(x, filters, strides, regularizer):
     x = keras.layers.ReLU()(_batch_norm(x, regularizer))
     x = _batch_norm(_conv(x, filters, 1, regularizer), regularizer)
     if in_filters != filters:
-        shortcut = keras.layers.AveragePooling2D(strides, strides,
-                                                 padding="same")(shortcut)
+        shortcut = keras.layers.AveragePooling2D(
+            strides, strides, padding="same"
+        )(shortcut)
         # Zero channels on both sides. Built-in layers only (no Lambda), so
         # that the saved model loads anywhere: view [H, W, C] as a volume
         # [H, W, C, 1] and pad its third axis.
@@ -332,8 +389,9 @@ def resnet_cifar(num_classes, depth=32, weight_decay=2e-4, loss="softmax"):
         num_classes,
         kernel_regularizer=regularizer,
         bias_regularizer=None if sigmoid_head else regularizer,
-        bias_initializer=(prior_bias_initializer(num_classes)
-                          if sigmoid_head else "zeros"),
+        bias_initializer=(
+            prior_bias_initializer(num_classes) if sigmoid_head else "zeros"
+        ),
         name="logits",
     )(x)
     return keras.Model(inputs, logits, name=f"resnet{depth}")
@@ -374,8 +432,9 @@ class PaperSchedule(keras.callbacks.Callback):
         multipliers: Factors of `base_lr` from each boundary on.
     """
 
-    def __init__(self, base_lr, steps_per_epoch, warmup_epochs, boundaries,
-                 multipliers):
+    def __init__(
+        self, base_lr, steps_per_epoch, warmup_epochs, boundaries, multipliers
+    ):
         super().__init__()
         self.base_lr = base_lr
         self.steps_per_epoch = steps_per_epoch
@@ -404,9 +463,9 @@ class PaperSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # For the history and CSVLogger (which runs after this callback).
         if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate
-            ))
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
 
 
 def paper_schedule(epochs, base_lr, steps_per_epoch):
@@ -433,38 +492,52 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
-    data = build_datasets(args.dataset, args.imbalance,
-                          batch_size=args.batch_size, seed=args.seed,
-                          data_dir=args.data_dir)
+    data = build_datasets(
+        args.dataset,
+        args.imbalance,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        data_dir=args.data_dir,
+    )
     counts = data.counts
     steps_per_epoch = int(np.ceil(counts.sum() / args.batch_size))
-    print(f"{args.dataset}-LT, imbalance {args.imbalance:g}: "
-          f"{int(counts.sum())} training images, class sizes "
-          f"{counts[0]} ... {counts[-1]}; loss {args.loss}"
-          + ("" if args.loss == "softmax" else f", beta {args.beta}")
-          + (f", gamma {args.gamma}" if args.loss == "cb_focal" else ""))
+    print(
+        f"{args.dataset}-LT, imbalance {args.imbalance:g}: "
+        f"{int(counts.sum())} training images, class sizes "
+        f"{counts[0]} ... {counts[-1]}; loss {args.loss}"
+        + ("" if args.loss == "softmax" else f", beta {args.beta}")
+        + (f", gamma {args.gamma}" if args.loss == "cb_focal" else "")
+    )
 
-    model = resnet_cifar(data.num_classes, args.depth, args.weight_decay,
-                         args.loss)
+    model = resnet_cifar(
+        data.num_classes, args.depth, args.weight_decay, args.loss
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9),
         loss=make_loss(args.loss, args.beta, args.gamma),
         metrics=["accuracy"],
     )
     callbacks = [
-        paper_schedule(args.epochs,
-                       args.learning_rate * args.batch_size / 128,
-                       steps_per_epoch),
+        paper_schedule(
+            args.epochs,
+            args.learning_rate * args.batch_size / 128,
+            steps_per_epoch,
+        ),
         keras.callbacks.CSVLogger(str(out / "history.csv")),
     ]
     if args.loss != "softmax":
         # Counts the labels-only view: no image is decoded for counting.
-        callbacks.insert(0, ClassCounter(data.train_labels,
-                                         data.num_classes))
+        callbacks.insert(0, ClassCounter(data.train_labels, data.num_classes))
     # shuffle=False: the pipeline shuffles (fit cannot shuffle a Dataset).
-    model.fit(data.train, epochs=args.epochs, callbacks=callbacks,
-              validation_data=data.test, validation_freq=args.eval_every,
-              shuffle=False, verbose=2)
+    model.fit(
+        data.train,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        validation_data=data.test,
+        validation_freq=args.eval_every,
+        shuffle=False,
+        verbose=2,
+    )
 
     y_true = np.concatenate([y for _, y in data.test.as_numpy_iterator()])
     y_pred = np.argmax(model.predict(data.test, verbose=0), axis=-1)
@@ -472,8 +545,10 @@ def main(argv=None):
     error = 1.0 - float(np.mean(y_pred == y_true))
     model.save(out / "model.keras")
     results = {
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in vars(args).items()},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+        },
         "train_counts": counts,
         "test_size": len(y_true),
         "top1_error": error,
@@ -482,8 +557,10 @@ def main(argv=None):
         "seconds": time.perf_counter() - start,
     }
     lt.write_json(out / "results.json", results)
-    print(f"top-1 test error {error:.2%} (balanced accuracy "
-          f"{results['balanced_accuracy']:.2%}); outputs in {out}/")
+    print(
+        f"top-1 test error {error:.2%} (balanced accuracy "
+        f"{results['balanced_accuracy']:.2%}); outputs in {out}/"
+    )
     return results
 
 

@@ -74,6 +74,8 @@ from pathlib import Path
 # Silences TensorFlow's C++ start-up logging; must precede its import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import _long_tail as lt  # noqa: E402  (next to this file)
+import _report  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -88,9 +90,6 @@ from keras_cbloss import LogitAdjustedLoss  # noqa: E402
 from keras_cbloss import ShotAccuracy  # noqa: E402
 from keras_cbloss import count_classes  # noqa: E402
 from keras_cbloss import prior_bias_initializer  # noqa: E402
-
-import _long_tail as lt  # noqa: E402  (next to this file)
-import _report  # noqa: E402
 
 NUM_CLASSES = 10
 TEST_PER_CLASS = 50
@@ -120,19 +119,31 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    lt.add_run_arguments(parser, epochs=100, batch_size=32,
-                         output_dir="outputs/long_tail_digits")
-    parser.add_argument("--rho", type=float, default=100.0,
-                        help="imbalance n_max / n_min of the training set")
-    parser.add_argument("--beta", type=float, default=0.99,
-                        help="beta of the CB losses")
-    parser.add_argument("--gamma", type=float, default=1.0,
-                        help="gamma of the CB focal loss")
-    parser.add_argument("--tau", type=float, default=1.0,
-                        help="tau of the logit-adjusted loss")
-    parser.add_argument("--drw-fraction", type=float, default=0.8,
-                        help="deferred re-weighting starts after this "
-                        "fraction of the epochs (Cao et al.: 160 of 200)")
+    lt.add_run_arguments(
+        parser, epochs=100, batch_size=32, output_dir="outputs/long_tail_digits"
+    )
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=100.0,
+        help="imbalance n_max / n_min of the training set",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.99, help="beta of the CB losses"
+    )
+    parser.add_argument(
+        "--gamma", type=float, default=1.0, help="gamma of the CB focal loss"
+    )
+    parser.add_argument(
+        "--tau", type=float, default=1.0, help="tau of the logit-adjusted loss"
+    )
+    parser.add_argument(
+        "--drw-fraction",
+        type=float,
+        default=0.8,
+        help="deferred re-weighting starts after this "
+        "fraction of the epochs (Cao et al.: 160 of 200)",
+    )
     args = parser.parse_args(argv)
     lt.check_run_arguments(parser, args)
     if not 0.0 <= args.drw_fraction < 1.0:
@@ -241,8 +252,11 @@ def training_callbacks(loss_name, args, labels_ds):
     if loss_name in PACKAGE_LOSSES:
         callbacks.append(ClassCounter(labels_ds, NUM_CLASSES, verbose=0))
     if loss_name in DEFERRED:
-        callbacks.append(DeferredReweighting(
-            drw_start_epoch(args.epochs, args.drw_fraction), args.beta))
+        callbacks.append(
+            DeferredReweighting(
+                drw_start_epoch(args.epochs, args.drw_fraction), args.beta
+            )
+        )
     return callbacks
 
 
@@ -290,8 +304,14 @@ def train_and_score(loss_name, args, seed, train, test):
 
     start = time.perf_counter()
     # shuffle=False: the pipeline shuffles (fit cannot shuffle a Dataset).
-    model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks,
-              class_weight=class_weight, shuffle=False)
+    model.fit(
+        ds,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=callbacks,
+        class_weight=class_weight,
+        shuffle=False,
+    )
     seconds = time.perf_counter() - start
 
     if loss_name in PACKAGE_LOSSES:
@@ -314,20 +334,26 @@ def score(logits, y_test, counts):
     y_pred = np.argmax(logits, axis=-1)
     recall = lt.per_class_recall(y_test, y_pred, NUM_CLASSES)
     metrics = [BalancedAccuracy(NUM_CLASSES)] + [
-        ShotAccuracy(shot, counts) for shot in SHOTS]
+        ShotAccuracy(shot, counts) for shot in SHOTS
+    ]
     results = {}
     for metric in metrics:
         metric.update_state(y_test, logits)
         results[metric.name] = float(metric.result())
     # The metric and the NumPy recall must agree (float32 accumulation).
     np.testing.assert_allclose(
-        results["balanced_accuracy"], np.mean(recall), atol=1e-6)
-    results.update({
-        "tail_recall": float(np.mean(recall[lt.tail_classes(counts, TAIL_K)])),
-        "accuracy": float(np.mean(y_pred == y_test)),
-        "prior_accuracy": lt.prior_weighted_accuracy(recall, counts),
-        "per_class_recall": recall.tolist(),
-    })
+        results["balanced_accuracy"], np.mean(recall), atol=1e-6
+    )
+    results.update(
+        {
+            "tail_recall": float(
+                np.mean(recall[lt.tail_classes(counts, TAIL_K)])
+            ),
+            "accuracy": float(np.mean(y_pred == y_test)),
+            "prior_accuracy": lt.prior_weighted_accuracy(recall, counts),
+            "per_class_recall": recall.tolist(),
+        }
+    )
     return results
 
 
@@ -379,23 +405,30 @@ def run_all(args, x_test, y_test, x_pool, y_pool):
     records, best_models = [], {}
     for seed in range(args.seeds):
         train = long_tail_train_set(x_pool, y_pool, args.rho, seed)
-        print(f"seed {seed}: train class sizes {train[2].tolist()} "
-              f"(total {int(train[2].sum())})")
+        print(
+            f"seed {seed}: train class sizes {train[2].tolist()} "
+            f"(total {int(train[2].sum())})"
+        )
         for name in LOSSES:
             model, record = train_and_score(
                 name, args, seed, train, (x_test, y_test)
             )
             records.append(record)
-            print(f"  [{len(records):2d}/{total}] seed {seed} "
-                  f"{LOSSES[name]:<24} "
-                  f"bal.acc {record['balanced_accuracy']:6.1%}  "
-                  f"tail {record['tail_recall']:6.1%}  "
-                  f"acc@train-freq {record['prior_accuracy']:6.1%}  "
-                  f"({record['train_seconds']:.1f} s)", flush=True)
+            print(
+                f"  [{len(records):2d}/{total}] seed {seed} "
+                f"{LOSSES[name]:<24} "
+                f"bal.acc {record['balanced_accuracy']:6.1%}  "
+                f"tail {record['tail_recall']:6.1%}  "
+                f"acc@train-freq {record['prior_accuracy']:6.1%}  "
+                f"({record['train_seconds']:.1f} s)",
+                flush=True,
+            )
             # Keep each package loss's best run for the round trip.
             bal_acc = record["balanced_accuracy"]
-            if (name in PACKAGE_LOSSES
-                    and bal_acc > best_models.get(name, (-1,))[0]):
+            if (
+                name in PACKAGE_LOSSES
+                and bal_acc > best_models.get(name, (-1,))[0]
+            ):
                 best_models[name] = (bal_acc, seed, model)
     return records, best_models
 
@@ -410,24 +443,33 @@ def report(args, records):
     summary = _report.summarize(records, LOSSES, PACKAGE_LOSSES, DEFERRED)
     best = _report.best_loss(summary, PACKAGE_LOSSES)
     counts = records[0]["train_counts"]
-    table = _report.results_table(summary, PACKAGE_LOSSES, args.seeds,
-                                  TEST_PER_CLASS, TAIL_K, DEFERRED)
+    table = _report.results_table(
+        summary, PACKAGE_LOSSES, args.seeds, TEST_PER_CLASS, TAIL_K, DEFERRED
+    )
     table += "\n\n" + _report.shot_table(summary, counts)
     print()
     print(table)
     out = args.output_dir
-    _report.write_results(out, table, {
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in vars(args).items()},
-        "test_per_class": TEST_PER_CLASS,
-        "tail_classes": lt.tail_classes(counts, TAIL_K).tolist(),
-        "best_package_loss": best,
-        "drw_start_epoch": drw_start_epoch(args.epochs, args.drw_fraction),
-        "summary": summary,
-        "runs": records,
-    }, records)
-    _report.plot_per_class_recall(summary, counts, best,
-                                  out / "per_class_recall.png")
+    _report.write_results(
+        out,
+        table,
+        {
+            "settings": {
+                k: str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items()
+            },
+            "test_per_class": TEST_PER_CLASS,
+            "tail_classes": lt.tail_classes(counts, TAIL_K).tolist(),
+            "best_package_loss": best,
+            "drw_start_epoch": drw_start_epoch(args.epochs, args.drw_fraction),
+            "summary": summary,
+            "runs": records,
+        },
+        records,
+    )
+    _report.plot_per_class_recall(
+        summary, counts, best, out / "per_class_recall.png"
+    )
     _report.plot_class_weights(counts, args.beta, out / "class_weights.png")
     return summary, best
 
@@ -437,21 +479,28 @@ def main(argv=None):
     start = time.perf_counter()
     args.output_dir.mkdir(parents=True, exist_ok=True)
     x_test, y_test, x_pool, y_pool = load_digits_split()
-    print(f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
-          f"gamma={args.gamma}, tau={args.tau}, {args.epochs} epochs (DRW "
-          f"from epoch {drw_start_epoch(args.epochs, args.drw_fraction)}), "
-          f"{args.seeds} seed(s); test split {TEST_PER_CLASS} per class")
+    print(
+        f"digits-LT: rho={args.rho:g}, beta={args.beta}, "
+        f"gamma={args.gamma}, tau={args.tau}, {args.epochs} epochs (DRW "
+        f"from epoch {drw_start_epoch(args.epochs, args.drw_fraction)}), "
+        f"{args.seeds} seed(s); test split {TEST_PER_CLASS} per class"
+    )
     records, best_models = run_all(args, x_test, y_test, x_pool, y_pool)
     summary, best = report(args, records)
 
     bal_acc, seed, model = best_models[best]
     keras_path, export_dir = deployment_round_trip(
-        model, x_test, args.output_dir)
-    print(f"\nbest keras_cbloss loss: {LOSSES[best]} (seed {seed}, balanced "
-          f"accuracy {bal_acc:.1%}); saved to {keras_path}, reloaded with "
-          f"identical test predictions; SavedModel exported to {export_dir}")
-    print(f"outputs in {args.output_dir}/; "
-          f"total time {time.perf_counter() - start:.0f} s")
+        model, x_test, args.output_dir
+    )
+    print(
+        f"\nbest keras_cbloss loss: {LOSSES[best]} (seed {seed}, balanced "
+        f"accuracy {bal_acc:.1%}); saved to {keras_path}, reloaded with "
+        f"identical test predictions; SavedModel exported to {export_dir}"
+    )
+    print(
+        f"outputs in {args.output_dir}/; "
+        f"total time {time.perf_counter() - start:.0f} s"
+    )
     return summary
 
 

@@ -57,9 +57,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _long_tail as lt  # next to this file
+import numpy as np
 
 NUM_FEATURES = 8
 
@@ -69,33 +68,57 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--worker", action="store_true",
-                        help="run one worker, with TF_CONFIG from the "
-                        "environment (default: launch --workers local ones)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="number of local worker processes to launch")
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="run one worker, with TF_CONFIG from the "
+        "environment (default: launch --workers local ones)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="number of local worker processes to launch",
+    )
     parser.add_argument("--classes", type=int, default=5)
-    parser.add_argument("--n-max", type=int, default=256,
-                        help="size of the largest class")
-    parser.add_argument("--imbalance", type=float, default=16.0,
-                        help="n_max / n_min of the training set")
+    parser.add_argument(
+        "--n-max", type=int, default=256, help="size of the largest class"
+    )
+    parser.add_argument(
+        "--imbalance",
+        type=float,
+        default=16.0,
+        help="n_max / n_min of the training set",
+    )
     parser.add_argument("--beta", type=float, default=0.999)
     parser.add_argument("--gamma", type=float, default=1.0)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="default: one pass over the training set")
-    parser.add_argument("--global-batch-size", type=int, default=32,
-                        help="batch size summed over all workers")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="default: one pass over the training set",
+    )
+    parser.add_argument(
+        "--global-batch-size",
+        type=int,
+        default=32,
+        help="batch size summed over all workers",
+    )
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="launcher: seconds before every worker is "
-                        "killed and the run fails")
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path("outputs/multi_worker"))
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="launcher: seconds before every worker is "
+        "killed and the run fails",
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("outputs/multi_worker")
+    )
     args = parser.parse_args(argv)
-    for name in ("workers", "classes", "n_max", "epochs",
-                 "global_batch_size"):
+    for name in ("workers", "classes", "n_max", "epochs", "global_batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
@@ -191,19 +214,23 @@ def build_model(num_classes, args, strategy=None, class_counts=None):
     keras.utils.set_random_seed(args.seed)
     # Workaround 1: the Model object is created outside the strategy scope
     # (its layers are not built yet), its variables inside it.
-    model = Classifier([
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(
-            num_classes, bias_initializer=prior_bias_initializer(num_classes)
-        ),
-    ])
+    model = Classifier(
+        [
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(
+                num_classes,
+                bias_initializer=prior_bias_initializer(num_classes),
+            ),
+        ]
+    )
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
         model.build((None, NUM_FEATURES))
         model.compile(
             optimizer=keras.optimizers.SGD(args.learning_rate),
-            loss=CBFocalLoss(class_counts, args.beta, args.gamma,
-                             from_logits=True),
+            loss=CBFocalLoss(
+                class_counts, args.beta, args.gamma, from_logits=True
+            ),
         )
     return model
 
@@ -220,8 +247,9 @@ def train(model, dataset, args, strategy=None, counter=None):
             shuffle=False,  # a tf.data pipeline shuffles itself
             verbose=0,
         )
-    return {k: [float(v) for v in values]
-            for k, values in history.history.items()}
+    return {
+        k: [float(v) for v in values] for k, values in history.history.items()
+    }
 
 
 def model_weights(model):
@@ -276,9 +304,12 @@ def run_worker(args):
     }
     path = args.output_dir / f"worker_{index}.json"
     path.write_text(json.dumps(result))
-    print(f"worker {index}: {strategy.num_replicas_in_sync} replicas in "
-          f"sync, counts {result['class_counts']}, final loss "
-          f"{history['loss'][-1]:.4f}; wrote {path}", flush=True)
+    print(
+        f"worker {index}: {strategy.num_replicas_in_sync} replicas in "
+        f"sync, counts {result['class_counts']}, final loss "
+        f"{history['loss'][-1]:.4f}; wrote {path}",
+        flush=True,
+    )
     return result
 
 
@@ -302,10 +333,12 @@ def free_ports(n):
 
 
 def tf_config(ports, index):
-    return json.dumps({
-        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-        "task": {"type": "worker", "index": index},
-    })
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
 
 
 def _stop(processes, grace=5.0):
@@ -343,59 +376,73 @@ def launch(args, argv):
     for stale in out.glob("worker_*.json"):
         stale.unlink()
     ports = free_ports(args.workers)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               KERAS_BACKEND="tensorflow")
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker",
-               *argv]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", *argv]
     processes, logs = [], []
     deadline = time.monotonic() + args.timeout
     try:
         for index in range(args.workers):
             log = open(out / f"worker_{index}.log", "w")
             logs.append(log)
-            processes.append(subprocess.Popen(
-                command, env=dict(env, TF_CONFIG=tf_config(ports, index)),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a process group to stop as a whole
-            ))
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    env=dict(env, TF_CONFIG=tf_config(ports, index)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    # a process group, to stop as a whole
+                    start_new_session=True,
+                )
+            )
         while any(p.poll() is None for p in processes):
-            failed = [i for i, p in enumerate(processes)
-                      if p.poll() not in (None, 0)]
+            failed = [
+                i for i, p in enumerate(processes) if p.poll() not in (None, 0)
+            ]
             if failed:
                 raise RuntimeError(
                     f"worker {failed[0]} exited with code "
                     f"{processes[failed[0]].returncode}:\n"
-                    + _tail(out / f"worker_{failed[0]}.log"))
+                    + _tail(out / f"worker_{failed[0]}.log")
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"the workers did not finish within --timeout "
                     f"{args.timeout:g} s; stopped them. Last lines of worker "
-                    f"0's log:\n" + _tail(out / "worker_0.log"))
+                    f"0's log:\n" + _tail(out / "worker_0.log")
+                )
             time.sleep(0.2)
         failed = [i for i, p in enumerate(processes) if p.returncode != 0]
         if failed:
             raise RuntimeError(
                 f"worker {failed[0]} exited with code "
                 f"{processes[failed[0]].returncode}:\n"
-                + _tail(out / f"worker_{failed[0]}.log"))
+                + _tail(out / f"worker_{failed[0]}.log")
+            )
     finally:
         _stop(processes)
         for log in logs:
             log.close()
-    return [json.loads((out / f"worker_{i}.json").read_text())
-            for i in range(args.workers)]
+    return [
+        json.loads((out / f"worker_{i}.json").read_text())
+        for i in range(args.workers)
+    ]
 
 
 def compare(results, global_counts):
     """Checks the workers' results; returns a summary dict."""
     weights = [[np.asarray(w) for w in r["weights"]] for r in results]
     max_diff = max(
-        (float(np.max(np.abs(a - b))) for other in weights[1:]
-         for a, b in zip(weights[0], other)),
+        (
+            float(np.max(np.abs(a - b)))
+            for other in weights[1:]
+            for a, b in zip(weights[0], other)
+        ),
         default=0.0,
     )
-    counts_ok = all(r["class_counts"] == list(map(float, global_counts))
-                    for r in results)
+    counts_ok = all(
+        r["class_counts"] == list(map(float, global_counts)) for r in results
+    )
     return {
         "workers": len(results),
         "replicas_in_sync": results[0]["num_replicas_in_sync"],
@@ -416,18 +463,27 @@ def main(argv=None):
     start = time.perf_counter()
     _, y = make_data(args.classes, args.n_max, args.imbalance, args.seed)
     global_counts = pipeline_counts(y, args.classes, args.global_batch_size)
-    print(f"launching {args.workers} workers on 127.0.0.1; class sizes of "
-          f"the training pipeline {global_counts.tolist()}", flush=True)
+    print(
+        f"launching {args.workers} workers on 127.0.0.1; class sizes of "
+        f"the training pipeline {global_counts.tolist()}",
+        flush=True,
+    )
     results = launch(args, argv)
     summary = compare(results, global_counts)
     (args.output_dir / "summary.json").write_text(json.dumps(summary))
-    print(f"{summary['workers']} workers, {summary['replicas_in_sync']} "
-          f"replicas in sync, {time.perf_counter() - start:.0f} s")
-    print(f"counts on every worker equal the global counts: "
-          f"{summary['counts_equal_global']}")
-    print(f"identical final weights on every worker: "
-          f"{summary['identical_weights']} (max difference "
-          f"{summary['max_weight_difference']:.3g})")
+    print(
+        f"{summary['workers']} workers, {summary['replicas_in_sync']} "
+        f"replicas in sync, {time.perf_counter() - start:.0f} s"
+    )
+    print(
+        f"counts on every worker equal the global counts: "
+        f"{summary['counts_equal_global']}"
+    )
+    print(
+        f"identical final weights on every worker: "
+        f"{summary['identical_weights']} (max difference "
+        f"{summary['max_weight_difference']:.3g})"
+    )
     if not (summary["counts_equal_global"] and summary["identical_weights"]):
         raise SystemExit(1)
     return summary

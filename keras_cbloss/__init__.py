@@ -28,7 +28,6 @@ from keras_cbloss.weights import class_balanced_weights
 from keras_cbloss.weights import class_log_prior
 from keras_cbloss.weights import effective_number
 
-
 __version__ = "0.1.0"
 
 __all__ = [

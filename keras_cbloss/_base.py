@@ -320,8 +320,7 @@ class CountBasedLoss(keras.losses.Loss):
                 # The class weight becomes a sample weight: Keras' reduction
                 # then divides by the batch's sum of both (masks included),
                 # and `call()` divides it out of the per-position loss.
-                sample_weight = self._times_sample_weight(factor,
-                                                          sample_weight)
+                sample_weight = self._times_sample_weight(factor, sample_weight)
                 self._class_factor = factor
         try:
             return super().__call__(y_true, y_pred, sample_weight)
@@ -404,10 +403,15 @@ class ClassBalancedLoss(CountBasedLoss):
         one_unit = y_pred.shape[-1] == 1
         if getattr(self, "weighting", "sample") == "class" and not one_unit:
             return None
-        inputs = _prepare(y_true, y_pred, self._per_class_or_raise(y_pred),
-                          getattr(self, "ignore_class", None))
-        return _sample_weights(inputs.target, inputs.labels, inputs.weights,
-                               inputs.binary_head)
+        inputs = _prepare(
+            y_true,
+            y_pred,
+            self._per_class_or_raise(y_pred),
+            getattr(self, "ignore_class", None),
+        )
+        return _sample_weights(
+            inputs.target, inputs.labels, inputs.weights, inputs.binary_head
+        )
 
     @property
     def beta(self):

@@ -190,3 +190,20 @@ def replica_id_in_sync_group():
     if context is None:
         return 0
     return context.replica_id_in_sync_group
+
+
+def tf_in_xla_context():
+    """Whether TensorFlow is tracing code that XLA will compile.
+
+    True inside a `tf.function(jit_compile=True)` (also a nested one, and
+    Keras' step with `jit_compile=True`): TensorFlow marks such graphs with
+    an `XLAControlFlowContext`, queried by the private
+    `tensorflow.python.ops.control_flow_util.GraphOrParentsInXlaContext`
+    (what `tf.function` itself asks). TensorFlow only.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph()
+    )

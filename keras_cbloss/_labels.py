@@ -144,8 +144,9 @@ def _ignored(y_true, ignore_class):
     return ops.not_equal(y_true, ops.cast(ignore_class, y_true.dtype))
 
 
-def _raise_if_invalid(y_true, valid, expected, advice=None,
-                      kind="sparse labels"):
+def _raise_if_invalid(
+    y_true, valid, expected, advice=None, kind="sparse labels"
+):
     """Raises for unusable labels when their values can be inspected.
 
     In compiled code such labels give a NaN loss instead (`_finish`), so
@@ -208,7 +209,9 @@ def _binary_targets(y_true, y_pred, keep):
     if keep is not None:
         valid = ops.logical_or(valid, ops.logical_not(keep))
     _raise_if_invalid(
-        y_true, valid, "0/1 or soft targets in [0, 1]",
+        y_true,
+        valid,
+        "0/1 or soft targets in [0, 1]",
         kind="targets of a one-unit head",
         advice="A one-unit output takes 0/1 (or soft in [0, 1]) targets; "
         "for C > 2 classes, give the model C output units (one per class) "
@@ -251,11 +254,15 @@ def _check_sample_weight_shape(sample_weight, y_pred):
     """
     weight_shape = getattr(sample_weight, "shape", None)
     weight_shape = tuple(
-        np.shape(sample_weight) if weight_shape is None else weight_shape)
+        np.shape(sample_weight) if weight_shape is None else weight_shape
+    )
     pred_shape = tuple(ops.shape(y_pred))
-    if (len(weight_shape) != len(pred_shape) or not pred_shape
-            or pred_shape[-1] in (None, 1)
-            or weight_shape[-1] != pred_shape[-1]):
+    if (
+        len(weight_shape) != len(pred_shape)
+        or not pred_shape
+        or pred_shape[-1] in (None, 1)
+        or weight_shape[-1] != pred_shape[-1]
+    ):
         return
     raise ValueError(
         "Invalid shape for argument `sample_weight`. The loss gives one "
@@ -294,8 +301,14 @@ def _align_sample_weight(sample_weight, y_pred):
     return weight * ops.ones_like(positions, dtype=weight.dtype)
 
 
-def _prepare(y_true, y_pred, class_weights, ignore_class=None,
-             what="class weights", softmax=None):
+def _prepare(
+    y_true,
+    y_pred,
+    class_weights,
+    ignore_class=None,
+    what="class weights",
+    softmax=None,
+):
     """Shared front end: casts, label form, class weights and checks.
 
     `class_weights` is the loss's per-class vector (`what` names it in
@@ -314,9 +327,17 @@ def _prepare(y_true, y_pred, class_weights, ignore_class=None,
     _check_num_classes(y_pred, weights, what)
     y_true = ops.convert_to_tensor(y_true)
     keep = _ignored(y_true, ignore_class)
-    inputs = dict(labels=None, target=None, valid=None, keep=keep,
-                  known=None, y_pred=y_pred, weights=weights,
-                  out_dtype=out_dtype, binary_head=y_pred.shape[-1] == 1)
+    inputs = dict(
+        labels=None,
+        target=None,
+        valid=None,
+        keep=keep,
+        known=None,
+        y_pred=y_pred,
+        weights=weights,
+        out_dtype=out_dtype,
+        binary_head=y_pred.shape[-1] == 1,
+    )
     if inputs["binary_head"]:
         target, valid, keep = _binary_targets(y_true, y_pred, keep)
         inputs.update(target=target, valid=valid, keep=keep)
@@ -330,8 +351,9 @@ def _prepare(y_true, y_pred, class_weights, ignore_class=None,
         labels, valid = _sparse_labels(y_true, weights.shape[0], keep)
         inputs.update(labels=labels, valid=valid, keep=keep)
     else:
-        inputs.update(_dense_targets(y_true, dtype, keep, ignore_class,
-                                     softmax))
+        inputs.update(
+            _dense_targets(y_true, dtype, keep, ignore_class, softmax)
+        )
     return _safe_predictions(_Inputs(**inputs))
 
 
@@ -362,8 +384,9 @@ def _dense_targets(y_true, dtype, known, ignore_class, softmax):
         keep = ops.any(known, axis=-1)
     valid = _in_unit_range(y_true, target, ignore_class)
     if softmax and known is not None:
-        complete = ops.logical_or(ops.all(known, axis=-1),
-                                  ops.logical_not(keep))
+        complete = ops.logical_or(
+            ops.all(known, axis=-1), ops.logical_not(keep)
+        )
         _raise_if_incomplete(y_true, complete, ignore_class)
         valid = ops.logical_and(valid, complete)
     if softmax:
@@ -390,7 +413,7 @@ def _single_label_rows(target, loss_name):
             f"no meaning there. Received {len(sums)} row(s) summing to "
             f"{[round(float(v), 4) for v in sums[:10]]}. For multi-label "
             "targets use `CBSigmoidLoss` or `CBFocalLoss` (e.g. with "
-            "`weighting=\"class\"`), one binary problem per class; to share "
+            '`weighting="class"`), one binary problem per class; to share '
             "one softmax target among a row's classes, divide each row by "
             "its sum (soft targets)."
         )
@@ -407,12 +430,15 @@ def _in_unit_range(y_true, target, ignore_class):
     name the bad values.
     """
     if not executing_eagerly(target) and 0 not in target.shape:
-        return ops.logical_and(ops.min(target, axis=-1) >= 0,
-                               ops.max(target, axis=-1) <= 1)
+        return ops.logical_and(
+            ops.min(target, axis=-1) >= 0, ops.max(target, axis=-1) <= 1
+        )
     in_range = ops.logical_and(target >= 0, target <= 1)
     if executing_eagerly(in_range) and not bool(ops.all(in_range)):
         _raise_if_invalid(
-            y_true, in_range, "one-hot, multi-hot or soft targets in [0, 1]",
+            y_true,
+            in_range,
+            "one-hot, multi-hot or soft targets in [0, 1]",
             kind="dense targets",
             advice=_dense_advice(_bad_values(y_true, in_range), ignore_class),
         )
@@ -425,8 +451,10 @@ def _dense_advice(bad, ignore_class):
     if len(set(bad)) == 1 and isinstance(bad[0], int):
         marker = str(bad[0])
     if ignore_class is not None:
-        return (f"Only entries equal to `ignore_class={ignore_class}` may "
-                "lie outside [0, 1]; check the label encoding.")
+        return (
+            f"Only entries equal to `ignore_class={ignore_class}` may "
+            "lie outside [0, 1]; check the label encoding."
+        )
     return (
         "If a value marks unknown entries (e.g. -1 for a missing label), "
         f"pass `ignore_class={marker}`: `CBSigmoidLoss` and `CBFocalLoss` "
@@ -518,14 +546,20 @@ def _sample_weights(target, labels, weights, binary_head):
 # unknown entries, for `multi_label=True` and average precision).
 # --------------------------------------------------------------------------
 
+
 def _raise_if_invalid_rows(y_true, valid, expected, advice):
     """Raises for unusable dense rows when values can be inspected."""
     if not executing_eagerly(valid) or bool(ops.all(valid)):
         return
     rows = ops.convert_to_numpy(y_true)[~ops.convert_to_numpy(valid)]
-    shown = [[int(v) if float(v).is_integer() else round(float(v), 4)
-              for v in row[:8]] + (["..."] if len(row) > 8 else [])
-             for row in rows[:3]]
+    shown = [
+        [
+            int(v) if float(v).is_integer() else round(float(v), 4)
+            for v in row[:8]
+        ]
+        + (["..."] if len(row) > 8 else [])
+        for row in rows[:3]
+    ]
     raise ValueError(
         f"Invalid labels. Expected {expected}. Received {len(rows)} "
         f"row(s) that are not, e.g. {shown}. {advice}"
@@ -552,14 +586,15 @@ def _dense_row_ids(y_true, keep):
     in_range = ops.all(ops.logical_and(rows >= 0, rows <= 1), axis=-1)
     labelled = ops.logical_not(ops.equal(row_sum, 0.0))
     sums_to_one = ops.abs(row_sum - 1.0) <= _ROW_SUM_TOLERANCE
-    valid = ops.logical_and(in_range, ops.logical_or(
-        sums_to_one, ops.logical_not(labelled)))
-    kept = labelled if row_kept is None else ops.logical_and(labelled,
-                                                              row_kept)
+    valid = ops.logical_and(
+        in_range, ops.logical_or(sums_to_one, ops.logical_not(labelled))
+    )
+    kept = labelled if row_kept is None else ops.logical_and(labelled, row_kept)
     if row_kept is not None:
         valid = ops.logical_or(valid, ops.logical_not(row_kept))
     _raise_if_invalid_rows(
-        y_true, valid,
+        y_true,
+        valid,
         "one class per position: one-hot or soft rows of y_true that sum to "
         "1 (or all-zero rows for unlabelled positions)",
         "A row with several positives is multi-label: pass "
@@ -586,8 +621,9 @@ def _binary_entries(y_true, keep):
         valid = ops.logical_or(valid, ops.logical_not(keep))
     if executing_eagerly(valid) and not bool(ops.all(valid)):
         bad = ops.convert_to_numpy(target)[~ops.convert_to_numpy(valid)]
-        shown = sorted({int(v) if float(v).is_integer() else float(v)
-                        for v in bad})
+        shown = sorted(
+            {int(v) if float(v).is_integer() else float(v) for v in bad}
+        )
         raise ValueError(
             "Invalid multi-label targets. Expected 0/1 entries (or the "
             "`ignore_class` value for unknown entries). Received values "

@@ -84,8 +84,9 @@ def _weights(sample_weight, mask, like, rank, dtype):
     """Product of `sample_weight` and the Keras mask, of `like`'s shape."""
     weight = ops.ones_like(like, dtype=dtype)
     if sample_weight is not None:
-        weight = weight * _broadcast_weight(sample_weight, "sample_weight",
-                                            like, rank, dtype)
+        weight = weight * _broadcast_weight(
+            sample_weight, "sample_weight", like, rank, dtype
+        )
     if mask is not None:
         weight = weight * _broadcast_weight(mask, "mask", like, rank, dtype)
     return weight
@@ -122,8 +123,16 @@ def _usable(keep, valid):
     return valid if keep is None else ops.logical_and(keep, valid)
 
 
-def read_classes(y_true, y_pred, sample_weight, mask, threshold,
-                 ignore_class, num_classes, dtype):
+def read_classes(
+    y_true,
+    y_pred,
+    sample_weight,
+    mask,
+    threshold,
+    ignore_class,
+    num_classes,
+    dtype,
+):
     """One class per position: true and predicted ids, weights `[N]`.
 
     `mask` is the Keras mask of `y_pred` (read by the caller before any
@@ -152,9 +161,12 @@ def read_classes(y_true, y_pred, sample_weight, mask, threshold,
     rank = len(y_pred.shape) - 1
     weight = _weights(sample_weight, mask, ids, rank, dtype)
     weight = ops.where(_usable(keep, valid), weight, ops.zeros_like(weight))
-    return Rows(true=ops.reshape(ids, [-1]), pred=ops.reshape(pred, [-1]),
-                weight=ops.reshape(weight, [-1]),
-                invalid=_invalid_count(valid, dtype))
+    return Rows(
+        true=ops.reshape(ids, [-1]),
+        pred=ops.reshape(pred, [-1]),
+        weight=ops.reshape(weight, [-1]),
+        invalid=_invalid_count(valid, dtype),
+    )
 
 
 def read_entries(y_true, y_pred, sample_weight, mask, ignore_class, dtype):
@@ -194,7 +206,9 @@ def read_entries(y_true, y_pred, sample_weight, mask, ignore_class, dtype):
     # the sort of the average precision.
     scores = ops.where(weight > 0, scores, ops.zeros_like(scores))
     rows = [-1, num_labels]
-    return Rows(true=ops.reshape(ops.cast(target, dtype), rows),
-                pred=ops.reshape(scores, rows),
-                weight=ops.reshape(weight, rows),
-                invalid=_invalid_count(valid, dtype))
+    return Rows(
+        true=ops.reshape(ops.cast(target, dtype), rows),
+        pred=ops.reshape(scores, rows),
+        weight=ops.reshape(weight, rows),
+        invalid=_invalid_count(valid, dtype),
+    )

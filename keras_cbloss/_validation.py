@@ -118,13 +118,15 @@ def _check_finite_non_negative(value, name, meaning):
 def check_gamma(gamma):
     """Returns `gamma` as a finite float >= 0, or raises."""
     return _check_finite_non_negative(
-        gamma, "gamma", "0 gives the plain sigmoid loss")
+        gamma, "gamma", "0 gives the plain sigmoid loss"
+    )
 
 
 def check_tau(tau):
     """Returns `tau` as a finite float >= 0, or raises."""
     return _check_finite_non_negative(
-        tau, "tau", "0 gives plain cross-entropy, 1 the balanced softmax")
+        tau, "tau", "0 gives plain cross-entropy, 1 the balanced softmax"
+    )
 
 
 def check_weighting(weighting):
@@ -147,6 +149,7 @@ def check_bool(value, name):
             f"Received: {name}={value!r}"
         )
     return bool(value)
+
 
 def _is_int(value):
     return isinstance(value, (numbers.Integral, np.integer)) and not (
@@ -211,7 +214,9 @@ def check_num_classes(num_classes):
     if num_classes is None:
         return None
     return _check_int(
-        num_classes, "num_classes", 1,
+        num_classes,
+        "num_classes",
+        1,
         "a positive integer or None (inferred from the labels)",
         "a positive integer or None",
     )
@@ -222,7 +227,9 @@ def check_steps(steps):
     if steps is None:
         return None
     return _check_int(
-        steps, "steps", 1,
+        steps,
+        "steps",
+        1,
         "a positive integer (the number of dataset elements, i.e. batches, "
         "to read) or None",
         "a positive integer or None",
@@ -232,7 +239,9 @@ def check_steps(steps):
 def check_start_epoch(start_epoch):
     """Returns `start_epoch` as an int >= 0, or raises."""
     return _check_int(
-        start_epoch, "start_epoch", 0,
+        start_epoch,
+        "start_epoch",
+        0,
         "a non-negative integer (the 0-based epoch from which the "
         "class-balanced weights apply)",
         "an integer >= 0 (0-based, as Keras counts epochs)",
@@ -393,7 +402,7 @@ def _structure_text(structure):
 
 
 def _dtype_kind(name):
-    """"bool", "int", "float" or "other" for a dtype name."""
+    """ "bool", "int", "float" or "other" for a dtype name."""
     if name == "bool":
         return "bool"
     if name.startswith(("int", "uint")):
@@ -412,7 +421,8 @@ def check_weight_spec(spec, where, received=None):
     ):
         if received is None:
             received = (
-                _structure_text(spec) if isinstance(spec, (dict, tuple, list))
+                _structure_text(spec)
+                if isinstance(spec, (dict, tuple, list))
                 else spec.shown()
             )
         raise TypeError(

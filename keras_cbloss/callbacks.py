@@ -216,8 +216,11 @@ class ClassCounter(keras.callbacks.Callback):
         if self._count_args.ignore_class is not None or self.sample_weighted:
             return
         names = {t.name for t in self._targets}
-        masked = [name for name, tensor in _output_tensors(self.model).items()
-                  if name in names and get_keras_mask(tensor) is not None]
+        masked = [
+            name
+            for name, tensor in _output_tensors(self.model).items()
+            if name in names and get_keras_mask(tensor) is not None
+        ]
         if masked:
             warnings.warn(_MASKED_OUTPUT_MESSAGE, UserWarning, stacklevel=3)
 
@@ -374,8 +377,7 @@ def _find_targets(model, outputs=None):
     if outputs is not None:
         _check_outputs_exist(outputs, available)
         plain = [
-            n for n, l in losses
-            if n in outputs and not _is_class_balanced(l)
+            n for n, fn in losses if n in outputs and not _is_class_balanced(fn)
         ]
         if plain:
             raise ValueError(
@@ -386,11 +388,13 @@ def _find_targets(model, outputs=None):
                 "LogitAdjustedLoss."
             )
     targets = [
-        _Target(name, loss, True) for name, loss in losses
+        _Target(name, loss, True)
+        for name, loss in losses
         if _is_class_balanced(loss)
     ]
     targets += [
-        _Target(name, metric, False) for name, metric in _named_metrics(model)
+        _Target(name, metric, False)
+        for name, metric in _named_metrics(model)
         if _takes_counts(metric)
     ]
     if outputs is not None:
@@ -459,7 +463,7 @@ _MASKED_OUTPUT_MESSAGE = (
     "`padded_batch(padding_values=...)`) and pass it as `ignore_class` (to "
     "the loss, or to `ClassCounter`), or count with the mask as a sample "
     "weight: `ClassCounter(data, label_fn=lambda x, y: (y, mask of x as "
-    "floats), sample_weighted=True)`, e.g. `(x != 0).astype(\"float32\")` "
+    'floats), sample_weighted=True)`, e.g. `(x != 0).astype("float32")` '
     "for NumPy token ids. (If the data hold no padded positions, the counts "
     "are right and this warning can be ignored.)"
 )
@@ -479,7 +483,11 @@ def _implied_num_classes(shapes, num_classes=None):
                 f"`ClassCounter`: the model's outputs of widths "
                 f"{sorted(widths)} have {sorted(classes)} classes (a "
                 "one-unit output has 2). "
-                + (_ONE_UNIT_ADVICE + " " if widths == {1} and num_classes > 2 else "")
+                + (
+                    _ONE_UNIT_ADVICE + " "
+                    if widths == {1} and num_classes > 2
+                    else ""
+                )
                 + f"Received: num_classes={num_classes}"
             )
         return num_classes
@@ -766,7 +774,7 @@ def _losses_with_beta(model):
         ValueError: If there is none.
     """
     loss = getattr(model, "loss", None)
-    candidates = [] if loss is None else [l for _, l in _named_losses(model)]
+    candidates = [] if loss is None else [fn for _, fn in _named_losses(model)]
     found = []
     for candidate in candidates:
         settable = callable(getattr(candidate, "set_beta", None))

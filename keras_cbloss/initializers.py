@@ -150,20 +150,19 @@ def prior_bias_initializer(num_classes_or_prior):
             layer's units (bias shape `[..., C]` expected).
         TypeError: For values that are not numbers.
 
-    Example:
-
-    >>> import keras
-    >>> import numpy as np
-    >>> from keras_cbloss import prior_bias_initializer
-    >>> init = prior_bias_initializer(10)
-    >>> np.round(np.asarray(init((10,)))[:3], 4)
-    array([-2.1972, -2.1972, -2.1972], dtype=float32)
-    >>> head = keras.layers.Dense(10, bias_initializer=init)
-    >>> # A one-unit binary head, 4 positives in 64 training samples
-    >>> binary = prior_bias_initializer(4 / 64)
-    >>> np.round(np.asarray(binary((1,))), 4)
-    array([-2.7081], dtype=float32)
-    >>> head = keras.layers.Dense(1, bias_initializer=binary)
+    Examples:
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_cbloss import prior_bias_initializer
+        >>> init = prior_bias_initializer(10)
+        >>> np.round(np.asarray(init((10,)))[:3], 4)
+        array([-2.1972, -2.1972, -2.1972], dtype=float32)
+        >>> head = keras.layers.Dense(10, bias_initializer=init)
+        >>> # A one-unit binary head, 4 positives in 64 training samples
+        >>> binary = prior_bias_initializer(4 / 64)
+        >>> np.round(np.asarray(binary((1,))), 4)
+        array([-2.7081], dtype=float32)
+        >>> head = keras.layers.Dense(1, bias_initializer=binary)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of

@@ -125,16 +125,16 @@ def logit_adjusted_crossentropy(
             give a NaN loss instead.
         TypeError: For string labels, or a non-float tau.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import class_log_prior, logit_adjusted_crossentropy
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> log_prior = class_log_prior([900, 90, 10])
-    >>> loss = logit_adjusted_crossentropy(
-    ...     [0, 2], logits, log_prior, tau=1.0, from_logits=True)
-    >>> np.round(np.asarray(loss), 4)
-    array([0.014, 4.749], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import class_log_prior
+        >>> from keras_cbloss import logit_adjusted_crossentropy
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> log_prior = class_log_prior([900, 90, 10])
+        >>> loss = logit_adjusted_crossentropy(
+        ...     [0, 2], logits, log_prior, tau=1.0, from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([0.014, 4.749], dtype=float32)
 
     References:
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
@@ -148,8 +148,13 @@ def logit_adjusted_crossentropy(
     _check_softmax_units(y_pred)
     log_prior = _check_log_prior(log_prior)
     inputs = _prepare(
-        y_true, y_pred, log_prior, ignore_class, "log priors",
-        softmax="`LogitAdjustedLoss` (`logit_adjusted_crossentropy`)")
+        y_true,
+        y_pred,
+        log_prior,
+        ignore_class,
+        "log priors",
+        softmax="`LogitAdjustedLoss` (`logit_adjusted_crossentropy`)",
+    )
     z = inputs.y_pred if from_logits else _log_probabilities(inputs.y_pred)
     adjusted = z + tau * inputs.weights
     if inputs.labels is not None:
@@ -199,13 +204,12 @@ def logit_adjust(logits, class_counts, tau=1.0):
         ValueError, TypeError: For invalid counts or tau, or when
             `logits.shape[-1]` differs from the number of counts.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import logit_adjust
-    >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
-    >>> np.round(np.asarray(logit_adjust(logits, [900, 90, 10])), 4)
-    array([[2.1054, 2.4079, 3.6052]], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import logit_adjust
+        >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
+        >>> np.round(np.asarray(logit_adjust(logits, [900, 90, 10])), 4)
+        array([[2.1054, 2.4079, 3.6052]], dtype=float32)
 
     References:
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
@@ -286,16 +290,15 @@ class LogitAdjustedLoss(CountBasedLoss):
             When called: as `logit_adjusted_crossentropy` (e.g. multi-hot
             rows).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import LogitAdjustedLoss
-    >>> loss = LogitAdjustedLoss([900, 90, 10], tau=1.0, from_logits=True)
-    >>> np.round(loss.log_prior, 4)
-    array([-0.1054, -2.4079, -4.6052])
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> round(float(loss([0, 2], logits)), 4)
-    2.3815
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import LogitAdjustedLoss
+        >>> loss = LogitAdjustedLoss([900, 90, 10], tau=1.0, from_logits=True)
+        >>> np.round(loss.log_prior, 4)
+        array([-0.1054, -2.4079, -4.6052])
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> round(float(loss([0, 2], logits)), 4)
+        2.3815
 
     References:
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,

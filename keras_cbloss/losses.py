@@ -20,7 +20,6 @@ from keras import ops
 from keras_cbloss import _kernels
 from keras_cbloss._base import ClassBalancedLoss
 from keras_cbloss._labels import _check_prediction_rank
-from keras_cbloss._labels import _class_mask
 from keras_cbloss._labels import _finish
 from keras_cbloss._labels import _prepare
 from keras_cbloss._labels import _sample_weights
@@ -90,15 +89,14 @@ def cb_softmax_crossentropy(
             instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import cb_softmax_crossentropy
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> loss = cb_softmax_crossentropy(
-    ...     [0, 2], logits, [0.5, 1.0, 1.5], from_logits=True)
-    >>> np.round(np.asarray(loss), 4)
-    array([0.0849, 2.3272], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import cb_softmax_crossentropy
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> loss = cb_softmax_crossentropy(
+        ...     [0, 2], logits, [0.5, 1.0, 1.5], from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([0.0849, 2.3272], dtype=float32)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -116,8 +114,12 @@ def cb_softmax_crossentropy(
             f"units. Received: y_pred.shape={tuple(ops.shape(y_pred))}"
         )
     inputs = _prepare(
-        y_true, y_pred, class_weights, ignore_class,
-        softmax="`CBSoftmaxLoss` (`cb_softmax_crossentropy`)")
+        y_true,
+        y_pred,
+        class_weights,
+        ignore_class,
+        softmax="`CBSoftmaxLoss` (`cb_softmax_crossentropy`)",
+    )
     if inputs.labels is not None:
         ce = ops.sparse_categorical_crossentropy(
             inputs.labels, inputs.y_pred, from_logits=from_logits
@@ -200,22 +202,21 @@ def cb_sigmoid_crossentropy(
             In compiled code such labels give a NaN loss instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import cb_sigmoid_crossentropy
-    >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
-    >>> loss = cb_sigmoid_crossentropy(
-    ...     [0], logits, [0.5, 1.0, 1.5], from_logits=True)
-    >>> np.round(np.asarray(loss), 4)
-    array([0.5667], dtype=float32)
-    >>> # Multi-label targets, -1 where a label is unknown.
-    >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
-    >>> loss = cb_sigmoid_crossentropy(
-    ...     targets, np.ones((2, 3), "float32"), [0.5, 1.0, 1.5],
-    ...     from_logits=True, weighting="class", ignore_class=-1)
-    >>> np.round(np.asarray(loss), 4)
-    array([1.4699, 0.    ], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import cb_sigmoid_crossentropy
+        >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
+        >>> loss = cb_sigmoid_crossentropy(
+        ...     [0], logits, [0.5, 1.0, 1.5], from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([0.5667], dtype=float32)
+        >>> # Multi-label targets, -1 where a label is unknown.
+        >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
+        >>> loss = cb_sigmoid_crossentropy(
+        ...     targets, np.ones((2, 3), "float32"), [0.5, 1.0, 1.5],
+        ...     from_logits=True, weighting="class", ignore_class=-1)
+        >>> np.round(np.asarray(loss), 4)
+        array([1.4699, 0.    ], dtype=float32)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -295,21 +296,20 @@ def cb_focal_crossentropy(
             a NaN loss instead.
         TypeError: For string labels, or a non-int `ignore_class`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import cb_focal_crossentropy
-    >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
-    >>> loss = cb_focal_crossentropy(
-    ...     [0], logits, [0.5, 1.0, 1.5], gamma=2.0, from_logits=True)
-    >>> np.round(np.asarray(loss), 4)
-    array([0.0989], dtype=float32)
-    >>> # A one-unit binary head: weights [w_neg, w_pos], 0/1 targets.
-    >>> loss = cb_focal_crossentropy(
-    ...     [0, 1], [[3.0], [-1.0]], [0.12831, 1.87169], gamma=2.0,
-    ...     from_logits=True)
-    >>> np.round(np.asarray(loss), 4)
-    array([0.3549, 1.3137], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import cb_focal_crossentropy
+        >>> logits = np.array([[2.0, 0.0, -1.0]], "float32")
+        >>> loss = cb_focal_crossentropy(
+        ...     [0], logits, [0.5, 1.0, 1.5], gamma=2.0, from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([0.0989], dtype=float32)
+        >>> # A one-unit binary head: weights [w_neg, w_pos], 0/1 targets.
+        >>> loss = cb_focal_crossentropy(
+        ...     [0, 1], [[3.0], [-1.0]], [0.12831, 1.87169], gamma=2.0,
+        ...     from_logits=True)
+        >>> np.round(np.asarray(loss), 4)
+        array([0.3549, 1.3137], dtype=float32)
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -322,9 +322,9 @@ def cb_focal_crossentropy(
     weighting = check_weighting(weighting)
     ignore_class = check_ignore_class(ignore_class)
     inputs = _prepare(y_true, y_pred, class_weights, ignore_class)
-    target = inputs.target
-    if inputs.labels is not None:
-        target = _class_mask(inputs.labels, inputs.weights.shape[0])
+    # Sparse ids reach the kernel as ids: it builds the class mask where it
+    # computes (inside a compiled cluster, not as a [..., C] tensor).
+    target = inputs.target if inputs.labels is None else inputs.labels
     per_class = weighting == "class" and not inputs.binary_head
     entry_weights = inputs.weights if per_class else None
     if inputs.known is not None:
@@ -332,8 +332,9 @@ def cb_focal_crossentropy(
         # known entries only (their predictions are already a constant, so
         # their gradient is exactly 0).
         known = ops.cast(inputs.known, inputs.y_pred.dtype)
-        entry_weights = known if entry_weights is None else (
-            known * entry_weights)
+        entry_weights = (
+            known if entry_weights is None else (known * entry_weights)
+        )
     # The binary (focal) terms, their sum over classes and its gradient
     # live in one place, `_kernels.binary_focal_sum`.
     loss = _kernels.binary_focal_sum(
@@ -407,26 +408,25 @@ class CBSoftmaxLoss(ClassBalancedLoss):
             included), beta, `from_logits` or `ignore_class`. When called:
             as `cb_softmax_crossentropy` (e.g. multi-hot rows).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import CBSoftmaxLoss
-    >>> loss = CBSoftmaxLoss([900, 90, 10], beta=0.99, from_logits=True)
-    >>> np.round(loss.class_weights, 3)
-    array([0.228, 0.384, 2.388])
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> round(float(loss([0, 2], logits)), 4)
-    1.8719
-    >>> # 255 marks a void position: the mean runs over the other one
-    >>> masked = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
-    ...                        ignore_class=255)
-    >>> round(float(masked([0, 255], logits)), 4)
-    0.0388
-    >>> # PyTorch's cross_entropy(weight=w): divide by the sum of w[y]
-    >>> torch_mean = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
-    ...                            reduction="mean_with_sample_weight")
-    >>> round(float(torch_mean([0, 2], logits)), 4)
-    1.4309
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import CBSoftmaxLoss
+        >>> loss = CBSoftmaxLoss([900, 90, 10], beta=0.99, from_logits=True)
+        >>> np.round(loss.class_weights, 3)
+        array([0.228, 0.384, 2.388])
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> round(float(loss([0, 2], logits)), 4)
+        1.8719
+        >>> # 255 marks a void position: the mean runs over the other one
+        >>> masked = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
+        ...                        ignore_class=255)
+        >>> round(float(masked([0, 255], logits)), 4)
+        0.0388
+        >>> # PyTorch's cross_entropy(weight=w): divide by the sum of w[y]
+        >>> torch_mean = CBSoftmaxLoss([900, 90, 10], 0.99, from_logits=True,
+        ...                            reduction="mean_with_sample_weight")
+        >>> round(float(torch_mean([0, 2], logits)), 4)
+        1.4309
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -516,21 +516,20 @@ class CBSigmoidLoss(ClassBalancedLoss):
             `cb_sigmoid_crossentropy` (e.g. dense targets outside [0, 1]
             that are not `ignore_class`).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import CBSigmoidLoss
-    >>> loss = CBSigmoidLoss([900, 90, 10], beta=0.99, from_logits=True)
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> round(float(loss([0, 2], logits)), 4)
-    3.3527
-    >>> # Multi-label rows, -1 where a label is unknown; the last row has
-    >>> # no known entry and leaves the mean.
-    >>> multi = CBSigmoidLoss([900, 90, 10], 0.99, from_logits=True,
-    ...                       weighting="class", ignore_class=-1)
-    >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
-    >>> round(float(multi(targets, logits)), 4)
-    0.2949
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import CBSigmoidLoss
+        >>> loss = CBSigmoidLoss([900, 90, 10], beta=0.99, from_logits=True)
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> round(float(loss([0, 2], logits)), 4)
+        3.3527
+        >>> # Multi-label rows, -1 where a label is unknown; the last row has
+        >>> # no known entry and leaves the mean.
+        >>> multi = CBSigmoidLoss([900, 90, 10], 0.99, from_logits=True,
+        ...                       weighting="class", ignore_class=-1)
+        >>> targets = np.array([[1, 0, -1], [-1, -1, -1]], "float32")
+        >>> round(float(multi(targets, logits)), 4)
+        0.2949
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -616,21 +615,20 @@ class CBFocalLoss(ClassBalancedLoss):
             `from_logits`, `weighting` or `ignore_class`. When called: as
             `cb_focal_crossentropy`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import CBFocalLoss
-    >>> loss = CBFocalLoss([900, 90, 10], 0.99, 2.0, from_logits=True)
-    >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
-    >>> round(float(loss([0, 2], logits)), 4)
-    1.2744
-    >>> # A one-unit binary head: [n_neg, n_pos], 0/1 labels [B] or [B, 1]
-    >>> binary = CBFocalLoss([60, 4], 0.999, 2.0, from_logits=True)
-    >>> np.round(binary.class_weights, 5)
-    array([0.12831, 1.87169])
-    >>> z = np.array([[3.0], [-1.0]], "float32")
-    >>> round(float(binary(np.array([[0], [1]]), z)), 4)
-    0.8343
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import CBFocalLoss
+        >>> loss = CBFocalLoss([900, 90, 10], 0.99, 2.0, from_logits=True)
+        >>> logits = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], "float32")
+        >>> round(float(loss([0, 2], logits)), 4)
+        1.2744
+        >>> # A one-unit binary head: [n_neg, n_pos], 0/1 labels [B] or [B, 1]
+        >>> binary = CBFocalLoss([60, 4], 0.999, 2.0, from_logits=True)
+        >>> np.round(binary.class_weights, 5)
+        array([0.12831, 1.87169])
+        >>> z = np.array([[3.0], [-1.0]], "float32")
+        >>> round(float(binary(np.array([[0], [1]]), z)), 4)
+        0.8343
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of

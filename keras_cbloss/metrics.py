@@ -47,6 +47,7 @@ SHOTS = ("many", "medium", "few")
 # Argument checks (eager, in the constructors).
 # --------------------------------------------------------------------------
 
+
 def _check_threshold(threshold):
     if isinstance(threshold, bool) or not isinstance(
         threshold, (int, float, np.integer, np.floating)
@@ -84,11 +85,16 @@ def _check_class_id(value, name):
 
 
 def _check_shot_thresholds(many_threshold, few_threshold):
-    for name, value in (("many_threshold", many_threshold),
-                        ("few_threshold", few_threshold)):
-        if isinstance(value, bool) or not isinstance(
-            value, (int, float, np.integer, np.floating)
-        ) or not np.isfinite(value) or value < 0:
+    for name, value in (
+        ("many_threshold", many_threshold),
+        ("few_threshold", few_threshold),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not np.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(
                 f"Invalid value for argument `{name}`. Expected a finite "
                 f"number >= 0. Received: {name}={value!r}"
@@ -159,7 +165,6 @@ def shot_groups(class_counts, many_threshold=100, few_threshold=20):
     return {"many": many, "medium": ~many & ~few, "few": few}
 
 
-
 def _check_multi_label(multi_label):
     if not isinstance(multi_label, (bool, np.bool_)):
         raise TypeError(
@@ -208,18 +213,20 @@ def _class_sums(rows, num_classes):
     # over the ids needs no [N, C] one-hot (per-pixel maps stay cheap).
     hit = ops.cast(ops.equal(rows.true, rows.pred), rows.weight.dtype)
     return {
-        "true_positives": ops.segment_sum(rows.weight * hit, rows.true,
-                                          num_segments=num_classes),
-        "support": ops.segment_sum(rows.weight, rows.true,
-                                   num_segments=num_classes),
+        "true_positives": ops.segment_sum(
+            rows.weight * hit, rows.true, num_segments=num_classes
+        ),
+        "support": ops.segment_sum(
+            rows.weight, rows.true, num_segments=num_classes
+        ),
     }
 
 
 def _label_sums(rows, threshold):
     """Per-label weighted TP, positives, TN and negatives, `[C]` each."""
     predicted = ops.cast(rows.pred > threshold, rows.weight.dtype)
-    positive = rows.weight * rows.true          # w * t
-    negative = rows.weight - positive           # w * (1 - t)
+    positive = rows.weight * rows.true  # w * t
+    negative = rows.weight - positive  # w * (1 - t)
     return {
         "true_positives": ops.sum(positive * predicted, axis=0),
         "support": ops.sum(positive, axis=0),
@@ -260,9 +267,16 @@ class _ClassCountsMetric(keras.metrics.Metric):
     positives (`support`), true negatives and negatives.
     """
 
-    def __init__(self, num_classes=None, *, threshold=0.5,
-                 ignore_class=None, multi_label=False, name=None,
-                 dtype=None):
+    def __init__(
+        self,
+        num_classes=None,
+        *,
+        threshold=0.5,
+        ignore_class=None,
+        multi_label=False,
+        name=None,
+        dtype=None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self._threshold = _check_threshold(threshold)
         self._ignore_class = _check_class_id(ignore_class, "ignore_class")
@@ -301,9 +315,17 @@ class _ClassCountsMetric(keras.metrics.Metric):
             )
         self._num_classes = int(num_classes)
         for name in self._state_names():
-            setattr(self, name, self.add_variable(
-                shape=(num_classes,), initializer="zeros", dtype=self.dtype,
-                aggregation="sum", name=name))
+            setattr(
+                self,
+                name,
+                self.add_variable(
+                    shape=(num_classes,),
+                    initializer="zeros",
+                    dtype=self.dtype,
+                    aggregation="sum",
+                    name=name,
+                ),
+            )
 
     def _classes_in(self, y_pred):
         """C from the last axis of `y_pred`; a one-unit head is two
@@ -327,21 +349,37 @@ class _ClassCountsMetric(keras.metrics.Metric):
         if self._num_classes is None:
             self._build(inferred)
         elif inferred != self._num_classes:
-            unit = ("one label" if self._multi_label
-                    else "a binary head (2 classes)")
+            unit = (
+                "one label"
+                if self._multi_label
+                else "a binary head (2 classes)"
+            )
             raise ValueError(
                 f"`{self.name}` counts {self._num_classes} classes, but "
                 f"y_pred of shape {tuple(y_pred.shape)} has {inferred}. A "
                 f"one-unit y_pred is {unit} here."
             )
         if self._multi_label:
-            rows = read_entries(y_true, y_pred, sample_weight, mask,
-                                self._ignore_class, self.dtype)
+            rows = read_entries(
+                y_true,
+                y_pred,
+                sample_weight,
+                mask,
+                self._ignore_class,
+                self.dtype,
+            )
             sums = _label_sums(rows, self._threshold)
         else:
-            rows = read_classes(y_true, y_pred, sample_weight, mask,
-                                self._threshold, self._ignore_class,
-                                self._num_classes, self.dtype)
+            rows = read_classes(
+                y_true,
+                y_pred,
+                sample_weight,
+                mask,
+                self._threshold,
+                self._ignore_class,
+                self._num_classes,
+                self.dtype,
+            )
             sums = _class_sums(rows, self._num_classes)
         poison = _poison(rows.invalid, self.dtype)
         for name in self._state_names():
@@ -358,17 +396,19 @@ class _ClassCountsMetric(keras.metrics.Metric):
         rate) at `threshold`.
         """
         self._require_state()
-        recall, _ = _safe_ratio(ops.convert_to_tensor(self.true_positives),
-                                ops.convert_to_tensor(self.support))
+        recall, _ = _safe_ratio(
+            ops.convert_to_tensor(self.true_positives),
+            ops.convert_to_tensor(self.support),
+        )
         return recall
 
     def _mean_recall(self, mask):
         """Mean recall over the classes in `mask` with support; 0 if none."""
         recall, present = _safe_ratio(
             ops.convert_to_tensor(self.true_positives),
-            ops.convert_to_tensor(self.support))
-        return _masked_mean(recall, ops.logical_and(present, mask),
-                            self.dtype)
+            ops.convert_to_tensor(self.support),
+        )
+        return _masked_mean(recall, ops.logical_and(present, mask), self.dtype)
 
     def _label_balanced_accuracy(self):
         """Each label's binary balanced accuracy `[C]`, and which count.
@@ -378,10 +418,14 @@ class _ClassCountsMetric(keras.metrics.Metric):
         positive or always negative, as scikit-learn drops a class absent
         from `y_true`); a label with no known entry does not count.
         """
-        tpr, has_pos = _safe_ratio(ops.convert_to_tensor(self.true_positives),
-                                   ops.convert_to_tensor(self.support))
-        tnr, has_neg = _safe_ratio(ops.convert_to_tensor(self.true_negatives),
-                                   ops.convert_to_tensor(self.negatives))
+        tpr, has_pos = _safe_ratio(
+            ops.convert_to_tensor(self.true_positives),
+            ops.convert_to_tensor(self.support),
+        )
+        tnr, has_neg = _safe_ratio(
+            ops.convert_to_tensor(self.true_negatives),
+            ops.convert_to_tensor(self.negatives),
+        )
         has_pos = ops.cast(has_pos, self.dtype)
         has_neg = ops.cast(has_neg, self.dtype)
         sides = has_pos + has_neg
@@ -397,10 +441,12 @@ class _ClassCountsMetric(keras.metrics.Metric):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self._num_classes,
-                      threshold=self._threshold,
-                      ignore_class=self._ignore_class,
-                      multi_label=self._multi_label)
+        config.update(
+            num_classes=self._num_classes,
+            threshold=self._threshold,
+            ignore_class=self._ignore_class,
+            multi_label=self._multi_label,
+        )
         return config
 
 
@@ -497,11 +543,24 @@ class BalancedAccuracy(_ClassCountsMetric):
         Effective Number of Samples", CVPR 2019, arXiv:1901.05555.
     """
 
-    def __init__(self, num_classes=None, *, threshold=0.5, ignore_class=None,
-                 multi_label=False, name="balanced_accuracy", dtype=None):
-        super().__init__(num_classes, threshold=threshold,
-                         ignore_class=ignore_class, multi_label=multi_label,
-                         name=name, dtype=dtype)
+    def __init__(
+        self,
+        num_classes=None,
+        *,
+        threshold=0.5,
+        ignore_class=None,
+        multi_label=False,
+        name="balanced_accuracy",
+        dtype=None,
+    ):
+        super().__init__(
+            num_classes,
+            threshold=threshold,
+            ignore_class=ignore_class,
+            multi_label=multi_label,
+            name=name,
+            dtype=dtype,
+        )
 
     def result(self):
         if self._num_classes is None:
@@ -509,8 +568,7 @@ class BalancedAccuracy(_ClassCountsMetric):
         if self._multi_label:
             value, counted = self._label_balanced_accuracy()
             return _masked_mean(value, counted, self.dtype)
-        return self._mean_recall(
-            ops.ones((self._num_classes,), dtype="bool"))
+        return self._mean_recall(ops.ones((self._num_classes,), dtype="bool"))
 
 
 @keras.saving.register_keras_serializable(package="keras_cbloss")
@@ -586,13 +644,26 @@ class PerClassRecall(_ClassCountsMetric):
         Samples", CVPR 2019, arXiv:1901.05555.
     """
 
-    def __init__(self, class_id, num_classes=None, *, threshold=0.5,
-                 ignore_class=None, multi_label=False, name=None,
-                 dtype=None):
+    def __init__(
+        self,
+        class_id,
+        num_classes=None,
+        *,
+        threshold=0.5,
+        ignore_class=None,
+        multi_label=False,
+        name=None,
+        dtype=None,
+    ):
         self._class_id = _check_class_id(class_id, "class_id")
-        super().__init__(num_classes, threshold=threshold,
-                         ignore_class=ignore_class, multi_label=multi_label,
-                         name=name or f"recall_{self._class_id}", dtype=dtype)
+        super().__init__(
+            num_classes,
+            threshold=threshold,
+            ignore_class=ignore_class,
+            multi_label=multi_label,
+            name=name or f"recall_{self._class_id}",
+            dtype=dtype,
+        )
 
     @property
     def class_id(self):
@@ -710,17 +781,32 @@ class ShotAccuracy(_ClassCountsMetric):
         CVPR 2019, arXiv:1904.05160.
     """
 
-    def __init__(self, shot, class_counts=None, *, many_threshold=100,
-                 few_threshold=20, threshold=0.5, ignore_class=None,
-                 multi_label=False, name=None, dtype=None):
+    def __init__(
+        self,
+        shot,
+        class_counts=None,
+        *,
+        many_threshold=100,
+        few_threshold=20,
+        threshold=0.5,
+        ignore_class=None,
+        multi_label=False,
+        name=None,
+        dtype=None,
+    ):
         self._shot = _check_shot(shot)
         self._many_threshold, self._few_threshold = _check_shot_thresholds(
-            many_threshold, few_threshold)
+            many_threshold, few_threshold
+        )
         counts = None if class_counts is None else check_counts(class_counts)
-        super().__init__(None if counts is None else len(counts),
-                         threshold=threshold, ignore_class=ignore_class,
-                         multi_label=multi_label,
-                         name=name or f"{shot}_shot_accuracy", dtype=dtype)
+        super().__init__(
+            None if counts is None else len(counts),
+            threshold=threshold,
+            ignore_class=ignore_class,
+            multi_label=multi_label,
+            name=name or f"{shot}_shot_accuracy",
+            dtype=dtype,
+        )
         self._class_counts = None
         if counts is not None:
             self.set_class_counts(counts)
@@ -766,8 +852,9 @@ class ShotAccuracy(_ClassCountsMetric):
                 "`set_class_counts(counts)`, or add "
                 "`keras_cbloss.ClassCounter` to `fit`'s callbacks."
             )
-        groups = shot_groups(self._class_counts, self._many_threshold,
-                             self._few_threshold)
+        groups = shot_groups(
+            self._class_counts, self._many_threshold, self._few_threshold
+        )
         return self._mean_recall(ops.convert_to_tensor(groups[self._shot]))
 
     def get_config(self):
@@ -778,7 +865,8 @@ class ShotAccuracy(_ClassCountsMetric):
             shot=self._shot,
             class_counts=None if counts is None else counts.tolist(),
             many_threshold=self._many_threshold,
-            few_threshold=self._few_threshold)
+            few_threshold=self._few_threshold,
+        )
         return config
 
 
@@ -817,15 +905,18 @@ def average_precision(scores, positive, negative):
     segment = ops.reshape(group * num_labels + ops.arange(num_labels), [-1])
 
     def per_group(values):  # [N, C] sums by group (zeros after the last)
-        sums = ops.segment_sum(ops.reshape(values, [-1]), segment,
-                               num_segments=num_rows * num_labels)
+        sums = ops.segment_sum(
+            ops.reshape(values, [-1]),
+            segment,
+            num_segments=num_rows * num_labels,
+        )
         return ops.reshape(sums, [num_rows, num_labels])
 
-    gained = per_group(positive)                       # TP_k - TP_{k-1}
-    true_positives = ops.cumsum(gained, axis=0)        # TP(>= s_k)
+    gained = per_group(positive)  # TP_k - TP_{k-1}
+    true_positives = ops.cumsum(gained, axis=0)  # TP(>= s_k)
     predicted = true_positives + ops.cumsum(per_group(negative), axis=0)
     precision, _ = _safe_ratio(true_positives, predicted)
-    total = ops.sum(positive, axis=0)                  # TP_c
+    total = ops.sum(positive, axis=0)  # TP_c
     average, _ = _safe_ratio(ops.sum(gained * precision, axis=0), total)
     return average
 
@@ -932,9 +1023,15 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     _BUFFERS = ("scores", "positive_weight", "negative_weight")
 
-    def __init__(self, num_classes=None, *, max_samples=10000,
-                 ignore_class=None, name="mean_average_precision",
-                 dtype=None):
+    def __init__(
+        self,
+        num_classes=None,
+        *,
+        max_samples=10000,
+        ignore_class=None,
+        name="mean_average_precision",
+        dtype=None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self._max_samples = _check_max_samples(max_samples)
         self._ignore_class = _check_class_id(ignore_class, "ignore_class")
@@ -969,20 +1066,40 @@ class MeanAveragePrecision(keras.metrics.Metric):
         self._num_classes = int(num_classes)
         self._rows_per_replica = self._max_samples // replicas
         for name in self._BUFFERS:
-            setattr(self, name, self.add_variable(
-                shape=(self._max_samples, num_classes), initializer="zeros",
-                dtype=self.dtype, aggregation="sum", name=name))
+            setattr(
+                self,
+                name,
+                self.add_variable(
+                    shape=(self._max_samples, num_classes),
+                    initializer="zeros",
+                    dtype=self.dtype,
+                    aggregation="sum",
+                    name=name,
+                ),
+            )
         # Rows written (each replica counts its own; reads sum them), rows
         # that did not fit, and labels or scores that were invalid.
         self.rows_written = self.add_variable(
-            shape=(), initializer="zeros", dtype="int32", aggregation="sum",
-            name="rows_written")
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            aggregation="sum",
+            name="rows_written",
+        )
         self.rows_dropped = self.add_variable(
-            shape=(), initializer="zeros", dtype="int32", aggregation="sum",
-            name="rows_dropped")
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            aggregation="sum",
+            name="rows_dropped",
+        )
         self.invalid = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype,
-            aggregation="sum", name="invalid")
+            shape=(),
+            initializer="zeros",
+            dtype=self.dtype,
+            aggregation="sum",
+            name="invalid",
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Appends a batch's rows (scores and weighted 0/1 targets)."""
@@ -1002,8 +1119,9 @@ class MeanAveragePrecision(keras.metrics.Metric):
                 f"`{self.name}` ranks {self._num_classes} labels, but y_pred "
                 f"of shape {tuple(y_pred.shape)} has {labels}."
             )
-        rows = read_entries(y_true, y_pred, sample_weight, mask,
-                            self._ignore_class, self.dtype)
+        rows = read_entries(
+            y_true, y_pred, sample_weight, mask, self._ignore_class, self.dtype
+        )
         invalid = rows.invalid + self._non_finite(rows)
         positive = rows.weight * rows.true
         self._append([rows.pred, positive, rows.weight - positive])
@@ -1011,8 +1129,9 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def _non_finite(self, rows):
         """Counted entries with a NaN or inf score (raises when eager)."""
-        bad = ops.logical_and(rows.weight > 0,
-                              ops.logical_not(ops.isfinite(rows.pred)))
+        bad = ops.logical_and(
+            rows.weight > 0, ops.logical_not(ops.isfinite(rows.pred))
+        )
         if executing_eagerly(bad) and bool(ops.any(bad)):
             raise ValueError(
                 "Invalid predictions. Expected finite scores in y_pred. "
@@ -1037,12 +1156,15 @@ class MeanAveragePrecision(keras.metrics.Metric):
         if executing_eagerly(fits) and not bool(fits):
             raise ValueError(self._overflow_message(int(written + count)))
         start = replica_id_in_sync_group() * room + written
-        buffers = [ops.convert_to_tensor(getattr(self, name))
-                   for name in self._BUFFERS]
+        buffers = [
+            ops.convert_to_tensor(getattr(self, name)) for name in self._BUFFERS
+        ]
 
         def write():
-            return [ops.slice_update(buffer, [start, 0], value)
-                    for buffer, value in zip(buffers, values)]
+            return [
+                ops.slice_update(buffer, [start, 0], value)
+                for buffer, value in zip(buffers, values)
+            ]
 
         # A batch that does not fit is not written (a clamped write would
         # overwrite earlier rows); it is counted, and the result is NaN.
@@ -1054,9 +1176,12 @@ class MeanAveragePrecision(keras.metrics.Metric):
         self.rows_dropped.assign_add(ops.where(fits, zero, count))
 
     def _overflow_message(self, rows):
-        per_replica = (self._rows_per_replica != self._max_samples)
-        room = (f"{self._rows_per_replica} rows per replica"
-                if per_replica else f"{self._max_samples} rows")
+        per_replica = self._rows_per_replica != self._max_samples
+        room = (
+            f"{self._rows_per_replica} rows per replica"
+            if per_replica
+            else f"{self._max_samples} rows"
+        )
         return (
             f"`{self.name}` holds every row it ranks and has room for "
             f"{room} (max_samples={self._max_samples}); it received "
@@ -1096,18 +1221,21 @@ class MeanAveragePrecision(keras.metrics.Metric):
         self._require_state()
         broken = self._check_state()
         average = average_precision(
-            *(ops.convert_to_tensor(getattr(self, name))
-              for name in self._BUFFERS))
-        return ops.where(broken, ops.full_like(average, float("nan")),
-                         average)
+            *(
+                ops.convert_to_tensor(getattr(self, name))
+                for name in self._BUFFERS
+            )
+        )
+        return ops.where(broken, ops.full_like(average, float("nan")), average)
 
     def label_support(self):
         """Each label's total positive weight, `[C]` (0: AP is 0 there)."""
         self._require_state()
         return ops.sum(ops.convert_to_tensor(self.positive_weight), axis=0)
 
-    def shot_average_precision(self, class_counts, many_threshold=100,
-                               few_threshold=20):
+    def shot_average_precision(
+        self, class_counts, many_threshold=100, few_threshold=20
+    ):
         """mAP of the many-, medium- and few-shot labels.
 
         The labels are grouped by `class_counts`, their training positive
@@ -1136,9 +1264,10 @@ class MeanAveragePrecision(keras.metrics.Metric):
                 f"{self._num_classes} counts (the metric's labels). "
                 f"Received {len(groups['many'])} counts."
             )
-        return {shot: _masked_mean(average, ops.convert_to_tensor(mask),
-                                   self.dtype)
-                for shot, mask in groups.items()}
+        return {
+            shot: _masked_mean(average, ops.convert_to_tensor(mask), self.dtype)
+            for shot, mask in groups.items()
+        }
 
     def result(self):
         if self._num_classes is None:
@@ -1147,7 +1276,9 @@ class MeanAveragePrecision(keras.metrics.Metric):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self._num_classes,
-                      max_samples=self._max_samples,
-                      ignore_class=self._ignore_class)
+        config.update(
+            num_classes=self._num_classes,
+            max_samples=self._max_samples,
+            ignore_class=self._ignore_class,
+        )
         return config

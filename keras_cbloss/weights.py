@@ -40,12 +40,11 @@ def effective_number(counts, beta):
             non-finite entries, or if `beta` is outside [0, 1).
         TypeError: If `counts` or `beta` are not numbers.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import effective_number
-    >>> np.round(effective_number([1, 10, 1000], beta=0.9), 4)
-    array([ 1.    ,  6.5132, 10.    ])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import effective_number
+        >>> np.round(effective_number([1, 10, 1000], beta=0.9), 4)
+        array([ 1.    ,  6.5132, 10.    ])
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -99,12 +98,11 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
             weight would overflow float64.
         TypeError: If `counts`, `beta` or `normalize` have the wrong type.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import class_balanced_weights
-    >>> np.round(class_balanced_weights([5000, 500, 50], beta=0.999), 3)
-    array([0.126, 0.317, 2.557])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import class_balanced_weights
+        >>> np.round(class_balanced_weights([5000, 500, 50], beta=0.999), 3)
+        array([0.126, 0.317, 2.557])
 
     References:
         Cui et al., "Class-Balanced Loss Based on Effective Number of
@@ -113,14 +111,15 @@ def class_balanced_weights(counts, beta=0.999, normalize=True):
     counts = check_counts(counts)
     normalize = check_bool(normalize, "normalize")
     present = _present_classes(
-        counts, "they get class weight 0 and the other weights are "
+        counts,
+        "they get class weight 0 and the other weights are "
         "normalized over the classes that occur. Their samples then add "
         "nothing to the loss (a validation set of only such classes "
-        "reports a loss of 0), and with `CBSigmoidLoss(weighting=\"class\")` "
+        'reports a loss of 0), and with `CBSigmoidLoss(weighting="class")` '
         "their one-vs-all terms never train, so the model may predict a "
         "class it never saw. If such a class can occur at evaluation, give "
         "it a count of at least 1 (e.g. `np.maximum(counts, 1)`), or remove "
-        "its output unit."
+        "its output unit.",
     )
     effective = effective_number(counts, beta)
     with np.errstate(divide="ignore", over="ignore"):
@@ -180,12 +179,11 @@ def class_log_prior(class_counts):
         ValueError, TypeError: For invalid counts, or when every count is
             zero.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_cbloss import class_log_prior
-    >>> np.round(class_log_prior([900, 90, 10]), 4)
-    array([-0.1054, -2.4079, -4.6052])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_cbloss import class_log_prior
+        >>> np.round(class_log_prior([900, 90, 10]), 4)
+        array([-0.1054, -2.4079, -4.6052])
 
     References:
         Menon et al., "Long-tail learning via logit adjustment", ICLR 2021,
@@ -193,8 +191,9 @@ def class_log_prior(class_counts):
     """
     counts = check_counts(class_counts)
     present = _present_classes(
-        counts, "their log prior would be -inf. They are given the count "
-        "of the rarest class that occurs, {rarest:g}, instead."
+        counts,
+        "their log prior would be -inf. They are given the count "
+        "of the rarest class that occurs, {rarest:g}, instead.",
     )
     floored = np.where(present, counts, counts[present].min())
     # In log space, relative to the largest count: the sum stays finite for

@@ -43,14 +43,17 @@ MODULES = {
     "torch": AGNOSTIC,
 }
 ENVIRONMENTS = {
-    "jax": {"JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    "jax": {
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    },
     "torch": {},
 }
 TIMEOUT_S = 1800  # a guard against hangs, far above a normal run
 
 _executor = concurrent.futures.ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="backend-run")
+    max_workers=1, thread_name_prefix="backend-run"
+)
 _futures = {}
 _running = set()  # child processes to stop if the session ends early
 _stopping = threading.Event()
@@ -60,14 +63,32 @@ _lock = threading.Lock()
 def _run(backend):
     """Runs the backend's modules in a child pytest; returns the process'
     `(returncode, stdout, stderr)`."""
-    modules = [os.path.join(TESTS, m) for m in MODULES[backend]
-               if os.path.exists(os.path.join(TESTS, m))]
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-               **ENVIRONMENTS[backend])
+    modules = [
+        os.path.join(TESTS, m)
+        for m in MODULES[backend]
+        if os.path.exists(os.path.join(TESTS, m))
+    ]
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=backend,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        **ENVIRONMENTS[backend],
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-x", *modules],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            *modules,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     with _lock:
         _running.add(process)
@@ -110,8 +131,10 @@ def _outer_backend():
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", f"{MARKER}: checks a child pytest run under another "
-        "backend (tests/backend_runs.py)")
+        "markers",
+        f"{MARKER}: checks a child pytest run under another "
+        "backend (tests/backend_runs.py)",
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -121,10 +144,16 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_collection_finish(session):
-    backends = [item.callspec.params["backend"] for item in session.items
-                if item.get_closest_marker(MARKER)]
-    if (not backends or session.config.option.collectonly
-            or _outer_backend() != "tensorflow"):
+    backends = [
+        item.callspec.params["backend"]
+        for item in session.items
+        if item.get_closest_marker(MARKER)
+    ]
+    if (
+        not backends
+        or session.config.option.collectonly
+        or _outer_backend() != "tensorflow"
+    ):
         return
     for backend in backends:
         if available(backend):

@@ -104,8 +104,7 @@ def random_labels(form, shape, num_classes, seed=1):
     if form == "multihot":
         return (rng.random(shape + (num_classes,)) < 0.3).astype("f4")
     if form == "soft":
-        return (np.eye(num_classes)[ids] * 0.9 + 0.1 / num_classes).astype(
-            "f4")
+        return (np.eye(num_classes)[ids] * 0.9 + 0.1 / num_classes).astype("f4")
     raise ValueError(form)
 
 

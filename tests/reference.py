@@ -8,7 +8,9 @@ import decimal
 
 import numpy as np
 
-EPSILON = 1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
+EPSILON = (
+    1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
+)
 
 
 def clip_probabilities(p):
@@ -31,8 +33,10 @@ def cb_weights(counts, beta, normalize=True):
 
 def to_dense(y_true, num_classes):
     y_true = np.asarray(y_true)
-    if y_true.ndim >= 1 and y_true.shape[-1:] == (num_classes,) and (
-        y_true.dtype.kind == "f" and num_classes != 1
+    if (
+        y_true.ndim >= 1
+        and y_true.shape[-1:] == (num_classes,)
+        and (y_true.dtype.kind == "f" and num_classes != 1)
     ):
         return y_true.astype(np.float64)
     if y_true.ndim >= 1 and y_true.shape[-1:] == (1,) and num_classes != 1:
@@ -120,8 +124,9 @@ def focal_loss_pow(y_true, logits, weights, gamma):
     return (t * weights).sum(-1) * terms.sum(-1)
 
 
-def loss_by_kind(kind, y, pred, weights, from_logits, gamma,
-                 weighting="sample"):
+def loss_by_kind(
+    kind, y, pred, weights, from_logits, gamma, weighting="sample"
+):
     """Per-sample reference of "softmax", "sigmoid" (gamma ignored), "focal"."""
     if kind == "softmax":
         return softmax_loss(y, pred, weights, from_logits)
@@ -142,7 +147,7 @@ def binary_head_loss(y_true, logits, counts, beta, gamma):
     z = np.asarray(logits, np.float64).reshape(-1)
     p = 1.0 / (1.0 + np.exp(-z))
     positive = (1 - p) ** gamma * -np.log(p)  # the term when t = 1
-    negative = p ** gamma * -np.log(1 - p)  # the term when t = 0
+    negative = p**gamma * -np.log(1 - p)  # the term when t = 0
     if np.all((t == 0) | (t == 1)):
         focal = np.where(t == 1, positive, negative)
     else:  # soft targets: BCE(t) with the exponent interpolated linearly
@@ -151,8 +156,9 @@ def binary_head_loss(y_true, logits, counts, beta, gamma):
     return ((1 - t) * w_neg + t * w_pos) * focal
 
 
-def unknown_entries_loss(y_true, logits, weights, gamma=0.0,
-                         weighting="sample", ignore_class=-1):
+def unknown_entries_loss(
+    y_true, logits, weights, gamma=0.0, weighting="sample", ignore_class=-1
+):
     """Dense targets `[..., C]` with unknown entries, from logits.
 
     An entry equal to `ignore_class` is unknown: the row's loss sums the
@@ -179,8 +185,9 @@ def unknown_entries_loss(y_true, logits, weights, gamma=0.0,
     return per_row, known.any(-1)
 
 
-def unknown_entries_gradient(y_true, logits, weights, gamma=0.0,
-                             weighting="sample", ignore_class=-1):
+def unknown_entries_gradient(
+    y_true, logits, weights, gamma=0.0, weighting="sample", ignore_class=-1
+):
     """d(sum of `unknown_entries_loss`)/dz, float64: 0 at unknown entries."""
     t = np.asarray(y_true, np.float64)
     known = t != ignore_class
@@ -281,5 +288,6 @@ def cb_weights_in_decimal(counts, beta):
         inverse.append(context.divide(one - beta, one - power))
     total = sum(inverse, decimal.Decimal(0))
     present = sum(1 for n in counts if n > 0)
-    return np.array([float(context.divide(w * present, total))
-                     for w in inverse])
+    return np.array(
+        [float(context.divide(w * present, total)) for w in inverse]
+    )

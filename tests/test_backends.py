@@ -8,10 +8,9 @@ written with `keras.ops` (TensorFlow-only parts skip themselves) joins by
 being listed there.
 """
 
+import backend_runs
 import keras
 import pytest
-
-import backend_runs
 
 
 @pytest.mark.slow

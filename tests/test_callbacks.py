@@ -22,18 +22,16 @@ import warnings
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-
 import reference
+import tensorflow as tf
 from backend_utils import make_loss
 from catalogues import BAD_BETAS
-
-from keras_cbloss import callbacks as callbacks_module
 
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSoftmaxLoss
 from keras_cbloss import ClassCounter
 from keras_cbloss import DeferredReweighting
+from keras_cbloss import callbacks as callbacks_module
 from keras_cbloss import count_classes
 
 BACKEND = keras.backend.backend()
@@ -89,9 +87,7 @@ def make_model(loss, lr=0.1, jit_compile=False, outputs=1):
             for name in ("cls", "aux")
         }
     model = keras.Model(inputs, out)
-    model.compile(
-        keras.optimizers.SGD(lr), loss=loss, jit_compile=jit_compile
-    )
+    model.compile(keras.optimizers.SGD(lr), loss=loss, jit_compile=jit_compile)
     return model
 
 
@@ -194,13 +190,22 @@ def test_recount_each_epoch_reaches_train_step_validation_and_evaluate(
     counter = ClassCounter(labels, C, recount="epoch", verbose=0)
     recorder = Recorder()
     history = model.fit(
-        dataset(), epochs=3, validation_data=dataset(), verbose=0,
-        callbacks=[counter, recorder], shuffle=False,
+        dataset(),
+        epochs=3,
+        validation_data=dataset(),
+        verbose=0,
+        callbacks=[counter, recorder],
+        shuffle=False,
     )
     first = expected_loss(
-        "softmax", logits, Y, reference.cb_weights(np.bincount(Y), BETA))
-    second = expected_loss("softmax", logits, Y, reference.cb_weights(
-        np.bincount(Y_RESAMPLED), BETA))
+        "softmax", logits, Y, reference.cb_weights(np.bincount(Y), BETA)
+    )
+    second = expected_loss(
+        "softmax",
+        logits,
+        Y,
+        reference.cb_weights(np.bincount(Y_RESAMPLED), BETA),
+    )
     assert abs(first - second) > 0.5  # the weights really differ
     np.testing.assert_allclose(
         history.history["loss"], [first, second, second], 1e-5
@@ -231,7 +236,8 @@ def test_a_second_fit_with_other_counts_uses_them():
     # traced steps keep the old weights; the PyTorch trainer runs the loss
     # eagerly, traces nothing and does not warn) and replaced.
     warns = (
-        contextlib.nullcontext() if BACKEND == "torch"
+        contextlib.nullcontext()
+        if BACKEND == "torch"
         else pytest.warns(UserWarning, match="make_train_function")
     )
     with warns:
@@ -240,13 +246,15 @@ def test_a_second_fit_with_other_counts_uses_them():
         dataset(), callbacks=[counter], verbose=0, shuffle=False
     )
     expected = expected_loss(
-        "focal", logits, Y, reference.cb_weights(np.bincount(Y), BETA))
+        "focal", logits, Y, reference.cb_weights(np.bincount(Y), BETA)
+    )
     np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
     # Another dataset: new counts, new weights in the step.
     other = ClassCounter(dataset(Y_RESAMPLED), verbose=0)
     history = model.fit(dataset(), callbacks=[other], verbose=0, shuffle=False)
-    expected = expected_loss("focal", logits, Y, reference.cb_weights(
-        np.bincount(Y_RESAMPLED), BETA))
+    expected = expected_loss(
+        "focal", logits, Y, reference.cb_weights(np.bincount(Y_RESAMPLED), BETA)
+    )
     np.testing.assert_allclose(history.history["loss"], [expected], 1e-5)
 
 
@@ -310,9 +318,7 @@ def test_one_counter_per_output_with_label_fn_trains():
 
 
 def test_list_losses_and_num_classes_from_the_model_output():
-    model = make_model(
-        [cb_loss("softmax"), cb_loss("focal")], outputs=2
-    )
+    model = make_model([cb_loss("softmax"), cb_loss("focal")], outputs=2)
     # Class 3 never occurs: the output width still gives 4 counts.
     labels = tf.data.Dataset.from_tensor_slices(np.array([0, 0, 1, 2]))
     counter = ClassCounter(labels, verbose=0)
@@ -405,16 +411,22 @@ def test_counting_errors_surface_at_train_begin():
     bad = dataset(np.where(Y == 3, 7, Y))
     with pytest.raises(ValueError, match=r"\[0, 4\).*label of 7"):
         model.fit(
-            bad, callbacks=[ClassCounter(bad, verbose=0)], verbose=0,
+            bad,
+            callbacks=[ClassCounter(bad, verbose=0)],
+            verbose=0,
             shuffle=False,
         )
     with pytest.raises(ValueError, match="`steps`"):
         model.fit(
-            dataset(), verbose=0, shuffle=False,
+            dataset(),
+            verbose=0,
+            shuffle=False,
             callbacks=[ClassCounter(dataset().repeat(), verbose=0)],
         )
     history = model.fit(
-        dataset(), verbose=0, shuffle=False,
+        dataset(),
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(dataset().repeat(), steps=2, verbose=0)],
     )
     np.testing.assert_array_equal(model.loss.class_counts, 2 * np.bincount(Y))
@@ -499,12 +511,14 @@ def test_one_unit_model_trains_with_the_counter():
     train = tf.data.Dataset.from_tensor_slices((X, y)).batch(8)
     model = one_unit_model(cb_loss("focal"))
     history = model.fit(
-        train, epochs=2, verbose=0, shuffle=False,
+        train,
+        epochs=2,
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(train, verbose=0)],
     )
     np.testing.assert_array_equal(model.loss.class_counts, [15, 1])
     assert np.all(np.isfinite(history.history["loss"]))
-
 
 
 ONE_UNIT_ADVICE = r"C output units \(e.g. `Dense\(C\)`\) and a loss built for C"
@@ -539,7 +553,10 @@ def test_one_unit_advice_followed_trains_with_the_counter():
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(C)])
     model.compile(keras.optimizers.SGD(0.1), loss=loss)
     history = model.fit(
-        train, epochs=1, verbose=0, shuffle=False,
+        train,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(train, verbose=0)],
     )
     np.testing.assert_array_equal(loss.class_counts, COUNTS)
@@ -551,13 +568,14 @@ T = 6
 
 def token_model(loss, jit_compile=False):
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(11, 4),
-        keras.layers.Dense(C),
-    ])
-    model.compile(keras.optimizers.SGD(0.1), loss=loss,
-                  jit_compile=jit_compile)
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(11, 4),
+            keras.layers.Dense(C),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.1), loss=loss, jit_compile=jit_compile)
     return model
 
 
@@ -582,10 +600,12 @@ def test_padded_per_token_ids_with_ignore_class():
     rng = np.random.default_rng(4)
     lengths = rng.integers(1, 8, 10)
     tags = [rng.integers(0, C, n) for n in lengths]
-    train = tf.data.Dataset.from_generator(
-        lambda: iter(tags), output_signature=tf.TensorSpec([None], tf.int64)
-    ).map(lambda y: (tf.zeros_like(y, tf.int32), y)).padded_batch(
-        3, padding_values=(0, tf.constant(-1, tf.int64))
+    train = (
+        tf.data.Dataset.from_generator(
+            lambda: iter(tags), output_signature=tf.TensorSpec([None], tf.int64)
+        )
+        .map(lambda y: (tf.zeros_like(y, tf.int32), y))
+        .padded_batch(3, padding_values=(0, tf.constant(-1, tf.int64)))
     )
     expected = np.bincount(np.concatenate(tags), minlength=C)
     model = token_model(cb_loss("softmax"))
@@ -605,10 +625,13 @@ def test_padded_per_token_ids_with_ignore_class():
 
 
 def _masked_tagger(loss):
-    model = keras.Sequential([
-        keras.Input((4,), dtype="int32"),
-        keras.layers.Embedding(8, 3, mask_zero=True),
-        keras.layers.Dense(C)])
+    model = keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(8, 3, mask_zero=True),
+            keras.layers.Dense(C),
+        ]
+    )
     model.compile("sgd", loss=loss)
     return model
 
@@ -626,16 +649,22 @@ def test_a_keras_mask_that_counting_cannot_see_warns_and_the_fixes_work():
     y = np.array([[1, 2, 0, 0], [2, 0, 1, 3], [3, 0, 0, 0]])
     real = np.bincount(y[x != 0], minlength=C)
     loss = cb_loss("softmax")
-    with pytest.warns(UserWarning, match=r"Keras mask.*padding included.*"
-                      r"`ignore_class`.*sample_weighted=True"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Keras mask.*padding included.*"
+        r"`ignore_class`.*sample_weighted=True",
+    ):
         counts = _counts_at_train_begin(ClassCounter((x, y), verbose=0), loss)
     np.testing.assert_array_equal(counts, real + [5, 0, 0, 0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         # the fixes: the mask as the weight ...
         weighted = ClassCounter(
-            (x, y), label_fn=lambda x, y: (y, (x != 0).astype("float32")),
-            sample_weighted=True, verbose=0)
+            (x, y),
+            label_fn=lambda x, y: (y, (x != 0).astype("float32")),
+            sample_weighted=True,
+            verbose=0,
+        )
         counts = _counts_at_train_begin(weighted, cb_loss("softmax"))
         np.testing.assert_array_equal(counts, real)
         # ... or the padding labelled -1 and skipped by `ignore_class`
@@ -643,7 +672,8 @@ def test_a_keras_mask_that_counting_cannot_see_warns_and_the_fixes_work():
         padded.ignore_class = -1
         counter = ClassCounter((x, np.where(x != 0, y, -1)), verbose=0)
         np.testing.assert_array_equal(
-            _counts_at_train_begin(counter, padded), real)
+            _counts_at_train_begin(counter, padded), real
+        )
 
 
 @pytest.mark.parametrize("trailing_one", [False, True])
@@ -686,7 +716,9 @@ def test_segmentation_model_trains_with_void_pixels():
     model.compile(keras.optimizers.SGD(0.0), loss=loss)
     logits = model.predict(images, verbose=0)
     history = model.fit(
-        train, verbose=0, shuffle=False,
+        train,
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(train, verbose=0)],
     )
     kept = masks != 255
@@ -769,7 +801,10 @@ def test_ids_in_batches_of_num_classes_are_counted_as_ids(dtype):
     loss = cb_loss("softmax")
     model = make_model(loss)
     model.fit(
-        train, epochs=1, verbose=0, shuffle=False,
+        train,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(train, verbose=0)],
     )
     expected = np.bincount(y, minlength=C)
@@ -811,13 +846,19 @@ def test_losses_with_different_ignore_class_name_the_fix():
     model.loss["cls"].ignore_class = 255
     counter = ClassCounter(labels, label_fn=lambda y: y["cls"], verbose=0)
     counter.set_model(model)
-    with pytest.raises(ValueError, match=r"different `ignore_class`.*"
-                       r"pass `ignore_class=` to `ClassCounter`"):
+    with pytest.raises(
+        ValueError,
+        match=r"different `ignore_class`.*"
+        r"pass `ignore_class=` to `ClassCounter`",
+    ):
         counter.on_train_begin()
     # The fixes, followed: one value for both, or one counter per output.
     for kwargs in [{"ignore_class": 255}, {"outputs": "cls"}]:
         counter = ClassCounter(
-            labels, label_fn=lambda y: y["cls"], sparse=True, verbose=0,
+            labels,
+            label_fn=lambda y: y["cls"],
+            sparse=True,
+            verbose=0,
             **kwargs,
         )
         counter.set_model(model)
@@ -874,11 +915,10 @@ class CountsProbe(keras.metrics.SparseCategoricalAccuracy):
 
 def test_find_targets_losses_and_compiled_metrics():
     probe, cb_metric = CountsProbe(), cb_loss("focal")
-    model = make_model(
-        {"cls": cb_loss("softmax"), "aux": PLAIN}, outputs=2
-    )
+    model = make_model({"cls": cb_loss("softmax"), "aux": PLAIN}, outputs=2)
     model.compile(
-        "sgd", loss=model.loss,
+        "sgd",
+        loss=model.loss,
         metrics={"cls": [probe], "aux": [cb_metric, "accuracy"]},
     )
     targets = callbacks_module._find_targets(model)
@@ -906,14 +946,17 @@ def test_cb_loss_used_as_a_metric_gets_the_counts():
     )
     logits = model.predict(X, verbose=0)
     history = model.fit(
-        dataset(), verbose=0, shuffle=False,
+        dataset(),
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(dataset(), verbose=0)],
     )
     counts = np.bincount(Y, minlength=C)
     np.testing.assert_array_equal(metric.class_counts, counts)
     np.testing.assert_array_equal(probe.received, counts)
     expected = expected_loss(
-        "softmax", logits, Y, reference.cb_weights(counts, BETA))
+        "softmax", logits, Y, reference.cb_weights(counts, BETA)
+    )
     np.testing.assert_allclose(
         history.history["cb_softmax_loss"][0], expected, 1e-5
     )
@@ -925,7 +968,9 @@ def test_cb_loss_used_as_a_metric_gets_the_counts():
 def test_logs_counts_and_weights(capsys):
     model = make_model(cb_loss("softmax"))
     model.fit(
-        dataset(), verbose=0, shuffle=False,
+        dataset(),
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(dataset(), verbose=1)],
     )
     out = capsys.readouterr().out
@@ -941,7 +986,10 @@ def test_logs_counts_and_weights(capsys):
 def test_saved_model_keeps_the_counted_counts(tmp_path):
     model = make_model(cb_loss("focal"))
     model.fit(
-        dataset(), epochs=2, verbose=0, shuffle=False,
+        dataset(),
+        epochs=2,
+        verbose=0,
+        shuffle=False,
         callbacks=[ClassCounter(dataset(), verbose=0)],
     )
     path = str(tmp_path / "counted.keras")
@@ -1008,7 +1056,10 @@ def test_mirrored_strategy_on_two_logical_cpus():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, ROOT],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -1037,7 +1088,10 @@ def test_plain_loss_before_start_epoch_class_balanced_after(kind, jit_compile):
     logits = model.predict(X, verbose=0)
     recorder = Recorder(loss)
     history = model.fit(
-        dataset(), epochs=4, validation_data=dataset(), verbose=0,
+        dataset(),
+        epochs=4,
+        validation_data=dataset(),
+        verbose=0,
         callbacks=[DeferredReweighting(2, beta=DRW_BETA), recorder],
         shuffle=False,
     )
@@ -1046,9 +1100,7 @@ def test_plain_loss_before_start_epoch_class_balanced_after(kind, jit_compile):
     assert abs(plain - balanced) > 0.1  # the weights really differ
     expected = [plain, plain, balanced, balanced]
     np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-6)
-    np.testing.assert_allclose(
-        history.history["val_loss"], expected, rtol=1e-6
-    )
+    np.testing.assert_allclose(history.history["val_loss"], expected, rtol=1e-6)
     np.testing.assert_allclose(
         model.evaluate(dataset(), verbose=0), balanced, rtol=1e-6
     )
@@ -1088,8 +1140,10 @@ def test_with_class_counter_in_either_order(counter_first):
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_resume_with_initial_epoch_past_the_switch(jit_compile):
     if BACKEND == "torch" and jit_compile:
-        pytest.skip("torch.compile takes minutes on CPU; the softmax "
-                    "schedule test covers it")
+        pytest.skip(
+            "torch.compile takes minutes on CPU; the softmax "
+            "schedule test covers it"
+        )
     loss = cb_loss("softmax", COUNTS, DRW_BETA)
     model = fixed_model(loss, jit_compile=jit_compile)
     logits = model.predict(X, verbose=0)
@@ -1100,7 +1154,11 @@ def test_resume_with_initial_epoch_past_the_switch(jit_compile):
         )
     assert loss.beta == 0.0
     resumed = model.fit(
-        dataset(), initial_epoch=3, epochs=5, callbacks=[drw], verbose=0,
+        dataset(),
+        initial_epoch=3,
+        epochs=5,
+        callbacks=[drw],
+        verbose=0,
         shuffle=False,
     )
     plain = loss_at_beta("softmax", logits, 0.0)
@@ -1116,7 +1174,11 @@ def test_resume_before_the_switch_trains_plain_then_switches():
     model = fixed_model(loss)
     logits = model.predict(X, verbose=0)
     history = model.fit(
-        dataset(), initial_epoch=1, epochs=4, verbose=0, shuffle=False,
+        dataset(),
+        initial_epoch=1,
+        epochs=4,
+        verbose=0,
+        shuffle=False,
         callbacks=[DeferredReweighting(3, beta=DRW_BETA)],
     )
     plain = loss_at_beta("softmax", logits, 0.0)
@@ -1135,7 +1197,10 @@ def test_no_rebuild_when_the_weights_already_follow_the_schedule():
     rebuilds = RebuildCounter(model)
     recorder = Recorder(loss)
     model.fit(
-        dataset(), epochs=3, verbose=0, shuffle=False,
+        dataset(),
+        epochs=3,
+        verbose=0,
+        shuffle=False,
         callbacks=[DeferredReweighting(0, beta=DRW_BETA), recorder],
     )
     assert rebuilds.forced == 0
@@ -1152,7 +1217,11 @@ def test_rebuilds_once_at_train_start_and_once_at_the_switch():
     assert rebuilds.forced == 2  # 0.9 -> 0 at epoch 0, 0 -> DRW_BETA at 2
     # A resumed fit past the switch: the weights are current already.
     model.fit(
-        dataset(), initial_epoch=4, epochs=6, verbose=0, shuffle=False,
+        dataset(),
+        initial_epoch=4,
+        epochs=6,
+        verbose=0,
+        shuffle=False,
         callbacks=[drw],
     )
     assert rebuilds.forced == 2
@@ -1176,8 +1245,10 @@ def test_dict_and_list_losses_set_every_class_balanced_loss():
     shared = CBSoftmaxLoss(COUNTS, 0.9)
     other = CBFocalLoss(COUNTS, 0.9)
     plain = keras.losses.SparseCategoricalCrossentropy()
-    for compiled_loss in ({"a": shared, "b": other, "c": plain},
-                          [shared, other, shared, plain]):
+    for compiled_loss in (
+        {"a": shared, "b": other, "c": plain},
+        [shared, other, shared, plain],
+    ):
         model = keras.Model()  # the hooks read only `model.loss`
         model.loss = compiled_loss
         drw = DeferredReweighting(3, beta=DRW_BETA)
@@ -1194,7 +1265,10 @@ def test_losses_without_set_beta_fail_clearly():
     model = fixed_model(keras.losses.SparseCategoricalCrossentropy())
     with pytest.raises(ValueError, match="no class-balanced loss"):
         model.fit(
-            dataset(), epochs=1, verbose=0, shuffle=False,
+            dataset(),
+            epochs=1,
+            verbose=0,
+            shuffle=False,
             callbacks=[DeferredReweighting(0)],
         )
 
@@ -1203,7 +1277,10 @@ def test_warns_when_fit_ends_before_start_epoch():
     model = fixed_model(cb_loss("softmax", COUNTS, DRW_BETA))
     with pytest.warns(UserWarning, match="will not re-weight"):
         model.fit(
-            dataset(), epochs=2, verbose=0, shuffle=False,
+            dataset(),
+            epochs=2,
+            verbose=0,
+            shuffle=False,
             callbacks=[DeferredReweighting(2)],
         )
 
@@ -1213,12 +1290,16 @@ def test_warns_when_fit_ends_before_start_epoch():
 
 @pytest.mark.filterwarnings("ignore:.*will not re-weight:UserWarning")
 @pytest.mark.parametrize("epochs, saved_beta", [(3, DRW_BETA), (1, 0.0)])
-def test_saved_model_has_the_beta_of_its_last_epoch(tmp_path, epochs,
-                                                    saved_beta):
+def test_saved_model_has_the_beta_of_its_last_epoch(
+    tmp_path, epochs, saved_beta
+):
     loss = cb_loss("focal", COUNTS, 0.5)
     model = fixed_model(loss)
     model.fit(
-        dataset(), epochs=epochs, verbose=0, shuffle=False,
+        dataset(),
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
         callbacks=[DeferredReweighting(1, beta=DRW_BETA)],
     )
     path = tmp_path / "drw.keras"
@@ -1226,7 +1307,8 @@ def test_saved_model_has_the_beta_of_its_last_epoch(tmp_path, epochs,
     loaded = keras.saving.load_model(path)
     assert loaded.loss.beta == saved_beta
     np.testing.assert_allclose(
-        loaded.loss.class_weights, reference.cb_weights(COUNTS, saved_beta),
+        loaded.loss.class_weights,
+        reference.cb_weights(COUNTS, saved_beta),
         rtol=1e-12,
     )
 
@@ -1237,16 +1319,29 @@ def test_saved_model_has_the_beta_of_its_last_epoch(tmp_path, epochs,
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"start_epoch": -1}, ValueError, "Invalid value for argument "
-         "`start_epoch`.*Received: start_epoch=-1"),
-        ({"start_epoch": 1.5}, TypeError, "Invalid type for argument "
-         "`start_epoch`.*Received: start_epoch=1.5"),
+        (
+            {"start_epoch": -1},
+            ValueError,
+            "Invalid value for argument "
+            "`start_epoch`.*Received: start_epoch=-1",
+        ),
+        (
+            {"start_epoch": 1.5},
+            TypeError,
+            "Invalid type for argument "
+            "`start_epoch`.*Received: start_epoch=1.5",
+        ),
         ({"start_epoch": True}, TypeError, "start_epoch=True"),
         ({"start_epoch": "160"}, TypeError, "start_epoch='160'"),
         ({"start_epoch": None}, TypeError, "start_epoch=None"),
-        *[({"start_epoch": 1, "beta": beta}, error,
-           r"Invalid (value|type) for argument `beta`.*" + match)
-          for beta, error, match in BAD_BETAS],
+        *[
+            (
+                {"start_epoch": 1, "beta": beta},
+                error,
+                r"Invalid (value|type) for argument `beta`.*" + match,
+            )
+            for beta, error, match in BAD_BETAS
+        ],
     ],
 )
 def test_deferred_reweighting_constructor_validation(kwargs, error, match):

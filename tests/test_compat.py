@@ -70,8 +70,6 @@ def test_rebuild_step_functions_makes_new_functions():
 @pytest.mark.skipif(
     importlib.util.find_spec("jax") is None, reason="JAX is not installed"
 )
-
-
 def test_jax_clear_caches_exists():
     import jax
 
@@ -92,10 +90,12 @@ def test_dense_bincount_counts_int64_ids():
     counts = _compat.dense_bincount(
         ids, tf.constant(4, tf.int64), tf.zeros([0], tf.int64)
     )
-    np.testing.assert_array_equal(counts.numpy(), np.bincount([0, 2, 2, 1, 2],
-                                                              minlength=4))
+    np.testing.assert_array_equal(
+        counts.numpy(), np.bincount([0, 2, 2, 1, 2], minlength=4)
+    )
     weighted = _compat.dense_bincount(
-        ids, tf.constant(3, tf.int64),
+        ids,
+        tf.constant(3, tf.int64),
         tf.constant([1.0, 0.5, 0.5, 2.0, 1.0], tf.float64),
     )
     np.testing.assert_allclose(weighted.numpy(), [1.0, 2.0, 2.0])
@@ -110,9 +110,11 @@ def test_keras_mask_reaches_loss_reduction():
     got = _compat.get_keras_mask(values)
     assert got is not None, (
         "keras.src.backend.set_keras_mask no longer attaches a mask; update "
-        "keras_cbloss._compat.set_keras_mask")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got),
-                                  [True, True, False])
+        "keras_cbloss._compat.set_keras_mask"
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(got), [True, True, False]
+    )
 
     class Masked(keras.losses.Loss):
         def call(self, y_true, y_pred):
@@ -124,7 +126,8 @@ def test_keras_mask_reaches_loss_reduction():
     assert float(mean) == 1.5, (
         "keras.losses.Loss.__call__ no longer reduces over the mask set by "
         "keras_cbloss._compat.set_keras_mask (expected the mean of the "
-        f"unmasked values, 1.5; got {float(mean)})")
+        f"unmasked values, 1.5; got {float(mean)})"
+    )
 
 
 def test_compiled_metric_objects_are_the_objects_given_to_compile():
@@ -133,8 +136,12 @@ def test_compiled_metric_objects_are_the_objects_given_to_compile():
 
     first, second, weighted = Probe(), Probe(), Probe()
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
-    model.compile("sgd", "mse", metrics=[first, [second]],
-                  weighted_metrics={"dense": weighted})
+    model.compile(
+        "sgd",
+        "mse",
+        metrics=[first, [second]],
+        weighted_metrics={"dense": weighted},
+    )
     metrics, weighted_metrics = _compat.compiled_metric_objects(model)
     message = (
         "Keras no longer keeps the metrics passed to `compile` as "
@@ -200,3 +207,26 @@ def test_replica_helpers_outside_and_inside_a_strategy():
         assert num_replicas_in_sync() == 1
     ids = strategy.run(lambda: tf.constant(replica_id_in_sync_group()))
     assert int(ids) == 0
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow only")
+def test_tf_in_xla_context_sees_jit_compile():
+    import tensorflow as tf
+
+    seen = []
+
+    def probe(x):
+        seen.append(_compat.tf_in_xla_context())
+        return x
+
+    assert _compat.tf_in_xla_context() is False
+    tf.function(probe)(tf.ones(2))
+    tf.function(probe, jit_compile=True)(tf.ones(2))
+    # nested: a plain tf.function called from an XLA-compiled one
+    inner = tf.function(probe)
+    tf.function(lambda x: inner(x), jit_compile=True)(tf.ones(3))
+    assert seen == [False, True, True], (
+        "keras_cbloss._compat.tf_in_xla_context no longer sees "
+        "tf.function(jit_compile=True): TensorFlow moved "
+        "control_flow_util.GraphOrParentsInXlaContext"
+    )

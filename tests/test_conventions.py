@@ -58,8 +58,7 @@ def test_the_defaults_are_balms_groups_and_differ_from_oltr(counts):
 
 @pytest.mark.parametrize("counts", [COUNTS, FRACTIONAL])
 def test_nextafter_thresholds_reproduce_oltr_groups(counts):
-    got = shot_groups(counts, many_threshold=OLTR_MANY,
-                      few_threshold=OLTR_FEW)
+    got = shot_groups(counts, many_threshold=OLTR_MANY, few_threshold=OLTR_FEW)
     for shot, mask in _oltr_groups(counts).items():
         np.testing.assert_array_equal(got[shot], mask, err_msg=shot)
 
@@ -75,18 +74,22 @@ def test_shot_accuracy_with_oltr_thresholds_is_oltr_shot_acc():
     counts = COUNTS
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(len(counts)), 4)
-    predicted = np.where(rng.random(y.size) < 0.6, y,
-                         rng.integers(0, len(counts), y.size))
+    predicted = np.where(
+        rng.random(y.size) < 0.6, y, rng.integers(0, len(counts), y.size)
+    )
     scores = np.eye(len(counts), dtype="f4")[predicted]
     groups = _oltr_groups(counts)
-    recall = np.array([np.mean(predicted[y == c] == c)
-                       for c in range(len(counts))])
+    recall = np.array(
+        [np.mean(predicted[y == c] == c) for c in range(len(counts))]
+    )
     for shot in ("many", "medium", "few"):
-        metric = ShotAccuracy(shot, counts, many_threshold=OLTR_MANY,
-                              few_threshold=OLTR_FEW)
+        metric = ShotAccuracy(
+            shot, counts, many_threshold=OLTR_MANY, few_threshold=OLTR_FEW
+        )
         metric.update_state(y, scores)
-        np.testing.assert_allclose(to_numpy(metric.result()),
-                                   recall[groups[shot]].mean(), rtol=1e-6)
+        np.testing.assert_allclose(
+            to_numpy(metric.result()), recall[groups[shot]].mean(), rtol=1e-6
+        )
 
 
 # --------------------------------------------------------------------------
@@ -97,7 +100,7 @@ def test_shot_accuracy_with_oltr_thresholds_is_oltr_shot_acc():
 def _official_shift(counts, tau):
     """The official code's adjustment, written from its formula."""
     prior = np.asarray(counts, np.float64) / np.sum(counts)
-    return np.log(prior ** tau + 1e-12)
+    return np.log(prior**tau + 1e-12)
 
 
 @pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
@@ -106,10 +109,12 @@ def test_the_two_shifts_agree_for_priors_above_one_in_a_million(tau):
     ours = tau * class_log_prior(counts)
     official = _official_shift(counts, tau)
     # log(p**tau + 1e-12) - tau * log(p) = log(1 + 1e-12 / p**tau)
-    np.testing.assert_allclose(official - ours,
-                               np.log1p(1e-12 / (np.asarray(counts)
-                                                 / np.sum(counts)) ** tau),
-                               rtol=1e-6, atol=1e-14)
+    np.testing.assert_allclose(
+        official - ours,
+        np.log1p(1e-12 / (np.asarray(counts) / np.sum(counts)) ** tau),
+        rtol=1e-6,
+        atol=1e-14,
+    )
     assert np.abs(official - ours).max() < 1e-5
 
 
@@ -125,16 +130,28 @@ def test_passing_their_vector_as_log_prior_reproduces_them():
     logits = random_logits((6, 3), seed=5)
     y = np.array([0, 1, 2, 2, 1, 0])
     official = _official_shift(counts, 2.0)
-    got = to_numpy(logit_adjusted_crossentropy(
-        y, logits, official, tau=1.0, from_logits=True))
+    got = to_numpy(
+        logit_adjusted_crossentropy(
+            y, logits, official, tau=1.0, from_logits=True
+        )
+    )
     # Their loss: softmax cross-entropy of z + log(prior**tau + 1e-12).
     adjusted = logits.astype(np.float64) + official
-    log_softmax = adjusted - np.log(np.exp(
-        adjusted - adjusted.max(-1, keepdims=True)).sum(-1, keepdims=True)
-    ) - adjusted.max(-1, keepdims=True)
+    log_softmax = (
+        adjusted
+        - np.log(
+            np.exp(adjusted - adjusted.max(-1, keepdims=True)).sum(
+                -1, keepdims=True
+            )
+        )
+        - adjusted.max(-1, keepdims=True)
+    )
     want = -log_softmax[np.arange(6), y]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # and the package's own tau = 2 differs for the 1e-9 class
-    ours = to_numpy(LogitAdjustedLoss(counts, 2.0, from_logits=True,
-                                      reduction="none")(y, logits))
+    ours = to_numpy(
+        LogitAdjustedLoss(counts, 2.0, from_logits=True, reduction="none")(
+            y, logits
+        )
+    )
     assert np.abs(ours - want).max() > 1e-3

@@ -112,9 +112,11 @@ def test_many_groups_and_a_partial_last_batch():
 def test_dense_rows_in_several_regrouped_blocks(drop_remainder):
     # 1.5M values: more than one regrouped block of about 2**20.
     y = np.random.default_rng(13).integers(0, 300, 5001)
-    ds = tf.data.Dataset.from_tensor_slices(y).batch(
-        256, drop_remainder=drop_remainder
-    ).map(lambda ids: tf.one_hot(ids, 300))
+    ds = (
+        tf.data.Dataset.from_tensor_slices(y)
+        .batch(256, drop_remainder=drop_remainder)
+        .map(lambda ids: tf.one_hot(ids, 300))
+    )
     kept = y[: len(y) // 256 * 256] if drop_remainder else y
     np.testing.assert_array_equal(
         count_classes(ds, verbose=0), np.bincount(kept, minlength=300)
@@ -191,7 +193,10 @@ def test_sample_weighted_counts(batch, wshape):
         rtol=1e-6,
     )
     via_fn = count_classes(
-        ds, C, label_fn=lambda x, y, w: (y, w), sample_weighted=True,
+        ds,
+        C,
+        label_fn=lambda x, y, w: (y, w),
+        sample_weighted=True,
         verbose=0,
     )
     np.testing.assert_allclose(via_fn, np.bincount(y, w, C), rtol=1e-12)
@@ -300,7 +305,9 @@ def test_invalid_sample_weights():
         count_classes(_dataset(y, 2, x=False), 3, sample_weighted=True)
     with pytest.raises(ValueError, match=r"return `\(labels, sample_weight\)`"):
         count_classes(
-            _dataset(y, 2), 3, label_fn=lambda x, y: y,
+            _dataset(y, 2),
+            3,
+            label_fn=lambda x, y: y,
             sample_weighted=True,
         )
 
@@ -328,8 +335,9 @@ def test_shapes_and_types_that_cannot_be_counted():
     names = ["cat", "dog", "cat", "eel", "cat", "dog"]
     strings = tf.data.Dataset.from_tensor_slices((x, names)).batch(4)
     with pytest.raises(
-        TypeError, match=r"StringLookup\(vocabulary=class_names, "
-        r"num_oov_indices=0\)"
+        TypeError,
+        match=r"StringLookup\(vocabulary=class_names, "
+        r"num_oov_indices=0\)",
     ):
         count_classes(strings, verbose=0)
     # The advice, followed.
@@ -561,7 +569,10 @@ def test_multi_hot_targets_with_unknown_entries(dtype, batch, weighted):
     w = np.random.default_rng(15).random(len(targets)) if weighted else None
     ds = _dataset(targets.astype(dtype), batch, w=w)
     counts = count_classes(
-        ds, ignore_class=-1, sparse=False, sample_weighted=weighted,
+        ds,
+        ignore_class=-1,
+        sparse=False,
+        sample_weighted=weighted,
         verbose=0,
     )
     # A class's count: its known positives.
@@ -574,8 +585,9 @@ def test_unknown_entries_without_ignore_class_name_the_fix():
     targets = _unknown_entries()
     ds = _dataset(targets, 8)
     with pytest.raises(
-        ValueError, match=r"0s and 1s.*value of -1\. If such entries mark "
-        r"unknown labels.*pass `ignore_class=-1`"
+        ValueError,
+        match=r"0s and 1s.*value of -1\. If such entries mark "
+        r"unknown labels.*pass `ignore_class=-1`",
     ):
         count_classes(ds, verbose=0)
     # The advice, followed.
@@ -679,8 +691,14 @@ def test_sample_weighted_per_token_counts(wshape):
     np.testing.assert_allclose(counts, expected, rtol=1e-12)
     bad = _dataset(tokens, 4, w=np.ones((12, 2)))
     with pytest.raises(ValueError, match=r"8 weights for 20 labelled"):
-        count_classes(bad, C, sparse=True, ignore_class=-1,
-                      sample_weighted=True, verbose=0)
+        count_classes(
+            bad,
+            C,
+            sparse=True,
+            ignore_class=-1,
+            sample_weighted=True,
+            verbose=0,
+        )
 
 
 IMPORT_SCRIPT = """
@@ -708,7 +726,10 @@ def test_import_under_jax_does_not_import_tensorflow():
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_SCRIPT],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])

@@ -665,7 +665,9 @@ def test_softmax_loss_refuses_multi_hot_rows_and_the_advice_works():
     shared = multi_hot / multi_hot.sum(-1, keepdims=True)
     np.testing.assert_allclose(
         to_numpy(loss(shared, LOGITS)),
-        reference.softmax_loss(shared, LOGITS, weights, True), rtol=1e-5)
+        reference.softmax_loss(shared, LOGITS, weights, True),
+        rtol=1e-5,
+    )
     if BACKEND != "torch":  # compiled: NaN on the multi-hot rows only
         got = to_numpy(compiled(lambda a, b: loss(a, b))(multi_hot, LOGITS))
         np.testing.assert_array_equal(np.isnan(got), [True, False, True, False])

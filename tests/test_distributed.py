@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import reference
 
 TESTS = Path(__file__).resolve().parent
@@ -51,21 +50,48 @@ LEARNING_RATE = 0.5
 # name: (loss kind for `backend_utils.make_loss`, its keyword arguments,
 # label form, final activation, with sample weights)
 CONFIGS = {
-    "softmax_sparse": ("softmax", {"beta": 0.99, "from_logits": True},
-                       "sparse", None, False),
-    "softmax_probs_sample_weight": ("softmax", {"beta": 0.9999},
-                                    "onehot", "softmax", True),
-    "sigmoid_onehot": ("sigmoid", {"beta": 0.999, "from_logits": True},
-                       "onehot", None, False),
-    "focal_sparse": ("focal",
-                     {"beta": 0.999, "gamma": 2.0, "from_logits": True},
-                     "sparse", None, False),
-    "focal_class_multihot": ("focal",
-                             {"beta": 0.99, "gamma": 0.5, "from_logits": True,
-                              "weighting": "class"},
-                             "multihot", None, False),
-    "focal_probs_segmentation": ("focal", {"beta": 0.999, "gamma": 1.0},
-                                 "sparse_map", "sigmoid", False),
+    "softmax_sparse": (
+        "softmax",
+        {"beta": 0.99, "from_logits": True},
+        "sparse",
+        None,
+        False,
+    ),
+    "softmax_probs_sample_weight": (
+        "softmax",
+        {"beta": 0.9999},
+        "onehot",
+        "softmax",
+        True,
+    ),
+    "sigmoid_onehot": (
+        "sigmoid",
+        {"beta": 0.999, "from_logits": True},
+        "onehot",
+        None,
+        False,
+    ),
+    "focal_sparse": (
+        "focal",
+        {"beta": 0.999, "gamma": 2.0, "from_logits": True},
+        "sparse",
+        None,
+        False,
+    ),
+    "focal_class_multihot": (
+        "focal",
+        {"beta": 0.99, "gamma": 0.5, "from_logits": True, "weighting": "class"},
+        "multihot",
+        None,
+        False,
+    ),
+    "focal_probs_segmentation": (
+        "focal",
+        {"beta": 0.999, "gamma": 1.0},
+        "sparse_map",
+        "sigmoid",
+        False,
+    ),
 }
 
 
@@ -92,8 +118,10 @@ def _data(form):
 
 def _initial_weights():
     rng = np.random.default_rng(1)
-    return [rng.normal(0, 0.5, (FEATURES, C)).astype("f4"),
-            rng.normal(0, 0.1, (C,)).astype("f4")]
+    return [
+        rng.normal(0, 0.5, (FEATURES, C)).astype("f4"),
+        rng.normal(0, 0.1, (C,)).astype("f4"),
+    ]
 
 
 def _one_step(name, scope):
@@ -102,27 +130,36 @@ def _one_step(name, scope):
     `scope()` returns the context to build, compile and evaluate in.
     """
     import keras
-
     from backend_utils import make_loss
 
     kind, kwargs, form, activation, weighted = CONFIGS[name]
     x, y, sample_weight = _data(form)
     with scope():
-        model = keras.Sequential([
-            keras.Input(x.shape[1:]),
-            keras.layers.Dense(C, activation=activation),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input(x.shape[1:]),
+                keras.layers.Dense(C, activation=activation),
+            ]
+        )
         model.set_weights(_initial_weights())
         loss = make_loss(kind, COUNTS, **kwargs)
         model.compile(keras.optimizers.SGD(LEARNING_RATE), loss=loss)
     history = model.fit(
-        x, y, sample_weight=sample_weight if weighted else None,
-        batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+        x,
+        y,
+        sample_weight=sample_weight if weighted else None,
+        batch_size=GLOBAL_BATCH,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
     )
     with scope():
         evaluated = model.evaluate(
-            x, y, sample_weight=sample_weight if weighted else None,
-            batch_size=GLOBAL_BATCH, verbose=0,
+            x,
+            y,
+            sample_weight=sample_weight if weighted else None,
+            batch_size=GLOBAL_BATCH,
+            verbose=0,
         )
     return {
         "loss": float(history.history["loss"][0]),
@@ -149,16 +186,21 @@ def _scalar_mean_control(scope):
 
     class ScalarMeanLoss(keras.losses.Loss):
         def call(self, y_true, y_pred):
-            return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
-                y_true, y_pred, from_logits=True))
+            return keras.ops.mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y_true, y_pred, from_logits=True
+                )
+            )
 
     x, y, _ = _data("sparse")
     with scope():
-        model = keras.Sequential([keras.Input(x.shape[1:]),
-                                  keras.layers.Dense(C)])
+        model = keras.Sequential(
+            [keras.Input(x.shape[1:]), keras.layers.Dense(C)]
+        )
         model.set_weights(_initial_weights())
-        model.compile(keras.optimizers.SGD(LEARNING_RATE),
-                      loss=ScalarMeanLoss())
+        model.compile(
+            keras.optimizers.SGD(LEARNING_RATE), loss=ScalarMeanLoss()
+        )
     history = model.fit(x, y, batch_size=GLOBAL_BATCH, verbose=0)
     return float(history.history["loss"][0])
 
@@ -180,22 +222,39 @@ def _weighted_mean_step(scope, builtin):
     weights = reference.cb_weights(COUNTS, WEIGHTED_BETA)
     sample_weight = weights[y].astype("f4") if builtin else None
     with scope():
-        model = keras.Sequential([keras.Input(x.shape[1:]),
-                                  keras.layers.Dense(C)])
+        model = keras.Sequential(
+            [keras.Input(x.shape[1:]), keras.layers.Dense(C)]
+        )
         model.set_weights(_initial_weights())
         if builtin:
             loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="mean_with_sample_weight")
+                from_logits=True, reduction="mean_with_sample_weight"
+            )
         else:
-            loss = CBSoftmaxLoss(COUNTS, WEIGHTED_BETA, from_logits=True,
-                                 reduction="mean_with_sample_weight")
+            loss = CBSoftmaxLoss(
+                COUNTS,
+                WEIGHTED_BETA,
+                from_logits=True,
+                reduction="mean_with_sample_weight",
+            )
         model.compile(keras.optimizers.SGD(LEARNING_RATE), loss=loss)
-    history = model.fit(x, y, sample_weight=sample_weight,
-                        batch_size=GLOBAL_BATCH, epochs=1, shuffle=False,
-                        verbose=0)
+    history = model.fit(
+        x,
+        y,
+        sample_weight=sample_weight,
+        batch_size=GLOBAL_BATCH,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     with scope():
-        evaluated = model.evaluate(x, y, sample_weight=sample_weight,
-                                   batch_size=GLOBAL_BATCH, verbose=0)
+        evaluated = model.evaluate(
+            x,
+            y,
+            sample_weight=sample_weight,
+            batch_size=GLOBAL_BATCH,
+            verbose=0,
+        )
     return {
         "loss": float(history.history["loss"][0]),
         "evaluate": float(evaluated),
@@ -208,8 +267,10 @@ def _weighted_mean_runs(distributed_scope):
 
     return {
         f"{where}_{which}": _weighted_mean_step(scope, which == "keras")
-        for where, scope in (("single", contextlib.nullcontext),
-                             ("distributed", distributed_scope))
+        for where, scope in (
+            ("single", contextlib.nullcontext),
+            ("distributed", distributed_scope),
+        )
         for which in ("package", "keras")
     }
 
@@ -236,12 +297,34 @@ def _child_mirrored():
         "distributed": _scalar_mean_control(strategy.scope),
     }
     for name in CONFIGS:
+        # The strategy's step runs first, so that the kernel's XLA cluster
+        # (one per target form and gamma) is traced there if it is used.
+        distributed = _one_step(name, strategy.scope)
         results[name] = {
+            "distributed": distributed,
+            "xla_cluster_traces": _cluster_traces(name),
             "single": _one_step(name, contextlib.nullcontext),
-            "distributed": _one_step(name, strategy.scope),
         }
     results["weighted_mean"] = _weighted_mean_runs(strategy.scope)
     _emit(results)
+
+
+# The fused kernel's XLA cluster of each config with logits (TensorFlow):
+# (target form, gamma, weighted), see `keras_cbloss._kernels._tf_cluster`.
+CLUSTERS = {
+    "sigmoid_onehot": ("soft", 0.0, False),
+    "focal_sparse": ("ids", 2.0, False),
+    "focal_class_multihot": ("soft", 0.5, True),
+}
+
+
+def _cluster_traces(name):
+    from keras_cbloss import _kernels
+
+    if name not in CLUSTERS:
+        return None
+    cluster = _kernels._tf_cluster(*CLUSTERS[name])
+    return cluster.experimental_get_tracing_count()
 
 
 def _jax_data_parallel():
@@ -264,19 +347,25 @@ def _jax_data_parallel():
 
 def _run_child(function, **env):
     environment = dict(
-        os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONPATH=os.pathsep.join(
-            [str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            [str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
         **env,
     )
     code = f"import test_distributed as t; t.{function}()"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=TESTS, env=environment,
-        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+        [sys.executable, "-c", code],
+        cwd=TESTS,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT "):])
+    lines = [s for s in result.stdout.splitlines() if s.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # --------------------------------------------------------------------------
@@ -297,7 +386,12 @@ def _reference_loss(name):
     weights = reference.cb_weights(COUNTS, kwargs["beta"])
     from_logits = kwargs.get("from_logits", False)
     per_sample = reference.loss_by_kind(
-        kind, y, z, weights, from_logits, kwargs.get("gamma", 0.0),
+        kind,
+        y,
+        z,
+        weights,
+        from_logits,
+        kwargs.get("gamma", 0.0),
         kwargs.get("weighting", "sample"),
     )
     if weighted:
@@ -315,10 +409,10 @@ def _check_same_step(run, name):
     # the reported loss is the single-device one (no 1/replicas scaling),
     # and both are the class-balanced loss of the initial model
     np.testing.assert_allclose(distributed["loss"], single["loss"], rtol=1e-5)
-    np.testing.assert_allclose(single["loss"], _reference_loss(name),
-                               rtol=1e-5)
-    np.testing.assert_allclose(distributed["evaluate"], single["evaluate"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(single["loss"], _reference_loss(name), rtol=1e-5)
+    np.testing.assert_allclose(
+        distributed["evaluate"], single["evaluate"], rtol=1e-5
+    )
 
 
 def _tensorflow_run_only():
@@ -343,8 +437,10 @@ def jax_run():
     import jax
 
     if len(jax.devices("cpu")) < 2:
-        pytest.skip("needs two CPU devices: "
-                    "XLA_FLAGS=--xla_force_host_platform_device_count=2")
+        pytest.skip(
+            "needs two CPU devices: "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=2"
+        )
     return _jax_data_parallel()
 
 
@@ -354,14 +450,24 @@ def test_mirrored_strategy_step_equals_single_device(mirrored_run, name):
     _check_same_step(mirrored_run, name)
 
 
+@pytest.mark.parametrize("name", sorted(CLUSTERS))
+def test_mirrored_strategy_step_runs_the_kernel_as_an_xla_cluster(
+    mirrored_run, name
+):
+    # Keras turns XLA off under tf.distribute; the fused kernel (value and
+    # gradient) still runs as its own compiled cluster in each replica.
+    assert mirrored_run[name]["xla_cluster_traces"] >= 1
+
+
 def test_mirrored_setup_catches_a_loss_that_reduces_itself(mirrored_run):
     # Control: Keras does not scale a scalar that `call()` already reduced
     # by 1/replicas, but the gradients are summed over the replicas and the
     # reported loss is un-scaled: twice the loss (REFERENCE.md). The CB
     # losses above return per-sample values and give the single-device step.
     control = mirrored_run["control"]
-    np.testing.assert_allclose(control["distributed"], 2 * control["single"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        control["distributed"], 2 * control["single"], rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -379,8 +485,10 @@ def _weighted_means_at_the_initial_weights():
     w = reference.cb_weights(COUNTS, WEIGHTED_BETA)[y]
     ce = reference.softmax_loss(y, z, np.ones(C), True)
     half = GLOBAL_BATCH // 2
-    per_replica = [(w[p] * ce[p]).sum() / w[p].sum()
-                   for p in (slice(0, half), slice(half, None))]
+    per_replica = [
+        (w[p] * ce[p]).sum() / w[p].sum()
+        for p in (slice(0, half), slice(half, None))
+    ]
     return (w * ce).sum() / w.sum(), float(np.mean(per_replica))
 
 
@@ -395,15 +503,18 @@ def _check_weighted_mean(run, distributed_is_global):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     global_mean, replica_mean = _weighted_means_at_the_initial_weights()
     assert abs(global_mean - replica_mean) > 1e-3  # the two differ here
-    np.testing.assert_allclose(runs["single_package"]["loss"], global_mean,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        runs["single_package"]["loss"], global_mean, rtol=1e-5
+    )
     want = global_mean if distributed_is_global else replica_mean
-    np.testing.assert_allclose(runs["distributed_package"]["loss"], want,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        runs["distributed_package"]["loss"], want, rtol=1e-5
+    )
 
 
 def test_mirrored_weighted_mean_is_keras_per_replica_weighted_mean(
-        mirrored_run):
+    mirrored_run,
+):
     _check_weighted_mean(mirrored_run, distributed_is_global=False)
 
 
@@ -416,10 +527,28 @@ def test_jax_data_parallel_weighted_mean_is_the_global_one(jax_run):
 # --------------------------------------------------------------------------
 
 MULTI_WORKER_ARGS = [
-    "--workers", "2", "--classes", "4", "--n-max", "96", "--imbalance", "12",
-    "--epochs", "2", "--steps-per-epoch", "3", "--global-batch-size", "16",
-    "--beta", "0.999", "--gamma", "2.0", "--learning-rate", "0.2",
-    "--timeout", "240",
+    "--workers",
+    "2",
+    "--classes",
+    "4",
+    "--n-max",
+    "96",
+    "--imbalance",
+    "12",
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "3",
+    "--global-batch-size",
+    "16",
+    "--beta",
+    "0.999",
+    "--gamma",
+    "2.0",
+    "--learning-rate",
+    "0.2",
+    "--timeout",
+    "240",
 ]
 
 
@@ -439,43 +568,49 @@ def test_multi_worker_example_workers_agree_and_count_globally(tmp_path):
     summary = example.main(argv)
 
     args = example.parse_args(argv)
-    x, y = example.make_data(args.classes, args.n_max, args.imbalance,
-                             args.seed)
-    global_counts = np.bincount(y[:len(y) // 16 * 16], minlength=args.classes)
+    x, y = example.make_data(
+        args.classes, args.n_max, args.imbalance, args.seed
+    )
+    global_counts = np.bincount(y[: len(y) // 16 * 16], minlength=args.classes)
     assert 0 < len(y) % 16  # the pipeline drops a partial batch ...
     assert global_counts.sum() < len(y)  # ... whose labels are not counted
     assert summary["workers"] == 2 and summary["replicas_in_sync"] == 2
     assert summary["global_counts"] == global_counts.tolist()
     assert summary["counts_equal_global"] and summary["identical_weights"]
-    workers = [json.loads((out / f"worker_{i}.json").read_text())
-               for i in range(2)]
+    workers = [
+        json.loads((out / f"worker_{i}.json").read_text()) for i in range(2)
+    ]
     for worker in workers:
         assert worker["num_workers"] == 2
         np.testing.assert_array_equal(worker["class_counts"], global_counts)
         np.testing.assert_allclose(
             worker["class_weights"],
-            reference.cb_weights(global_counts, args.beta), rtol=1e-12,
+            reference.cb_weights(global_counts, args.beta),
+            rtol=1e-12,
         )
         assert np.isfinite(worker["history"]["loss"]).all()
     assert workers[0]["weights"] == workers[1]["weights"]
 
     # The same training in this process, without a strategy and with the
     # counts given up front: the same weights and losses.
-    model = example.build_model(args.classes, args,
-                                class_counts=global_counts)
-    history = example.train(model, example.make_dataset(
-        x, y, args.global_batch_size), args)
+    model = example.build_model(args.classes, args, class_counts=global_counts)
+    history = example.train(
+        model, example.make_dataset(x, y, args.global_batch_size), args
+    )
     for got, want in zip(workers[0]["weights"], model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(workers[0]["history"]["loss"],
-                               history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        workers[0]["history"]["loss"], history["loss"], rtol=1e-5
+    )
 
 
 def test_multi_worker_launcher_rejects_bad_arguments():
     example = _example()
-    for argv in (["--workers", "0"], ["--workers", "3",
-                                      "--global-batch-size", "16"],
-                 ["--timeout", "0"]):
+    for argv in (
+        ["--workers", "0"],
+        ["--workers", "3", "--global-batch-size", "16"],
+        ["--timeout", "0"],
+    ):
         with pytest.raises(SystemExit):
             example.parse_args(argv)
 
@@ -487,8 +622,9 @@ def test_multi_worker_launcher_stops_every_worker_on_timeout(tmp_path):
     # One second is far too short to start TensorFlow: the launcher must
     # give up, stop both workers and say why.
     with pytest.raises(RuntimeError, match=r"did not finish within --timeout"):
-        example.main([*MULTI_WORKER_ARGS, "--timeout", "1",
-                      "--output-dir", str(out)])
+        example.main(
+            [*MULTI_WORKER_ARGS, "--timeout", "1", "--output-dir", str(out)]
+        )
     assert not _processes_mentioning(str(out))  # no worker is left
 
 

@@ -42,14 +42,19 @@ def test_every_public_name_is_on_an_api_page():
     documented = set()
     for page in (ROOT / "docs" / "api").glob("*.md"):
         documented |= set(
-            re.findall(r"^::: keras_cbloss\.(?:\w+\.)*(\w+)$",
-                       page.read_text(), flags=re.M))
+            re.findall(
+                r"^::: keras_cbloss\.(?:\w+\.)*(\w+)$",
+                page.read_text(),
+                flags=re.M,
+            )
+        )
     assert documented == set(keras_cbloss.__all__)
     # and the overview's table names each of them once
     overview = (ROOT / "docs" / "api" / "index.md").read_text()
     listed = re.findall(r"`(\w+)`", overview.split("## ")[0])
     assert sorted(n for n in listed if n != "keras_cbloss") == sorted(
-        keras_cbloss.__all__)
+        keras_cbloss.__all__
+    )
 
 
 class _Page(html.parser.HTMLParser):
@@ -81,7 +86,7 @@ def _target(site, page_path, href):
         return page_path, urllib.parse.unquote(url.fragment)
     if url.path.startswith("/"):  # from the server's root (404.html)
         prefix = urllib.parse.urlsplit(SITE_URL).path
-        path = url.path[len(prefix):] if url.path.startswith(prefix) else None
+        path = url.path[len(prefix) :] if url.path.startswith(prefix) else None
     else:
         base = posixpath.dirname(page_path.relative_to(site).as_posix())
         path = posixpath.join(base, url.path)
@@ -101,11 +106,18 @@ def site(tmp_path_factory):
     work = tmp_path_factory.mktemp("docs")
     shutil.copy(ROOT / "mkdocs.yml", work)
     shutil.copytree(ROOT / "docs", work / "docs")
-    shutil.copytree(ROOT / "keras_cbloss", work / "keras_cbloss",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "keras_cbloss",
+        work / "keras_cbloss",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     run = subprocess.run(
         [sys.executable, "-m", "zensical", "build", "--strict"],
-        cwd=work, capture_output=True, text=True, timeout=300)
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return work / "site"
 
@@ -130,8 +142,9 @@ def test_readme_links_into_the_docs_name_built_pages(site):
     links = [link for link in _readme_links() if link.startswith(SITE_URL)]
     assert len(links) >= 10
     for link in links:
-        file, fragment = _target(site, site / "index.html",
-                                 "./" + link[len(SITE_URL):])
+        file, fragment = _target(
+            site, site / "index.html", "./" + link[len(SITE_URL) :]
+        )
         assert file.is_file(), link
         if fragment:
             assert fragment in _parse(file).ids, link
@@ -140,14 +153,14 @@ def test_readme_links_into_the_docs_name_built_pages(site):
 def test_api_pages_render_examples_and_formulas_as_code(site):
     text = (site / "api" / "losses" / "index.html").read_text()
     # The formula block of cb_softmax_crossentropy, as a code block.
-    assert re.search(r"<code>loss = \(sum_c y_c \* w_c\) \* CE\(y, p\)",
-                     text)
-    assert "<h2 id=\"keras_cbloss.CBFocalLoss\"" in text
+    assert re.search(r"<code>loss = \(sum_c y_c \* w_c\) \* CE\(y, p\)", text)
+    assert '<h2 id="keras_cbloss.CBFocalLoss"' in text
 
 
 def _fix_examples():
     spec = importlib.util.spec_from_file_location(
-        "fix_examples", ROOT / "docs" / "tools" / "fix_examples.py")
+        "fix_examples", ROOT / "docs" / "tools" / "fix_examples.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -224,7 +237,8 @@ def test_fix_examples_keeps_the_doctests_running():
         exec(source, namespace)
         for name in ("f", "g"):
             test = doctest.DocTestParser().get_doctest(
-                namespace[name].__doc__, namespace, name, None, 0)
+                namespace[name].__doc__, namespace, name, None, 0
+            )
             assert len(test.examples) >= 1
             result = doctest.DocTestRunner().run(test)
             assert result.failed == 0
@@ -232,7 +246,8 @@ def test_fix_examples_keeps_the_doctests_running():
 
 def _include_results():
     spec = importlib.util.spec_from_file_location(
-        "include_results", ROOT / "docs" / "tools" / "include_results.py")
+        "include_results", ROOT / "docs" / "tools" / "include_results.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -241,15 +256,20 @@ def _include_results():
 def test_include_results_fills_blocks_from_files(tmp_path):
     tool = _include_results()
     (tmp_path / "table.md").write_text("| a |\n|---|\n| 1 |\n")
-    page = ("Intro.\n\n<!-- include: table.md -->\nold text\n"
-            "<!-- end include -->\n\nMore.\n")
+    page = (
+        "Intro.\n\n<!-- include: table.md -->\nold text\n"
+        "<!-- end include -->\n\nMore.\n"
+    )
     new = tool.rewrite(page, root=tmp_path)
-    assert new == ("Intro.\n\n<!-- include: table.md -->\n| a |\n|---|\n"
-                   "| 1 |\n<!-- end include -->\n\nMore.\n")
+    assert new == (
+        "Intro.\n\n<!-- include: table.md -->\n| a |\n|---|\n"
+        "| 1 |\n<!-- end include -->\n\nMore.\n"
+    )
     assert tool.rewrite(new, root=tmp_path) == new  # idempotent
     with pytest.raises(FileNotFoundError):
-        tool.rewrite("<!-- include: nope.md -->\n<!-- end include -->",
-                     root=tmp_path)
+        tool.rewrite(
+            "<!-- include: nope.md -->\n<!-- end include -->", root=tmp_path
+        )
 
 
 def test_included_results_in_the_docs_are_up_to_date():
@@ -262,5 +282,6 @@ def test_included_results_in_the_docs_are_up_to_date():
         included += tool.included_paths(text)
         assert tool.rewrite(text) == text, (
             f"{page.relative_to(ROOT)} is stale: run "
-            "python docs/tools/include_results.py")
+            "python docs/tools/include_results.py"
+        )
     assert "docs/outputs/multilabel_digits/results.md" in included

@@ -16,12 +16,11 @@ import math
 import runpy
 from pathlib import Path
 
+import _long_tail
+import _report
 import keras
 import numpy as np
 import pytest
-
-import _long_tail
-import _report
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # tf.data pipelines and model.export(): the TensorFlow backend.
@@ -127,8 +126,9 @@ def test_long_tail_indices_follow_profile_and_change_with_seed(lt):
     np.testing.assert_array_equal(idx, same)
     assert not np.array_equal(idx, other)
     with pytest.raises(ValueError, match="Class 0 has"):
-        lt.long_tail_indices(labels, [10000, 1, 1, 1, 1],
-                             np.random.default_rng(0))
+        lt.long_tail_indices(
+            labels, [10000, 1, 1, 1, 1], np.random.default_rng(0)
+        )
 
 
 def test_balanced_split_is_balanced_and_partitions(lt):
@@ -200,10 +200,15 @@ def test_paired_gains(lt):
 
 def test_json_output_is_strict(lt, tmp_path):
     path = tmp_path / "x.json"
-    lt.write_json(path, {"a": np.float32(0.5), "b": np.arange(2),
-                         "c": [np.nan, np.int64(3)]})
-    assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1],
-                                            "c": [None, 3]}
+    lt.write_json(
+        path,
+        {"a": np.float32(0.5), "b": np.arange(2), "c": [np.nan, np.int64(3)]},
+    )
+    assert json.loads(path.read_text()) == {
+        "a": 0.5,
+        "b": [0, 1],
+        "c": [None, 3],
+    }
 
 
 def test_inverse_frequency_is_the_beta_to_one_limit_of_cb_weights():
@@ -211,6 +216,7 @@ def test_inverse_frequency_is_the_beta_to_one_limit_of_cb_weights():
     # E(n) ~ n and the CB weights are inverse frequency; they part ways
     # once class sizes approach 1 / (1 - beta).
     import long_tail_digits as digits
+
     from keras_cbloss import class_balanced_weights
 
     counts = [124, 74, 44, 26, 16, 9, 5, 3, 2, 1]
@@ -236,33 +242,51 @@ def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
     import long_tail_digits
 
     out = tmp_path / "out"
-    long_tail_digits.main(["--seeds", "2", "--epochs", "2",
-                           "--output-dir", str(out)])
+    long_tail_digits.main(
+        ["--seeds", "2", "--epochs", "2", "--output-dir", str(out)]
+    )
     stdout = capsys.readouterr().out
     # A progress line per run, the tables, and the round trip.
     assert stdout.count("] seed ") == 16
     assert "2 epochs (DRW from epoch 1)" in stdout
-    for row in ("| CB focal |", "| CE + DRW |", "| CB focal + DRW |",
-                "| logit-adjusted (tau=1) |",
-                "| CE + DRW vs CB softmax |",
-                "| CB focal + DRW vs CB focal |"):
+    for row in (
+        "| CB focal |",
+        "| CE + DRW |",
+        "| CB focal + DRW |",
+        "| logit-adjusted (tau=1) |",
+        "| CE + DRW vs CB softmax |",
+        "| CB focal + DRW vs CB focal |",
+    ):
         assert row in stdout, row
     # With at most 124 images per class, digit 0 alone is many-shot.
-    assert ("many-shot (class 0) | medium-shot (classes 1-3) | few-shot "
-            "(classes 4-9)") in stdout
+    assert (
+        "many-shot (class 0) | medium-shot (classes 1-3) | few-shot "
+        "(classes 4-9)"
+    ) in stdout
     assert "identical test predictions" in stdout
-    for name in ("results.md", "results.json", "results.csv",
-                 "per_class_recall.png", "class_weights.png",
-                 "best_model.keras", "saved_model/saved_model.pb"):
+    for name in (
+        "results.md",
+        "results.json",
+        "results.csv",
+        "per_class_recall.png",
+        "class_weights.png",
+        "best_model.keras",
+        "saved_model/saved_model.pb",
+    ):
         assert (out / name).is_file(), name
     assert (out / "per_class_recall.png").stat().st_size > 10_000
 
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
     assert [(r["seed"], r["loss"]) for r in runs[:8]] == [
-        (0, "ce"), (0, "ce_class_weight"), (0, "cb_softmax"),
-        (0, "cb_sigmoid"), (0, "cb_focal"), (0, "ce_drw"),
-        (0, "cb_focal_drw"), (0, "logit_adjusted"),
+        (0, "ce"),
+        (0, "ce_class_weight"),
+        (0, "cb_softmax"),
+        (0, "cb_sigmoid"),
+        (0, "cb_focal"),
+        (0, "ce_drw"),
+        (0, "cb_focal_drw"),
+        (0, "logit_adjusted"),
     ]
     assert len(runs) == 16
     assert results["drw_start_epoch"] == 1
@@ -276,9 +300,11 @@ def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
         recall = np.array(r["per_class_recall"])
         assert r["many_shot_accuracy"] == pytest.approx(recall[0], abs=1e-6)
         assert r["medium_shot_accuracy"] == pytest.approx(
-            recall[1:4].mean(), abs=1e-6)
+            recall[1:4].mean(), abs=1e-6
+        )
         assert r["few_shot_accuracy"] == pytest.approx(
-            recall[4:].mean(), abs=1e-6)
+            recall[4:].mean(), abs=1e-6
+        )
     summary = results["summary"]
     gain = summary["cb_focal"]["tail_recall"]["gain_over_ce"]
     assert gain["n"] == 2 and gain["std"] is not None
@@ -286,7 +312,8 @@ def test_digits_example_runs_end_to_end(lt, tmp_path, capsys):
     drw_values = np.array(deferred["values"])
     focal_values = np.array(summary["cb_focal"]["balanced_accuracy"]["values"])
     assert deferred["gain_over_from_start"]["mean"] == pytest.approx(
-        np.mean(drw_values - focal_values))
+        np.mean(drw_values - focal_values)
+    )
     assert "gain_over_class_weight" in summary["logit_adjusted"]["tail_recall"]
     assert results["best_package_loss"] in long_tail_digits.PACKAGE_LOSSES
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
@@ -358,16 +385,19 @@ def _records():
     for seed in range(3):
         for name in ("ce", "ce_class_weight", "cb_focal"):
             recall = rng.random(4)
-            records.append({
-                "loss": name, "seed": seed,
-                "balanced_accuracy": float(recall.mean()),
-                "tail_recall": float(recall[-2:].mean()),
-                "prior_accuracy": float(recall @ [0.4, 0.3, 0.2, 0.1]),
-                "accuracy": float(recall.mean()),
-                "per_class_recall": recall.tolist(),
-                "train_counts": [40, 30, 20, 10],
-                "train_seconds": float(rng.random() * 10),
-            })
+            records.append(
+                {
+                    "loss": name,
+                    "seed": seed,
+                    "balanced_accuracy": float(recall.mean()),
+                    "tail_recall": float(recall[-2:].mean()),
+                    "prior_accuracy": float(recall @ [0.4, 0.3, 0.2, 0.1]),
+                    "accuracy": float(recall.mean()),
+                    "per_class_recall": recall.tolist(),
+                    "train_counts": [40, 30, 20, 10],
+                    "train_seconds": float(rng.random() * 10),
+                }
+            )
     return records
 
 
@@ -390,20 +420,37 @@ def test_summary_pairs_runs_by_seed():
 
 
 def test_summary_compares_deferred_runs_with_weighting_from_the_start():
-    labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB",
-              "cb_focal_drw": "CB + DRW"}
+    labels = {
+        "ce": "CE",
+        "ce_class_weight": "CE + w",
+        "cb_focal": "CB",
+        "cb_focal_drw": "CB + DRW",
+    }
     records = _records()
     for record in [r for r in records if r["loss"] == "cb_focal"]:
-        record = dict(record, loss="cb_focal_drw",
-                      balanced_accuracy=record["balanced_accuracy"] - 0.01)
+        record = dict(
+            record,
+            loss="cb_focal_drw",
+            balanced_accuracy=record["balanced_accuracy"] - 0.01,
+        )
         records.append(record)
-    summary = _report.summarize(records, labels, ["cb_focal", "cb_focal_drw"],
-                                {"cb_focal_drw": "cb_focal"})
+    summary = _report.summarize(
+        records,
+        labels,
+        ["cb_focal", "cb_focal_drw"],
+        {"cb_focal_drw": "cb_focal"},
+    )
     gain = summary["cb_focal_drw"]["balanced_accuracy"]["gain_over_from_start"]
     assert gain["mean"] == pytest.approx(-0.01)
     assert "gain_over_from_start" not in summary["cb_focal"]["tail_recall"]
-    table = _report.results_table(summary, ["cb_focal", "cb_focal_drw"], 3,
-                                  50, 2, {"cb_focal_drw": "cb_focal"})
+    table = _report.results_table(
+        summary,
+        ["cb_focal", "cb_focal_drw"],
+        3,
+        50,
+        2,
+        {"cb_focal_drw": "cb_focal"},
+    )
     assert "| CB + DRW vs CB | -1.0 ± 0.0 |" in table
 
 
@@ -411,15 +458,18 @@ def test_shot_table_names_the_groups_and_reports_gains():
     records = _records()
     for record in records:
         recall = np.array(record["per_class_recall"])
-        record.update(many_shot_accuracy=float(recall[0]),
-                      medium_shot_accuracy=float(recall[1:3].mean()),
-                      few_shot_accuracy=float(recall[3]))
+        record.update(
+            many_shot_accuracy=float(recall[0]),
+            medium_shot_accuracy=float(recall[1:3].mean()),
+            few_shot_accuracy=float(recall[3]),
+        )
     labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB"}
     summary = _report.summarize(records, labels, ["cb_focal"])
     # 150 > 100 many; 60 and 20 medium; 5 few (Liu et al.'s thresholds).
     table = _report.shot_table(summary, [150, 60, 20, 5])
-    assert ("many-shot (class 0) | medium-shot (classes 1-2) | few-shot "
-            "(class 3)") in table
+    assert (
+        "many-shot (class 0) | medium-shot (classes 1-2) | few-shot (class 3)"
+    ) in table
     few = [r["few_shot_accuracy"] for r in records if r["loss"] == "cb_focal"]
     ce = [r["few_shot_accuracy"] for r in records if r["loss"] == "ce"]
     row = next(line for line in table.splitlines() if line.startswith("| CB |"))
@@ -430,8 +480,9 @@ def test_recall_plot_shows_both_baselines(tmp_path):
     labels = {"ce": "CE", "ce_class_weight": "CE + w", "cb_focal": "CB"}
     summary = _report.summarize(_records(), labels, ["cb_focal"])
     path = tmp_path / "recall.png"
-    drawn = _report.plot_per_class_recall(summary, [40, 30, 20, 10],
-                                          "cb_focal", path)
+    drawn = _report.plot_per_class_recall(
+        summary, [40, 30, 20, 10], "cb_focal", path
+    )
     # plain CE, the class_weight baseline (the README's main comparison)
     # and the best CB loss
     assert drawn == ["CE", "CE + w", "CB"]
@@ -443,19 +494,25 @@ def test_recall_plot_shows_both_baselines(tmp_path):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dataset,num_examples,imbalance",
-                         [("cifar10", 300, 10), ("cifar100", 1500, 100)])
+@pytest.mark.parametrize(
+    "dataset,num_examples,imbalance",
+    [("cifar10", 300, 10), ("cifar100", 1500, 100)],
+)
 def test_cifar_pipeline_builds_the_long_tailed_profile(
     lt, dataset, num_examples, imbalance
 ):
+    import long_tail_cifar as cifar
     import tensorflow_datasets as tfds
 
-    import long_tail_cifar as cifar
     with tfds.testing.mock_data(num_examples=num_examples):
         data = cifar.build_datasets(dataset, imbalance, batch_size=32, seed=0)
         labels = np.concatenate(
-            [y for _, y in tfds.load(dataset, split="train",
-                                     as_supervised=True).batch(1000)]
+            [
+                y
+                for _, y in tfds.load(
+                    dataset, split="train", as_supervised=True
+                ).batch(1000)
+            ]
         )
         n_max = np.bincount(labels, minlength=data.num_classes).min()
         expected = lt.long_tail_counts(n_max, data.num_classes, imbalance)
@@ -479,15 +536,14 @@ def test_cifar_pipeline_builds_the_long_tailed_profile(
         test_size = sum(int(y.shape[0]) for _, y in data.test)
         assert test_size == num_examples  # the full test split
 
-        other = cifar.build_datasets(dataset, imbalance, batch_size=32,
-                                     seed=1)
+        other = cifar.build_datasets(dataset, imbalance, batch_size=32, seed=1)
         np.testing.assert_array_equal(other.counts, expected)
 
 
 def test_resnet32_has_the_papers_structure():
     import keras
-
     import long_tail_cifar as cifar
+
     model = cifar.resnet_cifar(10, depth=32, loss="cb_focal")
     convs = [la for la in model.layers if isinstance(la, keras.layers.Conv2D)]
     dense = [la for la in model.layers if isinstance(la, keras.layers.Dense)]
@@ -506,6 +562,7 @@ def test_resnet32_has_the_papers_structure():
 
 def test_paper_schedule_warms_up_and_decays_at_160_and_180():
     import long_tail_cifar as cifar
+
     schedule = cifar.paper_schedule(200, 0.1, steps_per_epoch=97)
     lr = schedule.learning_rate
     assert lr(0) == 0
@@ -520,21 +577,37 @@ def test_paper_schedule_warms_up_and_decays_at_160_and_180():
 @pytest.mark.slow
 @needs_tensorflow
 def test_cifar_example_trains_a_step_on_mock_data(tmp_path):
-    import tensorflow_datasets as tfds
-
     import long_tail_cifar
+    import tensorflow_datasets as tfds
 
     out = tmp_path / "out"
     with tfds.testing.mock_data(num_examples=200):
-        results = long_tail_cifar.main([
-            "--dataset", "cifar10", "--imbalance", "10", "--loss",
-            "cb_focal", "--epochs", "1", "--batch-size", "16", "--depth",
-            "8", "--eval-every", "1", "--output-dir", str(out)])
+        results = long_tail_cifar.main(
+            [
+                "--dataset",
+                "cifar10",
+                "--imbalance",
+                "10",
+                "--loss",
+                "cb_focal",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--depth",
+                "8",
+                "--eval-every",
+                "1",
+                "--output-dir",
+                str(out),
+            ]
+        )
     model = keras.saving.load_model(out / "model.keras")
     # ClassCounter handed the subsample's counts to the loss, and they were
     # saved with the model.
-    np.testing.assert_array_equal(model.loss.class_counts,
-                                  results["train_counts"])
+    np.testing.assert_array_equal(
+        model.loss.class_counts, results["train_counts"]
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["test_size"] == 200
     assert 0 <= results["top1_error"] <= 1
@@ -561,8 +634,9 @@ def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
     assert not (test_val[:, None, :] == pool[None, :, :]).all(-1).any()
     for split, per_class in (("y_test", 50), ("y_val", 20)):
         assert np.bincount(data[split]).tolist() == [per_class] * 10
-    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
-                                     counts, prototypes, seed=0)
+    x, y = dial.duplicated_train_set(
+        data["x_pool"], data["y_pool"], counts, prototypes, seed=0
+    )
     assert x.shape == (counts.sum(), 64) and x.min() >= 0 and x.max() <= 1
     np.testing.assert_array_equal(np.bincount(y), counts)
     # Augmentation (a shift of at most a pixel, noise): every copy differs
@@ -573,8 +647,9 @@ def test_beta_dial_profile_and_duplicated_train_set(monkeypatch):
     assert len(np.unique(copies.reshape(50, -1), axis=0)) == 50
     # Without augmentation, class c has exactly N_c distinct images.
     monkeypatch.setattr(dial, "augment", lambda images, rng: images)
-    x, y = dial.duplicated_train_set(data["x_pool"], data["y_pool"],
-                                     counts, prototypes, seed=1)
+    x, y = dial.duplicated_train_set(
+        data["x_pool"], data["y_pool"], counts, prototypes, seed=1
+    )
     distinct = [len(np.unique(x[y == c], axis=0)) for c in range(10)]
     assert distinct == prototypes.tolist()
 
@@ -590,12 +665,10 @@ def test_beta_dial_example_runs_quick(tmp_path, capsys):
     assert stdout.count("] seed ") == 2 * 4  # 2 seeds x (CE, 2 betas, 1/n)
     assert "| 1/n (beta -> 1) |" in stdout
     assert "Chosen on the validation split" in stdout
-    for name in ("results.md", "results.json", "results.csv",
-                 "beta_dial.png"):
+    for name in ("results.md", "results.json", "results.csv", "beta_dial.png"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
-    assert list(results["summary"]) == ["ce", "cb_0.9", "cb_0.99",
-                                        "inv_freq"]
+    assert list(results["summary"]) == ["ce", "cb_0.9", "cb_0.99", "inv_freq"]
     for run in results["runs"]:
         assert 0 <= run["balanced_accuracy"] <= 1
         assert 0 <= run["val_balanced_accuracy"] <= 1
@@ -637,7 +710,7 @@ def test_grid_images_hold_exactly_the_labelled_digits():
         found = []
         for r in range(2):
             for c in range(2):
-                cell = image[8 * r:8 * r + 8, 8 * c:8 * c + 8].reshape(64)
+                cell = image[8 * r : 8 * r + 8, 8 * c : 8 * c + 8].reshape(64)
                 if not cell.any():
                     continue
                 # The cell is one of the held-out digit images, pixel for
@@ -656,16 +729,26 @@ def test_per_label_scores_match_hand_values_and_sklearn():
     # The issue's values, computed by hand (label 0: positives ranked 1, 2
     # and 4 -> AP = (1 + 1 + 3/4) / 3).
     y_true = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 0, 0]])
-    p = np.array([[.9, .4, .1], [.55, .8, .3], [.1, .2, .7], [.3, .1, .9],
-                  [.6, .45, .2]])
-    np.testing.assert_allclose(mld.per_label_ap(y_true, p),
-                               [11 / 12, 5 / 6, 1.0])
+    p = np.array(
+        [
+            [0.9, 0.4, 0.1],
+            [0.55, 0.8, 0.3],
+            [0.1, 0.2, 0.7],
+            [0.3, 0.1, 0.9],
+            [0.6, 0.45, 0.2],
+        ]
+    )
+    np.testing.assert_allclose(
+        mld.per_label_ap(y_true, p), [11 / 12, 5 / 6, 1.0]
+    )
     recall, precision = mld.per_label_recall_precision(y_true, p > 0.5)
     np.testing.assert_allclose(recall, [2 / 3, 0.5, 1.0])
     np.testing.assert_allclose(
-        recall, recall_score(y_true, p > 0.5, average=None))
+        recall, recall_score(y_true, p > 0.5, average=None)
+    )
     np.testing.assert_allclose(
-        precision, precision_score(y_true, p > 0.5, average=None))
+        precision, precision_score(y_true, p > 0.5, average=None)
+    )
     # No positives: AP and recall are undefined, not 0.
     y_true[:, 2] = 0
     assert np.isnan(mld.per_label_ap(y_true, p)[2])
@@ -674,20 +757,37 @@ def test_per_label_scores_match_hand_values_and_sklearn():
 
 @pytest.mark.slow
 @needs_tensorflow
-def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
-                                                         capsys):
+def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path, capsys):
     import multilabel_digits as mld
     from sklearn.metrics import average_precision_score
     from sklearn.metrics import recall_score
 
     out = tmp_path / "out"
-    mld.main(["--seeds", "2", "--epochs", "2", "--batch-size", "100",
-              "--head", "200", "--train-images", "300",
-              "--output-dir", str(out)])
+    mld.main(
+        [
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "100",
+            "--head",
+            "200",
+            "--train-images",
+            "300",
+            "--output-dir",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert stdout.count("] seed ") == 14
-    for name in ("results.md", "results.json", "results.csv",
-                 "predictions.npz", "per_label.png"):
+    for name in (
+        "results.md",
+        "results.json",
+        "results.csv",
+        "predictions.npz",
+        "per_label.png",
+    ):
         assert (out / name).is_file(), name
     assert (out / "per_label.png").stat().st_size > 10_000
     table = (out / "results.md").read_text()
@@ -706,8 +806,11 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
     y_true = predictions["y_true"]
     # The balanced test set: every digit in 100 of the 500 images.
     np.testing.assert_array_equal(y_true.sum(axis=0), [100] * 10)
-    head, medium, tail = profile > 100, (profile >= 20) & (profile <= 100), \
-        profile < 20
+    head, medium, tail = (
+        profile > 100,
+        (profile >= 20) & (profile <= 100),
+        profile < 20,
+    )
     for run in runs:
         assert run["train_counts"] == profile.tolist()
         logits = predictions[f"{run['loss']}/seed{run['seed']}"]
@@ -715,12 +818,13 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
         ap = average_precision_score(y_true, logits, average=None)
         np.testing.assert_allclose(run["map"], ap.mean(), rtol=1e-12)
         np.testing.assert_allclose(run["per_label_ap"], ap, rtol=1e-12)
-        for group, mask in (("head", head), ("medium", medium),
-                            ("tail", tail)):
-            np.testing.assert_allclose(run[f"{group}_map"], ap[mask].mean(),
-                                       rtol=1e-12)
-        recall = recall_score(y_true, logits > 0, average=None,
-                              zero_division=np.nan)
+        for group, mask in (("head", head), ("medium", medium), ("tail", tail)):
+            np.testing.assert_allclose(
+                run[f"{group}_map"], ap[mask].mean(), rtol=1e-12
+            )
+        recall = recall_score(
+            y_true, logits > 0, average=None, zero_division=np.nan
+        )
         np.testing.assert_allclose(run["per_label_recall"], recall)
         assert run["recall"] == pytest.approx(recall.mean())
         assert run["tail_recall"] == pytest.approx(recall[tail].mean())
@@ -736,7 +840,8 @@ def test_multilabel_example_runs_and_scores_like_sklearn(lt, tmp_path,
     assert "gain_over_class_weight" not in entry
     keras_focal = np.array([r["map"] for r in runs if r["loss"] == "focal"])
     assert entry["gain_over_focal"]["mean"] == pytest.approx(
-        np.mean(focal - keras_focal))
+        np.mean(focal - keras_focal)
+    )
     deferred = summary["cb_focal_sample_drw"]["tail_map"]
     assert "gain_over_from_start" in deferred
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
@@ -753,17 +858,33 @@ def test_committed_multilabel_table_is_the_scripts_output_of_its_json():
     out = EXAMPLES.parent / "docs" / "outputs" / "multilabel_digits"
     results = json.loads((out / "results.json").read_text())
     runs = [
-        {k: np.array(v, np.float64) if isinstance(v, list) and k.startswith(
-            "per_label") else v for k, v in run.items()}
+        {
+            k: np.array(v, np.float64)
+            if isinstance(v, list) and k.startswith("per_label")
+            else v
+            for k, v in run.items()
+        }
         for run in results["runs"]
     ]
     summary = _report.summarize(
-        runs, mld.LOSSES, deferred=mld.DEFERRED, metrics=mld.METRICS,
-        baseline=mld.BASELINE, reweighted=None, per_class=(),
-        other_gains={"gain_over_focal": mld.OVER_FOCAL})
+        runs,
+        mld.LOSSES,
+        deferred=mld.DEFERRED,
+        metrics=mld.METRICS,
+        baseline=mld.BASELINE,
+        reweighted=None,
+        per_class=(),
+        other_gains={"gain_over_focal": mld.OVER_FOCAL},
+    )
     settings = results["settings"]
-    args = mld.parse_args(["--seeds", str(settings["seeds"]),
-                           "--train-images", str(settings["train_images"])])
+    args = mld.parse_args(
+        [
+            "--seeds",
+            str(settings["seeds"]),
+            "--train-images",
+            str(settings["train_images"]),
+        ]
+    )
     table = mld.tables(summary, runs[0]["train_counts"], args)
     assert (out / "results.md").read_text() == table + "\n"
     assert len(runs) == 5 * len(mld.LOSSES)  # the default run

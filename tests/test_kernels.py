@@ -10,13 +10,13 @@ Backend-agnostic: run under KERAS_BACKEND=tensorflow, jax or torch.
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
-from keras_cbloss import _kernels
 from backend_utils import BACKEND
 from backend_utils import compiled
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
+from keras_cbloss import _kernels
 
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 3.0)
 EPSILON = 1e-7
@@ -110,10 +110,12 @@ def second_reference(z, t, gamma, h=1e-5):
 
 def confident_logits(rng, rows=6, classes=16):
     """Moderate and confident logits, |z| from 0 to 1e4, both signs."""
-    magnitudes = np.concatenate([
-        rng.uniform(0.0, 5.0, rows * classes // 2),
-        10.0 ** rng.uniform(1.0, 4.0, rows * classes // 2),
-    ])
+    magnitudes = np.concatenate(
+        [
+            rng.uniform(0.0, 5.0, rows * classes // 2),
+            10.0 ** rng.uniform(1.0, 4.0, rows * classes // 2),
+        ]
+    )
     signs = rng.choice([-1.0, 1.0], magnitudes.size)
     z = rng.permutation(magnitudes * signs).reshape(rows, classes)
     z[0, :4] = [0.0, 1e4, -1e4, 88.5]  # 0, extremes, exp(-z) subnormal
@@ -122,10 +124,27 @@ def confident_logits(rng, rows=6, classes=16):
 
 def float16_range_logits():
     """Logits a float16 model can emit, up to its largest finite value."""
-    values = np.array([
-        0.0, 6e-8, -6e-8, 1e-3, -0.5, 11.0, -11.0, 100.0, -100.0,
-        2048.0, -2048.0, 65504.0, -65504.0, 30000.0, -30000.0, 3.0,
-    ], np.float16)
+    values = np.array(
+        [
+            0.0,
+            6e-8,
+            -6e-8,
+            1e-3,
+            -0.5,
+            11.0,
+            -11.0,
+            100.0,
+            -100.0,
+            2048.0,
+            -2048.0,
+            65504.0,
+            -65504.0,
+            30000.0,
+            -30000.0,
+            3.0,
+        ],
+        np.float16,
+    )
     return values.astype(np.float64).reshape(2, 8)
 
 
@@ -163,9 +182,13 @@ def check(z, t_tensor, t_ref, gamma, weights=None, fn_wrapper=None):
     expected_grad = ref_grad * upstream[..., None]
     allowed = 1e-5 * np.abs(expected_grad) + TINY
     soft = (t_ref > 0) & (t_ref < 1)
-    allowed = allowed + soft * 2e-7 * cancellation_scale(
-        z, t_ref, gamma
-    ) * upstream[..., None]
+    allowed = (
+        allowed
+        + soft
+        * 2e-7
+        * cancellation_scale(z, t_ref, gamma)
+        * upstream[..., None]
+    )
     worst = np.max(np.abs(grad - expected_grad) / allowed)
     assert worst <= 1.0, f"gradient off by {worst:.3g} x the tolerance"
     assert np.all(np.isfinite(grad))
@@ -270,9 +293,7 @@ def test_gamma_below_one_has_no_nan_where_p_t_is_one(gamma):
     # have an infinite derivative there.
     z = np.array([[17.0, 50.0, 1e4, -17.0, -50.0, -1e4]])
     t = np.array([[True, True, True, False, False, False]])
-    value, grad = value_and_grad(
-        lambda x: ops.sum(call_kernel(x, t, gamma)), z
-    )
+    value, grad = value_and_grad(lambda x: ops.sum(call_kernel(x, t, gamma)), z)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     np.testing.assert_allclose(
         grad, reference(z, t, gamma)[1], rtol=1e-5, atol=TINY
@@ -281,14 +302,18 @@ def test_gamma_below_one_has_no_nan_where_p_t_is_one(gamma):
 
 @pytest.mark.parametrize("gamma", GAMMAS)
 def test_probabilities_including_zero_and_one(gamma):
-    p = np.array([
-        [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.25],
-        [0.999, 0.001, 0.7, 0.3, 1.0, 0.0],
-    ])
-    t_hard = np.array([
-        [True, True, False, False, True, False],
-        [True, False, False, True, False, True],
-    ])
+    p = np.array(
+        [
+            [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.25],
+            [0.999, 0.001, 0.7, 0.3, 1.0, 0.0],
+        ]
+    )
+    t_hard = np.array(
+        [
+            [True, True, False, False, True, False],
+            [True, False, False, True, False, True],
+        ]
+    )
     for t_tensor, t_ref in (
         (t_hard, t_hard),
         (np.full(p.shape, 0.3, np.float32), np.full(p.shape, 0.3)),
@@ -379,3 +404,261 @@ def test_jax_hessian_and_jacrev_twice():
         np.testing.assert_allclose(
             np.asarray(hessian, np.float64), expected, rtol=1e-4, atol=1e-7
         )
+
+
+# --------------------------------------------------------------------------
+# How each backend compiles the kernel.
+# --------------------------------------------------------------------------
+
+
+def test_log1p_polynomial_is_as_exact_as_log1p():
+    # The XLA form of log1p(exp(-|z|)), in float32, against float64.
+    e = np.concatenate(
+        [np.linspace(0.0, 1.0, 20001), 10.0 ** -np.arange(1.0, 38.0)]
+    ).astype(np.float32)
+    got = to_numpy(_kernels._log1p_of_exp(ops.convert_to_tensor(e), True))
+    expected = np.log1p(e.astype(np.float64))
+    np.testing.assert_allclose(got, expected, rtol=3e-7, atol=0)
+    if BACKEND == "jax":  # float64 needs jax_enable_x64
+        return
+    # float64 keeps log1p's full precision
+    e64 = ops.convert_to_tensor(e.astype(np.float64), "float64")
+    got = ops.convert_to_numpy(_kernels._log1p_of_exp(e64, True))
+    np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_compiled_form_matches_reference(gamma):
+    # The terms as XLA runs them (`compiled=True`), through the analytic
+    # gradient: what JAX and TensorFlow's XLA paths compute, on any backend.
+    rng = np.random.default_rng(11)
+    z = confident_logits(rng)
+    t = hard_targets(rng, z.shape)
+    for terms, target in (
+        (_kernels._hard_terms, t),
+        (_kernels._soft_terms, t.astype(np.float32)),
+    ):
+        fused = _kernels._fused(terms, gamma, weighted=False, compiled=True)
+        target = ops.convert_to_tensor(target)
+        value, grad = value_and_grad(
+            lambda x, f=fused, tt=target: ops.sum(f(x, tt)), z
+        )
+        ref_value, ref_grad = reference(z, t, gamma)
+        np.testing.assert_allclose(value, ref_value.sum(), rtol=1e-6)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=TINY)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
+@pytest.mark.parametrize("static", [True, False])
+@pytest.mark.parametrize("form", ["ids", "mask", "soft", "weighted"])
+def test_tensorflow_graph_runs_one_xla_cluster(form, static):
+    # In a tf.function without XLA the kernel runs as its own XLA cluster;
+    # with unknown leading axes through the row buckets (padded rows).
+    import tensorflow as tf
+
+    gamma = 2.0
+    rng = np.random.default_rng(12)
+    z = confident_logits(rng, rows=7, classes=16).reshape(7, 2, 8)
+    mask = hard_targets(rng, z.shape)
+    weights = None
+    if form == "ids":
+        target = np.argmax(mask, -1).astype(np.int32)
+    elif form == "soft":
+        target = rng.uniform(0.0, 1.0, z.shape).astype(np.float32)
+        mask = target.astype(np.float64)
+    else:
+        target = mask
+    if form == "weighted":
+        weights = rng.uniform(0.1, 3.0, 8)
+    kind = "ids" if form == "ids" else ("soft" if form == "soft" else "mask")
+    cluster = _kernels._tf_cluster(kind, gamma, weights is not None)
+    traces = cluster.experimental_get_tracing_count()
+    signature = None
+    if not static:
+        signature = [tf.TensorSpec([None, None, 8], tf.float32)]
+
+    def graph(fn):
+        return tf.function(fn, input_signature=signature)
+
+    check(z, target, mask, gamma, weights, fn_wrapper=graph)
+    assert cluster.experimental_get_tracing_count() == traces + 1
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
+@pytest.mark.parametrize("soft", [False, True])
+def test_tensorflow_graph_second_derivative(soft):
+    import tensorflow as tf
+
+    gamma = 0.5
+    rng = np.random.default_rng(13)
+    z = rng.normal(0.0, 3.0, (3, 5)).astype(np.float32).astype(np.float64)
+    t = hard_targets(rng, z.shape)
+    target = tf.constant(t.astype(np.float32) if soft else t)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32)])
+    def second(x):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                value = ops.sum(call_kernel(x, target, gamma))
+            first = inner.gradient(value, x)
+        return outer.gradient(first, x)
+
+    np.testing.assert_allclose(
+        to_numpy(second(tf.constant(z, tf.float32))),
+        second_reference(z, t, gamma),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
+def test_tensorflow_xla_step_keeps_the_kernel_inline():
+    # Under jit_compile=True the kernel is part of the step's own cluster:
+    # no nested cluster is traced.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(14)
+    z = tf.constant(rng.normal(0.0, 3.0, (4, 6)), tf.float32)
+    t = hard_targets(rng, (4, 6))
+    cluster = _kernels._tf_cluster("mask", 1.0, False)
+    traces = cluster.experimental_get_tracing_count()
+    step = tf.function(lambda x: call_kernel(x, t, 1.0), jit_compile=True)
+    np.testing.assert_allclose(
+        to_numpy(step(z)),
+        reference(to_numpy(z), t, 1.0)[0].sum(-1),
+        rtol=1e-6,
+    )
+    assert cluster.experimental_get_tracing_count() == traces
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
+def test_row_buckets_bound_the_shapes():
+    import tensorflow as tf
+
+    bucket = tf.function(_kernels._bucket)
+
+    def padded(sizes):
+        return np.array([int(bucket(tf.constant(n, tf.int32))) for n in sizes])
+
+    np.testing.assert_array_equal(
+        padded([1, 7, 8, 9, 255, 256, 257, 321, 4999]),
+        [1, 7, 8, 10, 256, 256, 320, 384, 5120],
+    )
+    rows = np.arange(1, 5000, 7)
+    sizes = padded(rows)
+    np.testing.assert_array_equal(sizes, [_row_bucket(n) for n in rows])
+    assert np.all(sizes >= rows) and np.all(sizes < 1.25 * rows + 1)
+    # four sizes per power of two (and every size below 8)
+    assert len(set(sizes)) <= 4 * 13
+
+
+def _row_bucket(rows):
+    """The smallest multiple of 2**(bit_length(rows) - 3) >= rows."""
+    step = 2 ** max(int(rows).bit_length() - 3, 0)
+    return -(-int(rows) // step) * step
+
+
+SEQUENCE_CHILD = """
+import json
+import numpy as np
+import keras
+import tensorflow as tf
+from keras_cbloss import CBFocalLoss
+
+C, V, BATCH = 5, 30, 4
+rng = np.random.default_rng(0)
+lengths = np.exp(rng.uniform(np.log(2), np.log(300), 48 * BATCH)).astype(int)
+tokens = [rng.integers(1, V, n).astype("int32") for n in lengths]
+data = tf.data.Dataset.from_generator(
+    lambda: ((x, x % C) for x in tokens),
+    output_signature=(tf.TensorSpec([None], tf.int32),
+                      tf.TensorSpec([None], tf.int32)),
+).padded_batch(BATCH, padding_values=(0, -1))
+model = keras.Sequential([
+    keras.Input((None,), dtype="int32"),
+    keras.layers.Embedding(V, 8, mask_zero=True),
+    keras.layers.Dense(C),
+])
+loss = CBFocalLoss([50, 40, 30, 20, 10], 0.99, 2.0, from_logits=True,
+                   ignore_class=-1)
+model.compile("adam", loss=loss)
+history = model.fit(data, epochs=2, verbose=0)
+rows = [BATCH * int(lengths[i:i + BATCH].max())
+        for i in range(0, len(lengths), BATCH)]
+print("RESULT " + json.dumps({"rows": rows,
+                              "loss": history.history["loss"]}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
+def test_padded_batch_sequences_compile_a_bounded_number_of_times(tmp_path):
+    # A sequence model fed `padded_batch` data: nearly every batch has a new
+    # shape. XLA's own dump counts the kernel's compilations.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    dump = tmp_path / "xla"
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        XLA_FLAGS=f"--xla_dump_to={dump} --xla_dump_hlo_module_re=.*focal.*",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SEQUENCE_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")]
+    report = json.loads(line[-1][len("RESULT ") :])
+    assert np.all(np.isfinite(report["loss"]))
+    compiles = [
+        name
+        for name in os.listdir(dump)
+        if "focal_sum" in name and name.endswith("before_optimizations.txt")
+    ]
+    shapes = set(report["rows"])
+    buckets = {_row_bucket(n) for n in shapes}
+    assert len(shapes) >= 20  # without buckets: a compilation per shape
+    # forward and backward once per bucket, in both epochs together
+    assert 2 <= len(compiles) <= 2 * len(buckets) < len(shapes)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.compile")
+@pytest.mark.parametrize("form", ["ids", "soft_weighted"])
+def test_torch_compiled_kernel_matches_reference(form, monkeypatch):
+    # The kernel's torch.compile path (taken after TORCH_COMPILE_AFTER
+    # calls), from the first call: values, gradients, second derivatives.
+    monkeypatch.setattr(_kernels, "TORCH_COMPILE_AFTER", 0)
+    rng = np.random.default_rng(15)
+    z = confident_logits(rng, rows=4, classes=8)
+    mask = hard_targets(rng, z.shape)
+    if form == "ids":
+        kind, gamma, weights = "ids", 2.0, None
+        target, t_ref = np.argmax(mask, -1).astype(np.int32), mask
+    else:
+        kind, gamma = "soft", 0.5
+        weights = rng.uniform(0.1, 3.0, 8)
+        target = rng.uniform(0.0, 1.0, z.shape).astype(np.float32)
+        t_ref = target.astype(np.float64)
+    check(z, target, t_ref, gamma, weights)
+    kernel = _kernels._torch_focal_sum(kind, gamma, weights is not None)
+    assert kernel.compiled is not None and not kernel.failed
+    moderate = rng.normal(0.0, 3.0, (3, 8)).astype(np.float32)
+    second = second_derivative(
+        lambda x: ops.sum(call_kernel(x, mask[:3], gamma)), moderate
+    )
+    np.testing.assert_allclose(
+        second,
+        second_reference(moderate.astype(np.float64), mask[:3], gamma),
+        rtol=1e-4,
+        atol=1e-6,
+    )

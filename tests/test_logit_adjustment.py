@@ -12,11 +12,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
 import reference
-from catalogues import BAD_COUNTS
-from catalogues import BAD_TAUS
 from backend_utils import BACKEND
 from backend_utils import assert_short_fit_learns
 from backend_utils import compiled
@@ -26,6 +22,10 @@ from backend_utils import random_labels
 from backend_utils import random_logits
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from catalogues import BAD_COUNTS
+from catalogues import BAD_TAUS
+from keras import ops
+
 from keras_cbloss import ClassCounter
 from keras_cbloss import LogitAdjustedLoss
 from keras_cbloss import class_log_prior
@@ -70,10 +70,13 @@ def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(form):
     loss = LogitAdjustedLoss(COUNTS, 1.5, from_logits=True)
     per_sample = reference.logit_adjusted_loss(y, logits, COUNTS, 1.5, True)
     np.testing.assert_allclose(
-        to_numpy(loss(y, logits)), per_sample.mean(), rtol=RTOL)
+        to_numpy(loss(y, logits)), per_sample.mean(), rtol=RTOL
+    )
     np.testing.assert_allclose(
         to_numpy(loss(y, logits, sample_weight=sample_weight)),
-        (per_sample * sample_weight).mean(), rtol=RTOL)
+        (per_sample * sample_weight).mean(),
+        rtol=RTOL,
+    )
 
 
 @pytest.mark.parametrize("form", ["sparse", "sparse_1", "onehot"])
@@ -94,11 +97,12 @@ def test_tau_zero_equals_keras_crossentropy(from_logits):
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     dense = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
     np.testing.assert_allclose(
-        to_numpy(loss(ids, pred)), to_numpy(sparse(ids, pred)), rtol=RTOL)
+        to_numpy(loss(ids, pred)), to_numpy(sparse(ids, pred)), rtol=RTOL
+    )
     onehot = np.eye(C, dtype="f4")[ids]
     np.testing.assert_allclose(
-        to_numpy(loss(onehot, pred)), to_numpy(dense(onehot, pred)),
-        rtol=RTOL)
+        to_numpy(loss(onehot, pred)), to_numpy(dense(onehot, pred)), rtol=RTOL
+    )
 
 
 @pytest.mark.parametrize("tau", [0.5, 1.0, 2.0])
@@ -106,7 +110,8 @@ def test_equals_keras_crossentropy_of_logits_shifted_in_numpy(tau):
     logits, ids = random_logits((16, C)), random_labels("sparse", (16,), C)
     shifted = (logits + tau * LOG_PRIOR).astype("f4")
     want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
-        ids, shifted)
+        ids, shifted
+    )
     got = LogitAdjustedLoss(COUNTS, tau, from_logits=True)(ids, logits)
     np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=RTOL)
 
@@ -121,7 +126,8 @@ def test_tau_one_is_the_balanced_softmax_of_ren_et_al():
     want = -np.log(balanced[np.arange(16), ids])
     loss = LogitAdjustedLoss(COUNTS, 1.0, from_logits=True, reduction="none")
     np.testing.assert_allclose(
-        to_numpy(loss(ids, logits.astype("f4"))), want, rtol=RTOL, atol=ATOL)
+        to_numpy(loss(ids, logits.astype("f4"))), want, rtol=RTOL, atol=ATOL
+    )
 
 
 def test_tau_one_on_probabilities_is_keras_ce_of_prior_reweighted_rows():
@@ -142,17 +148,21 @@ def test_only_count_ratios_matter():
     np.testing.assert_allclose(to_numpy(scaled), to_numpy(base), rtol=RTOL)
     # a log prior shifted by a constant gives the same loss
     shifted = logit_adjusted_crossentropy(
-        ids, logits, np.log(COUNTS.astype("f8")), from_logits=True)
+        ids, logits, np.log(COUNTS.astype("f8")), from_logits=True
+    )
     unshifted = logit_adjusted_crossentropy(
-        ids, logits, LOG_PRIOR, from_logits=True)
+        ids, logits, LOG_PRIOR, from_logits=True
+    )
     np.testing.assert_allclose(
-        to_numpy(shifted), to_numpy(unshifted), rtol=RTOL, atol=ATOL)
+        to_numpy(shifted), to_numpy(unshifted), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_class_log_prior_matches_the_formula():
     np.testing.assert_allclose(class_log_prior(COUNTS), LOG_PRIOR, rtol=1e-15)
     np.testing.assert_allclose(
-        np.exp(class_log_prior([3.5, 0.25, 1e300])).sum(), 1.0, rtol=1e-15)
+        np.exp(class_log_prior([3.5, 0.25, 1e300])).sum(), 1.0, rtol=1e-15
+    )
     assert np.isfinite(class_log_prior([1e308, 1e308, 5e-324])).all()
 
 
@@ -164,16 +174,19 @@ def test_class_log_prior_matches_the_formula():
 def test_zero_count_classes_get_the_rarest_count_and_never_nan():
     counts = np.array([500, 0, 40, 9, 0])
     with pytest.warns(UserWarning, match=r"Classes \[1, 4\].*count of zero"):
-        loss = LogitAdjustedLoss(counts, 1.0, from_logits=True,
-                                 reduction="none")
+        loss = LogitAdjustedLoss(
+            counts, 1.0, from_logits=True, reduction="none"
+        )
     floored = np.array([500, 9, 40, 9, 9])
     np.testing.assert_allclose(
-        loss.log_prior, np.log(floored / floored.sum()), rtol=1e-15)
+        loss.log_prior, np.log(floored / floored.sum()), rtol=1e-15
+    )
     logits = random_logits((16, C), scale=30.0)
     ids = np.array([0, 2, 3] * 5 + [0])  # training labels: observed classes
     want = reference.logit_adjusted_loss(ids, logits, counts, 1.0, True)
-    np.testing.assert_allclose(to_numpy(loss(ids, logits)), want,
-                               rtol=RTOL, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(loss(ids, logits)), want, rtol=RTOL, atol=1e-5
+    )
     _, grad = value_and_grad(lambda z: ops.sum(loss(ids, z)), logits)
     assert np.isfinite(grad).all()
     # tau = 0 with a zero count: no 0 * inf
@@ -236,10 +249,12 @@ def test_sixteen_bit_inputs_match_reference(dtype, from_logits):
     y, pred = random_labels("sparse", (16,), C), _pred(from_logits)
     pred16 = ops.cast(pred, dtype)
     got = logit_adjusted_crossentropy(
-        y, pred16, LOG_PRIOR, tau=1.0, from_logits=from_logits)
+        y, pred16, LOG_PRIOR, tau=1.0, from_logits=from_logits
+    )
     assert keras.backend.standardize_dtype(got.dtype) == dtype
     want = reference.logit_adjusted_loss(
-        y, to_numpy(pred16), COUNTS, 1.0, from_logits)
+        y, to_numpy(pred16), COUNTS, 1.0, from_logits
+    )
     np.testing.assert_allclose(to_numpy(got), want, rtol=1e-2, atol=1e-2)
 
 
@@ -247,8 +262,9 @@ def test_sixteen_bit_loss_dtype_keeps_large_class_ids():
     counts = np.arange(1, 301)
     logits = random_logits((2, 300))
     ids = np.array([257, 299])
-    loss = LogitAdjustedLoss(counts, from_logits=True, dtype="bfloat16",
-                             reduction="none")
+    loss = LogitAdjustedLoss(
+        counts, from_logits=True, dtype="bfloat16", reduction="none"
+    )
     want = reference.logit_adjusted_loss(ids, logits, counts, 1.0, True)
     np.testing.assert_allclose(to_numpy(loss(ids, logits)), want, rtol=1e-2)
 
@@ -263,22 +279,26 @@ def test_ignore_class_value_eager_and_compiled():
     logits = random_logits((2, 3, C))
     keep = labels != 255
     per_position = reference.logit_adjusted_loss(
-        np.where(keep, labels, 0), logits, COUNTS, 1.0, True)
+        np.where(keep, labels, 0), logits, COUNTS, 1.0, True
+    )
     want = reference.masked_mean(per_position, keep)
     loss = LogitAdjustedLoss(COUNTS, from_logits=True, ignore_class=255)
-    np.testing.assert_allclose(to_numpy(loss(labels, logits)), want,
-                               rtol=RTOL)
+    np.testing.assert_allclose(to_numpy(loss(labels, logits)), want, rtol=RTOL)
     jitted = compiled(lambda a, b: loss(a, b))
-    np.testing.assert_allclose(to_numpy(jitted(labels, logits)), want,
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        to_numpy(jitted(labels, logits)), want, rtol=RTOL
+    )
     assert loss.ignore_class == 255
     # Keras' own ignore_class on the NumPy-shifted logits gives the same
     shifted = (logits + LOG_PRIOR).astype("f4")
     keras_loss = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, ignore_class=255)
-    np.testing.assert_allclose(to_numpy(loss(labels, logits)),
-                               to_numpy(keras_loss(labels, shifted)),
-                               rtol=RTOL)
+        from_logits=True, ignore_class=255
+    )
+    np.testing.assert_allclose(
+        to_numpy(loss(labels, logits)),
+        to_numpy(keras_loss(labels, shifted)),
+        rtol=RTOL,
+    )
 
 
 def test_ignored_positions_get_zero_gradient_and_no_nan():
@@ -305,10 +325,12 @@ def _toy_data(seed=33):
 
 
 def _model(dtype=None):
-    return keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(3, dtype=dtype),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, dtype=dtype),
+        ]
+    )
 
 
 def test_short_fit_reduces_the_loss():
@@ -318,7 +340,8 @@ def test_short_fit_reduces_the_loss():
     loss = LogitAdjustedLoss(counts, 1.0, from_logits=True)
     after = assert_short_fit_learns(model, loss, x, y)
     want = reference.logit_adjusted_loss(
-        y, model.predict(x, verbose=0), counts, 1.0, True).mean()
+        y, model.predict(x, verbose=0), counts, 1.0, True
+    ).mean()
     np.testing.assert_allclose(after, want, rtol=1e-4)
 
 
@@ -332,11 +355,16 @@ def test_class_counter_sets_the_counts_and_logs_the_log_prior(capsys, caplog):
     loss = LogitAdjustedLoss(from_logits=True)
     model.compile("sgd", loss=loss, **fit_kwargs())
     with caplog.at_level("INFO", logger="keras_cbloss"):
-        history = model.fit(train, callbacks=[ClassCounter(train, verbose=2)],
-                            verbose=0, shuffle=False)
+        history = model.fit(
+            train,
+            callbacks=[ClassCounter(train, verbose=2)],
+            verbose=0,
+            shuffle=False,
+        )
     np.testing.assert_array_equal(loss.class_counts, counts)
     np.testing.assert_allclose(
-        loss.log_prior, np.log(counts / counts.sum()), rtol=1e-15)
+        loss.log_prior, np.log(counts / counts.sum()), rtol=1e-15
+    )
     assert np.isfinite(history.history["loss"]).all()
     logged = capsys.readouterr().out + caplog.text
     assert "log prior of logit_adjusted_loss, tau=1.0" in logged
@@ -372,9 +400,11 @@ def test_unset_counts_pass_keras_symbolic_build_and_then_say_how_to_set():
         loss(y, random_logits((4, C)))
     loss.set_class_counts(COUNTS)  # the advice works
     want = reference.logit_adjusted_loss(
-        y, random_logits((4, C)), COUNTS, 1.0, True)
-    np.testing.assert_allclose(to_numpy(loss(y, random_logits((4, C)))), want,
-                               rtol=RTOL, atol=ATOL)
+        y, random_logits((4, C)), COUNTS, 1.0, True
+    )
+    np.testing.assert_allclose(
+        to_numpy(loss(y, random_logits((4, C)))), want, rtol=RTOL, atol=ATOL
+    )
 
 
 def test_read_only_views():
@@ -394,16 +424,23 @@ def test_read_only_views():
 
 
 def test_config_round_trip_is_plain_json():
-    loss = LogitAdjustedLoss(COUNTS, 0.75, from_logits=True, ignore_class=-1,
-                             dtype="float32", name="la")
+    loss = LogitAdjustedLoss(
+        COUNTS,
+        0.75,
+        from_logits=True,
+        ignore_class=-1,
+        dtype="float32",
+        name="la",
+    )
     config = json.loads(json.dumps(loss.get_config()))
     assert config["class_counts"] == COUNTS.tolist()
     assert config["tau"] == 0.75 and config["ignore_class"] == -1
     assert "beta" not in config
     restored = LogitAdjustedLoss.from_config(config)
     logits, ids = random_logits((8, C)), random_labels("sparse", (8,), C)
-    np.testing.assert_allclose(to_numpy(restored(ids, logits)),
-                               to_numpy(loss(ids, logits)), rtol=RTOL)
+    np.testing.assert_allclose(
+        to_numpy(restored(ids, logits)), to_numpy(loss(ids, logits)), rtol=RTOL
+    )
     serialized = keras.losses.serialize(loss)
     assert serialized["registered_name"] == "keras_cbloss>LogitAdjustedLoss"
     again = keras.losses.deserialize(json.loads(json.dumps(serialized)))
@@ -419,8 +456,7 @@ def test_config_without_counts_round_trips():
 def test_keras_file_round_trip(tmp_path):
     x, y, counts = _toy_data()
     model = _model()
-    model.compile("adam", loss=LogitAdjustedLoss(counts, 1.5,
-                                                 from_logits=True))
+    model.compile("adam", loss=LogitAdjustedLoss(counts, 1.5, from_logits=True))
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     path = str(tmp_path / "la.keras")
     model.save(path)
@@ -428,10 +464,14 @@ def test_keras_file_round_trip(tmp_path):
     assert isinstance(loaded.loss, LogitAdjustedLoss)
     np.testing.assert_array_equal(loaded.loss.class_counts, counts)
     assert loaded.loss.tau == 1.5 and loaded.loss.from_logits is True
-    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0),
-                               model.evaluate(x, y, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.evaluate(x, y, verbose=0),
+        model.evaluate(x, y, verbose=0),
+        rtol=1e-5,
+    )
     assert custom_objects()["keras_cbloss>LogitAdjustedLoss"] is (
-        LogitAdjustedLoss)
+        LogitAdjustedLoss
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -444,8 +484,9 @@ def test_logit_adjust_subtracts_tau_log_prior(tau):
     logits = random_logits((2, 3, C))
     got = logit_adjust(logits, COUNTS, tau)
     assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    np.testing.assert_allclose(to_numpy(got), logits - tau * LOG_PRIOR,
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        to_numpy(got), logits - tau * LOG_PRIOR, rtol=RTOL, atol=ATOL
+    )
 
 
 def test_logit_adjust_recovers_the_class_conditional_scores():
@@ -458,8 +499,9 @@ def test_logit_adjust_recovers_the_class_conditional_scores():
     adjusted = to_numpy(logit_adjust(posterior_logits, COUNTS))
     diff = adjusted - log_likelihood
     np.testing.assert_allclose(diff - diff[:, :1], 0.0, atol=1e-5)
-    np.testing.assert_array_equal(adjusted.argmax(-1),
-                                  log_likelihood.argmax(-1))
+    np.testing.assert_array_equal(
+        adjusted.argmax(-1), log_likelihood.argmax(-1)
+    )
 
 
 def test_logit_adjust_on_a_model_output_builds_a_serving_model():
@@ -468,16 +510,18 @@ def test_logit_adjust_on_a_model_output_builds_a_serving_model():
     serving = keras.Model(inputs, logit_adjust(trained.output, COUNTS, 0.5))
     x = np.random.default_rng(2).normal(size=(6, 4)).astype("f4")
     want = trained.predict(x, verbose=0) - 0.5 * LOG_PRIOR
-    np.testing.assert_allclose(serving.predict(x, verbose=0), want,
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        serving.predict(x, verbose=0), want, rtol=RTOL, atol=ATOL
+    )
 
 
 def test_logit_adjust_keeps_sixteen_bit_dtype_and_takes_tensors():
     logits = ops.convert_to_tensor(random_logits((4, C)), dtype="bfloat16")
     got = logit_adjust(logits, COUNTS)
     assert keras.backend.standardize_dtype(got.dtype) == "bfloat16"
-    np.testing.assert_allclose(to_numpy(got), to_numpy(logits) - LOG_PRIOR,
-                               rtol=1e-2, atol=2e-2)
+    np.testing.assert_allclose(
+        to_numpy(got), to_numpy(logits) - LOG_PRIOR, rtol=1e-2, atol=2e-2
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -489,8 +533,10 @@ def test_logit_adjust_keeps_sixteen_bit_dtype_and_takes_tensors():
     "kwargs, error, match",
     [
         *[({"tau": tau}, error, match) for tau, error, match in BAD_TAUS],
-        *[({"class_counts": counts}, error, match)
-          for counts, error, match in BAD_COUNTS],
+        *[
+            ({"class_counts": counts}, error, match)
+            for counts, error, match in BAD_COUNTS
+        ],
         ({"class_counts": [7]}, ValueError, "at least 2 classes"),
         ({"from_logits": "yes"}, TypeError, "from_logits"),
         ({"ignore_class": 2.5}, TypeError, "ignore_class"),
@@ -510,7 +556,8 @@ def test_bad_arguments_of_the_function():
         logit_adjusted_crossentropy(ids, logits, LOG_PRIOR[:3])
     with pytest.raises(ValueError, match="softmax over one output unit"):
         logit_adjusted_crossentropy(
-            np.zeros(4), np.zeros((4, 1), "f4"), [0.0, 0.0])
+            np.zeros(4), np.zeros((4, 1), "f4"), [0.0, 0.0]
+        )
 
 
 def test_infinite_log_prior_raises_and_the_advice_works():
@@ -539,8 +586,11 @@ def test_out_of_range_labels_give_nan_in_compiled_code():
     if BACKEND == "torch":
         pytest.skip("torch runs eagerly and raises (tested above)")
     loss = LogitAdjustedLoss(COUNTS, from_logits=True, reduction="none")
-    got = to_numpy(compiled(lambda a, b: loss(a, b))(
-        np.array([0, 7]), random_logits((2, C))))
+    got = to_numpy(
+        compiled(lambda a, b: loss(a, b))(
+            np.array([0, 7]), random_logits((2, C))
+        )
+    )
     assert np.isfinite(got[0]) and np.isnan(got[1])
 
 

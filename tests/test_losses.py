@@ -8,18 +8,18 @@ import json
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
 import reference
 from backend_utils import BACKEND
 from backend_utils import assert_short_fit_learns
 from backend_utils import compiled
 from backend_utils import fit_kwargs
+from backend_utils import make_loss
 from backend_utils import random_labels
 from backend_utils import random_logits
-from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import CBSoftmaxLoss
@@ -46,18 +46,25 @@ def _probs(logits, kind):
 _reference = reference.loss_by_kind
 
 
-def _function(kind, y, pred, weights, from_logits, gamma=0.0, weighting="sample"):
+def _function(
+    kind, y, pred, weights, from_logits, gamma=0.0, weighting="sample"
+):
     if kind == "softmax":
-        return cb_softmax_crossentropy(y, pred, weights, from_logits=from_logits)
+        return cb_softmax_crossentropy(
+            y, pred, weights, from_logits=from_logits
+        )
     if kind == "sigmoid":
         return cb_sigmoid_crossentropy(
             y, pred, weights, from_logits=from_logits, weighting=weighting
         )
     return cb_focal_crossentropy(
-        y, pred, weights, gamma=gamma, from_logits=from_logits,
+        y,
+        pred,
+        weights,
+        gamma=gamma,
+        from_logits=from_logits,
         weighting=weighting,
     )
-
 
 
 def _loss(kind, counts=COUNTS, **kwargs):
@@ -83,7 +90,9 @@ CASES = [
 
 @pytest.mark.parametrize("kind, form, from_logits, gamma", CASES)
 @pytest.mark.parametrize("beta", [0.0, 0.99, 0.9999])
-def test_per_sample_values_match_reference(kind, form, from_logits, gamma, beta):
+def test_per_sample_values_match_reference(
+    kind, form, from_logits, gamma, beta
+):
     logits = random_logits((16, C))
     pred = logits if from_logits else _probs(logits, kind)
     y = random_labels(form, (16,), C)
@@ -111,8 +120,9 @@ def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(kind):
         (per_sample * sample_weight).mean(),
         rtol=RTOL,
     )
-    unreduced = _loss(kind, beta=0.99, gamma=2.0, from_logits=True,
-                      reduction="none")
+    unreduced = _loss(
+        kind, beta=0.99, gamma=2.0, from_logits=True, reduction="none"
+    )
     np.testing.assert_allclose(
         to_numpy(unreduced(y, logits)), per_sample, rtol=RTOL, atol=ATOL
     )
@@ -123,8 +133,9 @@ def test_loss_class_reduces_to_the_mean_and_applies_sample_weight(kind):
 def test_segmentation_maps(kind, form):
     logits = random_logits((2, 6, 5, C), seed=7)
     y = random_labels(form, (2, 6, 5), C, seed=8)
-    loss = _loss(kind, beta=0.999, gamma=1.5, from_logits=True,
-                 reduction="none")
+    loss = _loss(
+        kind, beta=0.999, gamma=1.5, from_logits=True, reduction="none"
+    )
     got = loss(y, logits)
     assert tuple(got.shape) == (2, 6, 5)
     want = _reference(kind, y, logits, loss.class_weights, True, 1.5)
@@ -144,20 +155,32 @@ def test_per_sample_weights_of_maps_weigh_whole_samples(kind):
     per_pixel = _reference(kind, y, logits, loss.class_weights, True, 2.0)
     np.testing.assert_allclose(
         to_numpy(loss(y, logits, sample_weight=weights)),
-        (per_pixel * weights[:, None, None]).mean(), rtol=RTOL, atol=ATOL)
+        (per_pixel * weights[:, None, None]).mean(),
+        rtol=RTOL,
+        atol=ATOL,
+    )
     tokens = random_labels("sparse", (3, 5), C, seed=43)
     tokens[0, 3:] = -1  # padding
     token_logits = random_logits((3, 5, C), seed=44)
-    padded = _loss(kind, beta=0.99, gamma=2.0, from_logits=True,
-                   ignore_class=-1)
+    padded = _loss(
+        kind, beta=0.99, gamma=2.0, from_logits=True, ignore_class=-1
+    )
     kept = tokens != -1
-    per_token = _reference(kind, np.where(kept, tokens, 0), token_logits,
-                           loss.class_weights, True, 2.0)
+    per_token = _reference(
+        kind,
+        np.where(kept, tokens, 0),
+        token_logits,
+        loss.class_weights,
+        True,
+        2.0,
+    )
     given = weights.copy()
     np.testing.assert_allclose(
         to_numpy(padded(tokens, token_logits, sample_weight=given)),
         reference.masked_mean(per_token, kept, weights[:, None] + 0 * kept),
-        rtol=RTOL, atol=ATOL)
+        rtol=RTOL,
+        atol=ATOL,
+    )
     # Keras on PyTorch scales the weight by the mask in place: the loss
     # hands it a copy, so the caller's array is left as it was.
     np.testing.assert_array_equal(given, weights)
@@ -165,13 +188,21 @@ def test_per_sample_weights_of_maps_weigh_whole_samples(kind):
 
 @pytest.mark.parametrize("kind, gamma", [("sigmoid", 0.0), ("focal", 2.0)])
 @pytest.mark.parametrize("form", ["multihot", "onehot", "sparse"])
-def test_class_weighting_weights_each_binary_term_by_its_class(kind, gamma, form):
+def test_class_weighting_weights_each_binary_term_by_its_class(
+    kind, gamma, form
+):
     logits = random_logits((10, C), seed=9)
     y = random_labels(form, (10,), C, seed=10)
     if form == "multihot":
         y[0] = 0.0  # a row without positives must still get a loss
-    loss = _loss(kind, beta=0.999, gamma=gamma, from_logits=True,
-                 weighting="class", reduction="none")
+    loss = _loss(
+        kind,
+        beta=0.999,
+        gamma=gamma,
+        from_logits=True,
+        weighting="class",
+        reduction="none",
+    )
     want = reference.focal_loss(
         y, logits, loss.class_weights, True, gamma, weighting="class"
     )
@@ -199,7 +230,10 @@ def test_beta_zero_equals_keras_crossentropy(from_logits):
     )
     onehot = np.eye(C, dtype="f4")[y]
     np.testing.assert_allclose(
-        to_numpy(ours(onehot, pred)), to_numpy(dense(onehot, pred)), rtol=RTOL, atol=ATOL
+        to_numpy(ours(onehot, pred)),
+        to_numpy(dense(onehot, pred)),
+        rtol=RTOL,
+        atol=ATOL,
     )
 
 
@@ -239,7 +273,8 @@ def test_beta_zero_focal_is_num_classes_times_keras_binary_focal(gamma):
         gamma=gamma, from_logits=True
     )
     np.testing.assert_allclose(
-        to_numpy(ours(y, logits)), C * to_numpy(keras_focal(y, logits)),
+        to_numpy(ours(y, logits)),
+        C * to_numpy(keras_focal(y, logits)),
         rtol=1e-5,
     )
 
@@ -256,10 +291,13 @@ def test_focal_with_gamma_zero_and_cb_sigmoid_match_the_reference(
     y = random_labels(form, (16,), C, seed=20)
     weights = class_balanced_weights(COUNTS, 0.99)
     want = reference.sigmoid_loss(y, pred, weights, from_logits)
-    for loss in (CBFocalLoss(COUNTS, 0.99, 0.0, from_logits=from_logits),
-                 CBSigmoidLoss(COUNTS, 0.99, from_logits=from_logits)):
-        np.testing.assert_allclose(to_numpy(loss(y, pred)), want.mean(),
-                                   rtol=RTOL, atol=ATOL)
+    for loss in (
+        CBFocalLoss(COUNTS, 0.99, 0.0, from_logits=from_logits),
+        CBSigmoidLoss(COUNTS, 0.99, from_logits=from_logits),
+    ):
+        np.testing.assert_allclose(
+            to_numpy(loss(y, pred)), want.mean(), rtol=RTOL, atol=ATOL
+        )
 
 
 def test_focal_matches_textbook_pow_form():
@@ -302,8 +340,8 @@ def _finite_difference(f, x, h=1e-6):
 
 
 @pytest.mark.parametrize(
-    "kind, gamma", [("softmax", 0), ("sigmoid", 0), ("focal", 0.5),
-                    ("focal", 2.0)]
+    "kind, gamma",
+    [("softmax", 0), ("sigmoid", 0), ("focal", 0.5), ("focal", 2.0)],
 )
 def test_gradient_matches_finite_differences(kind, gamma):
     logits = random_logits((4, C), seed=25).astype("f8")
@@ -321,15 +359,18 @@ def test_gradient_matches_finite_differences(kind, gamma):
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 @pytest.mark.parametrize("gamma", [0.25, 1.0, 2.0])
 @pytest.mark.parametrize("magnitude", [30.0, 100.0, 1e4])
-def test_extreme_logits_give_finite_values_and_gradients(kind, gamma, magnitude):
+def test_extreme_logits_give_finite_values_and_gradients(
+    kind, gamma, magnitude
+):
     y = np.array([0, 1, 2, 3])
     logits = np.full((4, C), -magnitude, "f4")
     logits[0, 0] = magnitude  # confident and right
     logits[1, 0] = magnitude  # confident and wrong
     logits[2] = magnitude  # everything on
     logits[3, 3] = 0.0
-    loss = _loss(kind, beta=0.999, gamma=gamma, from_logits=True,
-                 reduction="none")
+    loss = _loss(
+        kind, beta=0.999, gamma=gamma, from_logits=True, reduction="none"
+    )
     value = to_numpy(loss(y, logits))
     want = _reference(kind, y, logits, loss.class_weights, True, gamma)
     np.testing.assert_allclose(value, want, rtol=1e-5, atol=ATOL)
@@ -366,22 +407,32 @@ def test_gradients_match_the_analytic_float64_gradient(form, weighting, gamma):
     # finite differences (which cannot resolve the tiny gradients there).
     rng = np.random.default_rng(40)
     rows, classes = 6, 8
-    magnitude = np.where(rng.uniform(size=(rows, classes)) < 0.5,
-                         rng.uniform(0, 5, (rows, classes)),
-                         10.0 ** rng.uniform(1, 4, (rows, classes)))
-    logits = (magnitude * rng.choice([-1.0, 1.0], (rows, classes)))
+    magnitude = np.where(
+        rng.uniform(size=(rows, classes)) < 0.5,
+        rng.uniform(0, 5, (rows, classes)),
+        10.0 ** rng.uniform(1, 4, (rows, classes)),
+    )
+    logits = magnitude * rng.choice([-1.0, 1.0], (rows, classes))
     logits = logits.astype("f4").astype("f8")
     y, dense = _label_form(form, rng, rows, classes)
     weights = class_balanced_weights(np.arange(1, classes + 1) * 10, 0.99)
 
     def total(z):
-        return ops.sum(cb_focal_crossentropy(
-            y, z, weights, gamma=gamma, from_logits=True,
-            weighting=weighting))
+        return ops.sum(
+            cb_focal_crossentropy(
+                y,
+                z,
+                weights,
+                gamma=gamma,
+                from_logits=True,
+                weighting=weighting,
+            )
+        )
 
     value, grad = value_and_grad(total, logits.astype("f4"))
-    want_value = reference.focal_loss(dense, logits, weights, True, gamma,
-                                      weighting).sum()
+    want_value = reference.focal_loss(
+        dense, logits, weights, True, gamma, weighting
+    ).sum()
     want = reference.focal_gradient(dense, logits, weights, gamma, weighting)
     np.testing.assert_allclose(value, want_value, rtol=1e-6)
     # Soft targets: p - t cancels where p is near t, in any float32 formula.
@@ -396,13 +447,13 @@ def test_binary_head_gradient_matches_the_analytic_float64_gradient(gamma):
     weights = class_balanced_weights([60, 4], 0.999)
 
     def total(x):
-        return ops.sum(cb_focal_crossentropy(
-            t, x, weights, gamma=gamma, from_logits=True))
+        return ops.sum(
+            cb_focal_crossentropy(t, x, weights, gamma=gamma, from_logits=True)
+        )
 
     value, grad = value_and_grad(total, z.astype("f4"))
     per_position = ((1 - t) * weights[0] + t * weights[1])[:, None]
-    want = reference.focal_gradient(t[:, None], z, per_position, gamma,
-                                    "class")
+    want = reference.focal_gradient(t[:, None], z, per_position, gamma, "class")
     target = t[:, None]
     log_p, log_1mp = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
     bce = -(target * log_p + (1 - target) * log_1mp)
@@ -448,8 +499,15 @@ def test_sixteen_bit_loss_dtype_keeps_large_class_ids(kind, dtype):
     # small losses, so that 16-bit outputs can tell right from wrong classes
     logits = np.full((4, num_classes), -10.0, "f4")
     logits[np.arange(4), y] = 4.0
-    loss = _loss(kind, counts=counts, beta=0.999, gamma=1.0,
-                 from_logits=True, dtype=dtype, reduction="none")
+    loss = _loss(
+        kind,
+        counts=counts,
+        beta=0.999,
+        gamma=1.0,
+        from_logits=True,
+        dtype=dtype,
+        reduction="none",
+    )
     got = to_numpy(loss(y, logits))
     want = _reference(kind, y, logits, loss.class_weights, True, 1.0)
     np.testing.assert_allclose(got, want, rtol=2e-2)
@@ -463,7 +521,8 @@ def test_float_sparse_labels_are_class_ids():
     y = random_labels("sparse", (6,), C, seed=30)
     loss = CBSoftmaxLoss(COUNTS, 0.99, from_logits=True)
     np.testing.assert_allclose(
-        to_numpy(loss(y.astype("f4"), logits)), to_numpy(loss(y, logits)),
+        to_numpy(loss(y.astype("f4"), logits)),
+        to_numpy(loss(y, logits)),
         rtol=RTOL,
     )
 
@@ -514,8 +573,9 @@ def test_unset_counts_pass_keras_symbolic_build():
     y = random_labels("sparse", (4,), C)
     with keras.SymbolicScope():
         assert tuple(loss(y, random_logits((4, C))).shape) == (4,)
-        symbolic = loss(keras.KerasTensor((4,), dtype="int32"),
-                        keras.KerasTensor((4, C)))
+        symbolic = loss(
+            keras.KerasTensor((4,), dtype="int32"), keras.KerasTensor((4, C))
+        )
         assert tuple(symbolic.shape) == (4,)
     with pytest.raises(ValueError, match="no class counts"):
         loss(y, random_logits((4, C)))
@@ -535,8 +595,9 @@ def test_short_fit_reduces_the_loss(kind):
     loss = _loss(kind, counts=counts, beta=0.999, gamma=1.0, from_logits=True)
     after = assert_short_fit_learns(model, loss, x, y)
     # the reported loss is the mean class-balanced loss of the model
-    want = _reference(kind, y, model.predict(x, verbose=0), loss.class_weights,
-                      True, 1.0).mean()
+    want = _reference(
+        kind, y, model.predict(x, verbose=0), loss.class_weights, True, 1.0
+    ).mean()
     np.testing.assert_allclose(after, want, rtol=1e-4)
 
 
@@ -571,8 +632,11 @@ def test_out_of_range_labels_give_nan_in_compiled_code(kind):
     loss = _loss(kind, from_logits=True, reduction="none")
     if BACKEND == "torch":
         pytest.skip("torch runs eagerly and raises (tested above)")
-    out = to_numpy(compiled(lambda a, b: loss(a, b))(
-        np.array([0, 5, -1], "int32"), random_logits((3, C))))
+    out = to_numpy(
+        compiled(lambda a, b: loss(a, b))(
+            np.array([0, 5, -1], "int32"), random_logits((3, C))
+        )
+    )
     assert np.isfinite(out[0]) and np.isnan(out[1]) and np.isnan(out[2])
 
 
@@ -580,8 +644,11 @@ def test_out_of_range_labels_give_nan_in_compiled_code(kind):
 def test_nan_predictions_give_nan_loss(kind):
     logits = random_logits((2, C))
     logits[1, 2] = np.nan
-    out = to_numpy(_loss(kind, from_logits=True, reduction="none")(
-        np.array([0, 1]), logits))
+    out = to_numpy(
+        _loss(kind, from_logits=True, reduction="none")(
+            np.array([0, 1]), logits
+        )
+    )
     assert np.isfinite(out[0]) and np.isnan(out[1])
 
 
@@ -624,8 +691,9 @@ def test_bad_class_weights_for_functions():
     with pytest.raises(ValueError, match="1-D"):
         cb_softmax_crossentropy([0], random_logits((1, C)), [[1.0] * C])
     with pytest.raises(ValueError, match="weighting"):
-        cb_sigmoid_crossentropy([0], random_logits((1, C)), [1.0] * C,
-                                weighting="batch")
+        cb_sigmoid_crossentropy(
+            [0], random_logits((1, C)), [1.0] * C, weighting="batch"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -635,8 +703,12 @@ def test_bad_class_weights_for_functions():
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
 def test_config_round_trip_is_plain_json(kind):
-    kwargs = {"from_logits": True, "reduction": "sum", "name": "my_loss",
-              "dtype": "mixed_bfloat16"}
+    kwargs = {
+        "from_logits": True,
+        "reduction": "sum",
+        "name": "my_loss",
+        "dtype": "mixed_bfloat16",
+    }
     if kind != "softmax":
         kwargs["weighting"] = "class"
     loss = _loss(kind, beta=0.99, gamma=0.5, **kwargs)
@@ -680,29 +752,47 @@ BINARY_LOSSES = [0.35493, 0.048424, 1.31368, 0.00023141]
 @pytest.mark.parametrize("labels", ["b1_int", "b_int", "b1_float", "b_float"])
 @pytest.mark.parametrize("weighting", ["sample", "class"])
 def test_binary_head_values_of_the_issue(labels, weighting):
-    y = {"b1_int": BINARY_LABELS, "b_int": BINARY_LABELS[:, 0],
-         "b1_float": BINARY_LABELS.astype("f4"),
-         "b_float": BINARY_LABELS[:, 0].astype("f4")}[labels]
-    want = reference.binary_head_loss(BINARY_LABELS, BINARY_LOGITS,
-                                      BINARY_COUNTS, 0.999, 2.0)
+    y = {
+        "b1_int": BINARY_LABELS,
+        "b_int": BINARY_LABELS[:, 0],
+        "b1_float": BINARY_LABELS.astype("f4"),
+        "b_float": BINARY_LABELS[:, 0].astype("f4"),
+    }[labels]
+    want = reference.binary_head_loss(
+        BINARY_LABELS, BINARY_LOGITS, BINARY_COUNTS, 0.999, 2.0
+    )
     np.testing.assert_allclose(want, BINARY_LOSSES, rtol=5e-5)
-    loss = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
-                       weighting=weighting, reduction="none")
+    loss = CBFocalLoss(
+        BINARY_COUNTS,
+        0.999,
+        2.0,
+        from_logits=True,
+        weighting=weighting,
+        reduction="none",
+    )
     np.testing.assert_allclose(loss.class_weights, BINARY_WEIGHTS, rtol=5e-5)
     np.testing.assert_allclose(
-        reference.cb_weights(BINARY_COUNTS, 0.999), loss.class_weights,
-        rtol=1e-12)
+        reference.cb_weights(BINARY_COUNTS, 0.999),
+        loss.class_weights,
+        rtol=1e-12,
+    )
     got = loss(y, BINARY_LOGITS)
     assert tuple(got.shape) == (4,)
     np.testing.assert_allclose(to_numpy(got), want, rtol=RTOL, atol=ATOL)
-    function = cb_focal_crossentropy(y, BINARY_LOGITS, loss.class_weights,
-                                     gamma=2.0, from_logits=True,
-                                     weighting=weighting)
+    function = cb_focal_crossentropy(
+        y,
+        BINARY_LOGITS,
+        loss.class_weights,
+        gamma=2.0,
+        from_logits=True,
+        weighting=weighting,
+    )
     np.testing.assert_allclose(to_numpy(function), want, rtol=RTOL, atol=ATOL)
     mean = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True)
     jitted = compiled(lambda a, b: mean(a, b))
-    np.testing.assert_allclose(to_numpy(jitted(y, BINARY_LOGITS)),
-                               want.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(jitted(y, BINARY_LOGITS)), want.mean(), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("from_logits", [True, False])
@@ -716,17 +806,23 @@ def test_binary_head_sigmoid_and_soft_targets_match_reference(
         t = rng.random((12, 1)).astype("f4")
     logits = rng.normal(0, 2, (12, 1)).astype("f4")
     pred = logits if from_logits else _probs(logits, "sigmoid")
-    for gamma, loss in ((0.0, CBSigmoidLoss([300, 20], 0.99,
-                                            from_logits=from_logits)),
-                        (1.5, CBFocalLoss([300, 20], 0.99, 1.5,
-                                          from_logits=from_logits))):
+    for gamma, loss in (
+        (0.0, CBSigmoidLoss([300, 20], 0.99, from_logits=from_logits)),
+        (1.5, CBFocalLoss([300, 20], 0.99, 1.5, from_logits=from_logits)),
+    ):
         want = reference.binary_head_loss(t, logits, [300, 20], 0.99, gamma)
-        np.testing.assert_allclose(to_numpy(loss(t, pred)), want.mean(),
-                                   rtol=1e-5)
-        per_sample = cb_sigmoid_crossentropy(
-            t, pred, loss.class_weights, from_logits=from_logits
-        ) if gamma == 0 else cb_focal_crossentropy(
-            t, pred, loss.class_weights, gamma, from_logits=from_logits)
+        np.testing.assert_allclose(
+            to_numpy(loss(t, pred)), want.mean(), rtol=1e-5
+        )
+        per_sample = (
+            cb_sigmoid_crossentropy(
+                t, pred, loss.class_weights, from_logits=from_logits
+            )
+            if gamma == 0
+            else cb_focal_crossentropy(
+                t, pred, loss.class_weights, gamma, from_logits=from_logits
+            )
+        )
         np.testing.assert_allclose(to_numpy(per_sample), want, rtol=1e-5)
 
 
@@ -740,11 +836,16 @@ def test_binary_head_is_keras_balanced_binary_focal_times_weight_sum(gamma):
     ours = CBFocalLoss([500, 25], 0.999, gamma, from_logits=True)
     w_neg, w_pos = ours.class_weights
     keras_focal = keras.losses.BinaryFocalCrossentropy(
-        apply_class_balancing=True, alpha=w_pos / (w_neg + w_pos),
-        gamma=gamma, from_logits=True)
+        apply_class_balancing=True,
+        alpha=w_pos / (w_neg + w_pos),
+        gamma=gamma,
+        from_logits=True,
+    )
     np.testing.assert_allclose(
         to_numpy(ours(t, logits)),
-        (w_neg + w_pos) * to_numpy(keras_focal(t, logits)), rtol=1e-5)
+        (w_neg + w_pos) * to_numpy(keras_focal(t, logits)),
+        rtol=1e-5,
+    )
 
 
 def test_binary_head_gradients_are_finite_at_extreme_logits():
@@ -771,13 +872,14 @@ def test_one_count_for_a_one_unit_head_says_pass_two_and_that_works():
     with pytest.raises(ValueError, match=r"one-unit head.*\[w_neg, w_pos\]"):
         cb_focal_crossentropy(BINARY_LABELS, BINARY_LOGITS, [1.0])
     with pytest.raises(ValueError, match=r"one-unit head.*Received 3"):
-        CBSigmoidLoss([1, 2, 3], from_logits=True)(BINARY_LABELS,
-                                                   BINARY_LOGITS)
+        CBSigmoidLoss([1, 2, 3], from_logits=True)(BINARY_LABELS, BINARY_LOGITS)
     # following the advice: the counts of both classes
-    fixed = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
-                        reduction="none")
-    np.testing.assert_allclose(to_numpy(fixed(BINARY_LABELS, BINARY_LOGITS)),
-                               BINARY_LOSSES, rtol=5e-5)
+    fixed = CBFocalLoss(
+        BINARY_COUNTS, 0.999, 2.0, from_logits=True, reduction="none"
+    )
+    np.testing.assert_allclose(
+        to_numpy(fixed(BINARY_LABELS, BINARY_LOGITS)), BINARY_LOSSES, rtol=5e-5
+    )
 
 
 @pytest.mark.parametrize("bad", [2.0, -1.0, 1.5])
@@ -789,9 +891,11 @@ def test_binary_targets_outside_zero_one_raise_eagerly(bad):
 
 def test_class_id_two_on_a_one_unit_head_says_use_c_units_and_that_works():
     loss = CBSigmoidLoss([50, 30], from_logits=True, reduction="none")
-    with pytest.raises(ValueError, match=r"one-unit output takes 0/1 \(or "
-                       r"soft in \[0, 1\]\).*C > 2 classes.*C output units"
-                       ) as error:
+    with pytest.raises(
+        ValueError,
+        match=r"one-unit output takes 0/1 \(or "
+        r"soft in \[0, 1\]\).*C > 2 classes.*C output units",
+    ) as error:
         loss(np.array([0, 2]), BINARY_LOGITS[:2])
     assert "one-hot" not in str(error.value)
     # The fix: three classes, three output units, class ids in [0, 3).
@@ -802,8 +906,9 @@ def test_class_id_two_on_a_one_unit_head_says_use_c_units_and_that_works():
     expected = reference.sigmoid_loss(
         labels, logits, reference.cb_weights(counts, 0.999), True
     )
-    np.testing.assert_allclose(to_numpy(fixed(labels, logits)), expected,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(fixed(labels, logits)), expected, rtol=1e-5
+    )
 
 
 def test_binary_head_trains_in_fit():
@@ -811,10 +916,14 @@ def test_binary_head_trains_in_fit():
     y = (np.arange(400) < 20).astype("f4")  # 380 negatives, 20 positives
     x = (rng.normal(0, 1, (400, 3)) + y[:, None] * 2.0).astype("f4")
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((3,)),
-        keras.layers.Dense(1, bias_initializer=prior_bias_initializer(0.05)),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(
+                1, bias_initializer=prior_bias_initializer(0.05)
+            ),
+        ]
+    )
     loss = CBFocalLoss([380, 20], 0.999, 2.0, from_logits=True)
     model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
     before = model.evaluate(x, y, verbose=0)
@@ -822,7 +931,8 @@ def test_binary_head_trains_in_fit():
     after = model.evaluate(x, y, verbose=0)
     assert np.isfinite(history.history["loss"]).all() and after < before
     want = reference.binary_head_loss(
-        y, model.predict(x, verbose=0), [380, 20], 0.999, 2.0).mean()
+        y, model.predict(x, verbose=0), [380, 20], 0.999, 2.0
+    ).mean()
     np.testing.assert_allclose(after, want, rtol=1e-4)
 
 
@@ -839,42 +949,51 @@ VOID_LOSS = 0.96086
 
 def test_ignore_class_value_of_the_issue_eager_and_compiled():
     logits = np.zeros((2, 3, 3), "f4")
-    loss = CBSoftmaxLoss(VOID_COUNTS, 0.9, from_logits=True,
-                         ignore_class=255)
+    loss = CBSoftmaxLoss(VOID_COUNTS, 0.9, from_logits=True, ignore_class=255)
     np.testing.assert_allclose(loss.class_weights, VOID_WEIGHTS, rtol=5e-5)
     keep = VOID_LABELS != 255
     per_position = reference.softmax_loss(
-        np.where(keep, VOID_LABELS, 0), logits, loss.class_weights, True)
+        np.where(keep, VOID_LABELS, 0), logits, loss.class_weights, True
+    )
     want = reference.masked_mean(per_position, keep)
     np.testing.assert_allclose(want, VOID_LOSS, rtol=5e-5)
-    np.testing.assert_allclose(to_numpy(loss(VOID_LABELS, logits)), want,
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        to_numpy(loss(VOID_LABELS, logits)), want, rtol=RTOL
+    )
     jitted = compiled(lambda a, b: loss(a, b))
-    np.testing.assert_allclose(to_numpy(jitted(VOID_LABELS, logits)), want,
-                               rtol=RTOL)
-    unreduced = CBSoftmaxLoss(VOID_COUNTS, 0.9, from_logits=True,
-                              ignore_class=255, reduction="none")
+    np.testing.assert_allclose(
+        to_numpy(jitted(VOID_LABELS, logits)), want, rtol=RTOL
+    )
+    unreduced = CBSoftmaxLoss(
+        VOID_COUNTS, 0.9, from_logits=True, ignore_class=255, reduction="none"
+    )
     got = to_numpy(unreduced(VOID_LABELS, logits))
-    np.testing.assert_allclose(got, np.where(keep, per_position, 0.0),
-                               rtol=RTOL)
+    np.testing.assert_allclose(
+        got, np.where(keep, per_position, 0.0), rtol=RTOL
+    )
 
 
 @pytest.mark.parametrize("ignore_class", [255, -1])
 @pytest.mark.parametrize("sparse_1", [False, True])
-def test_ignore_class_equals_keras_sparse_ce_with_weights(ignore_class,
-                                                          sparse_1):
+def test_ignore_class_equals_keras_sparse_ce_with_weights(
+    ignore_class, sparse_1
+):
     logits = random_logits((3, 4, C), seed=43)
     y = random_labels("sparse", (3, 4), C, seed=44)
     y[0, 1] = y[2, 3] = y[1, 0] = ignore_class
     y_in = y[..., None] if sparse_1 else y
-    ours = CBSoftmaxLoss(COUNTS, 0.999, from_logits=True,
-                         ignore_class=ignore_class)
+    ours = CBSoftmaxLoss(
+        COUNTS, 0.999, from_logits=True, ignore_class=ignore_class
+    )
     keras_loss = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, ignore_class=ignore_class)
+        from_logits=True, ignore_class=ignore_class
+    )
     weight = ours.class_weights[np.where(y == ignore_class, 0, y)]
     np.testing.assert_allclose(
         to_numpy(ours(y_in, logits)),
-        to_numpy(keras_loss(y, logits, sample_weight=weight)), rtol=RTOL)
+        to_numpy(keras_loss(y, logits, sample_weight=weight)),
+        rtol=RTOL,
+    )
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid", "focal"])
@@ -885,10 +1004,17 @@ def test_ignore_class_with_sample_weight_matches_reference(kind, reduction):
     y[:, 3:] = -1  # padded sequence positions
     keep = y != -1
     sample_weight = np.random.default_rng(47).random((4, 5)).astype("f4")
-    loss = _loss(kind, beta=0.99, gamma=2.0, from_logits=True,
-                 ignore_class=-1, reduction=reduction)
-    per_position = _reference(kind, np.where(keep, y, 0), logits,
-                              loss.class_weights, True, 2.0)
+    loss = _loss(
+        kind,
+        beta=0.99,
+        gamma=2.0,
+        from_logits=True,
+        ignore_class=-1,
+        reduction=reduction,
+    )
+    per_position = _reference(
+        kind, np.where(keep, y, 0), logits, loss.class_weights, True, 2.0
+    )
     want = (per_position * sample_weight)[keep].sum()
     if reduction == "sum_over_batch_size":
         want = reference.masked_mean(per_position, keep, sample_weight)
@@ -902,8 +1028,7 @@ def test_ignored_positions_get_exactly_zero_gradient_and_no_nan(kind):
     logits[0, 2] = np.nan  # whatever a model outputs at a padded position
     logits[1, 2] = 1e30
     y = np.array([[0, 4, 255], [2, 1, 255]])
-    loss = _loss(kind, beta=0.99, gamma=0.5, from_logits=True,
-                 ignore_class=255)
+    loss = _loss(kind, beta=0.99, gamma=0.5, from_logits=True, ignore_class=255)
     value, grad = value_and_grad(lambda z: loss(y, z), logits)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
     assert np.all(grad[:, 2] == 0.0) and np.any(grad[:, :2] != 0.0)
@@ -921,12 +1046,14 @@ def test_all_positions_ignored_give_zero_not_nan():
 
 def test_ignore_class_on_a_binary_head():
     y = np.array([[0], [-1], [1], [0]])
-    loss = CBFocalLoss(BINARY_COUNTS, 0.999, 2.0, from_logits=True,
-                       ignore_class=-1)
+    loss = CBFocalLoss(
+        BINARY_COUNTS, 0.999, 2.0, from_logits=True, ignore_class=-1
+    )
     keep = np.array([True, False, True, True])
     want = reference.masked_mean(BINARY_LOSSES, keep)
-    np.testing.assert_allclose(to_numpy(loss(y, BINARY_LOGITS)), want,
-                               rtol=5e-5)
+    np.testing.assert_allclose(
+        to_numpy(loss(y, BINARY_LOGITS)), want, rtol=5e-5
+    )
 
 
 def test_ignore_class_trains_in_fit_on_padded_tokens():
@@ -937,18 +1064,21 @@ def test_ignore_class_trains_in_fit_on_padded_tokens():
     x[..., 0] += np.where(y >= 0, y, 0)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 2)), keras.layers.Dense(3)])
-    loss = CBSoftmaxLoss([100, 50, 10], 0.99, from_logits=True,
-                         ignore_class=-1)
+    loss = CBSoftmaxLoss([100, 50, 10], 0.99, from_logits=True, ignore_class=-1)
     model.compile(keras.optimizers.Adam(0.05), loss=loss, **fit_kwargs())
     history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     after = model.evaluate(x, y, verbose=0)
     keep = y != -1
     per_position = reference.softmax_loss(
-        np.where(keep, y, 0), model.predict(x, verbose=0),
-        loss.class_weights, True)
-    np.testing.assert_allclose(after, reference.masked_mean(per_position,
-                                                            keep), rtol=1e-4)
+        np.where(keep, y, 0),
+        model.predict(x, verbose=0),
+        loss.class_weights,
+        True,
+    )
+    np.testing.assert_allclose(
+        after, reference.masked_mean(per_position, keep), rtol=1e-4
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -962,21 +1092,23 @@ def test_set_beta_recomputes_the_weights_like_a_new_loss(kind):
     np.testing.assert_array_equal(loss.class_weights, np.ones(C))
     loss.set_beta(0.9999)
     assert loss.beta == 0.9999
-    np.testing.assert_allclose(loss.class_weights,
-                               reference.cb_weights(COUNTS, 0.9999),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        loss.class_weights, reference.cb_weights(COUNTS, 0.9999), rtol=1e-12
+    )
     logits = random_logits((8, C), seed=51)
     y = random_labels("sparse", (8,), C, seed=52)
-    want = _reference(kind, y, logits, reference.cb_weights(COUNTS, 0.9999),
-                      True, 1.0).mean()
+    want = _reference(
+        kind, y, logits, reference.cb_weights(COUNTS, 0.9999), True, 1.0
+    ).mean()
     np.testing.assert_allclose(to_numpy(loss(y, logits)), want, rtol=RTOL)
     clone = type(loss).from_config(loss.get_config())
     assert clone.get_config()["beta"] == 0.9999
     np.testing.assert_array_equal(clone.class_weights, loss.class_weights)
 
 
-@pytest.mark.parametrize("beta, error", [(1.0, ValueError), (-0.5, ValueError),
-                                         ("0.9", TypeError)])
+@pytest.mark.parametrize(
+    "beta, error", [(1.0, ValueError), (-0.5, ValueError), ("0.9", TypeError)]
+)
 def test_invalid_set_beta_raises_and_keeps_the_old_state(beta, error):
     loss = CBFocalLoss(COUNTS, 0.99)
     weights = loss.class_weights
@@ -991,8 +1123,9 @@ def test_set_beta_before_the_counts():
     loss.set_beta(0.99)
     assert loss.class_weights is None
     loss.set_class_counts(COUNTS)
-    np.testing.assert_allclose(loss.class_weights,
-                               reference.cb_weights(COUNTS, 0.99), rtol=1e-12)
+    np.testing.assert_allclose(
+        loss.class_weights, reference.cb_weights(COUNTS, 0.99), rtol=1e-12
+    )
 
 
 def test_class_counts_keep_integers_as_int64_and_floats_as_float64():
@@ -1023,13 +1156,17 @@ def test_ignore_class_on_uint8_masks():
     logits = random_logits((2, 3, 3), seed=53)
     mask = np.array([[0, 1, 255], [2, 255, 0]], np.uint8)
     keep = mask != 255
-    per_position = reference.softmax_loss(np.where(keep, mask, 0), logits,
-                                          [1.0, 1.0, 1.0], True)
-    void = cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
-                                   from_logits=True, ignore_class=255)
-    np.testing.assert_allclose(to_numpy(void),
-                               np.where(keep, per_position, 0.0), rtol=RTOL)
+    per_position = reference.softmax_loss(
+        np.where(keep, mask, 0), logits, [1.0, 1.0, 1.0], True
+    )
+    void = cb_softmax_crossentropy(
+        mask, logits, [1.0, 1.0, 1.0], from_logits=True, ignore_class=255
+    )
+    np.testing.assert_allclose(
+        to_numpy(void), np.where(keep, per_position, 0.0), rtol=RTOL
+    )
     # -1 is not 255 in uint8: nothing is skipped, and 255 is out of range
     with pytest.raises(ValueError, match=r"\[0, 3\).*255"):
-        cb_softmax_crossentropy(mask, logits, [1.0, 1.0, 1.0],
-                                from_logits=True, ignore_class=-1)
+        cb_softmax_crossentropy(
+            mask, logits, [1.0, 1.0, 1.0], from_logits=True, ignore_class=-1
+        )

@@ -7,18 +7,17 @@ module runs on the active backend; tests/backend_runs.py reruns it under
 JAX and PyTorch.
 """
 
-
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
 import reference
 from backend_utils import BACKEND
 from backend_utils import fit_kwargs
 from backend_utils import make_loss
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSoftmaxLoss
 
@@ -70,8 +69,11 @@ def _compiled_with_trace_count(fn):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "form, dtype",
-    [("sparse", "float32"), ("onehot", "float32"),
-     ("sparse", "mixed_bfloat16")],
+    [
+        ("sparse", "float32"),
+        ("onehot", "float32"),
+        ("sparse", "mixed_bfloat16"),
+    ],
 )
 def test_one_trace_serves_every_call(kind, form, dtype):
     if BACKEND == "torch":
@@ -121,8 +123,9 @@ def test_new_label_layouts_trace_once_and_keep_their_values(layout):
     if BACKEND == "torch":
         pytest.skip("the PyTorch trainer runs the loss eagerly")
     if layout == "ignore_class":
-        loss = CBSoftmaxLoss([10, 5, 2], 0.9, from_logits=True,
-                             ignore_class=255)
+        loss = CBSoftmaxLoss(
+            [10, 5, 2], 0.9, from_logits=True, ignore_class=255
+        )
         y = np.array([[0, 1, 255], [2, 0, 255]])
         shape, want = (2, 3, 3), 0.96086
         first = np.zeros(shape, "float32")
@@ -136,11 +139,18 @@ def test_new_label_layouts_trace_once_and_keep_their_values(layout):
     for function in functions:
         del traces[:]
         for seed in range(3):
-            z = first if seed == 0 else (
-                np.random.default_rng(seed).normal(0, 3, shape)
-                .astype("float32"))
-            value, grad = function(ops.convert_to_tensor(y),
-                                   ops.convert_to_tensor(z))
+            z = (
+                first
+                if seed == 0
+                else (
+                    np.random.default_rng(seed)
+                    .normal(0, 3, shape)
+                    .astype("float32")
+                )
+            )
+            value, grad = function(
+                ops.convert_to_tensor(y), ops.convert_to_tensor(z)
+            )
             assert np.isfinite(to_numpy(value))
             assert np.all(np.isfinite(to_numpy(grad)))
             if seed == 0:
@@ -166,8 +176,9 @@ def test_eager_calls_reuse_one_weight_tensor():
     )
 
 
-@pytest.mark.parametrize("kind, gamma", [("sigmoid", 0.0), ("focal", 0.5),
-                                          ("focal", 2.0)])
+@pytest.mark.parametrize(
+    "kind, gamma", [("sigmoid", 0.0), ("focal", 0.5), ("focal", 2.0)]
+)
 @pytest.mark.parametrize("scale", [10.0, 30.0])
 def test_tiny_gradients_keep_their_digits(kind, gamma, scale):
     # Where p - t is tiny (confident logits), terms of size 1 that cancel in
@@ -176,12 +187,12 @@ def test_tiny_gradients_keep_their_digits(kind, gamma, scale):
     ids = rng.integers(0, C, 16)
     z = rng.normal(0.0, scale, (16, C)).astype("float32")
     z[0] = 0.0
-    loss = CBFocalLoss(COUNTS, 0.999, gamma, from_logits=True,
-                       reduction="sum")
+    loss = CBFocalLoss(COUNTS, 0.999, gamma, from_logits=True, reduction="sum")
     _, grad = value_and_grad(lambda x: loss(ids, x), z)
     # The reference is d(mean loss)/dz; this loss sums over the batch.
     want = len(ids) * reference.loss_gradient(
-        "focal", ids, z, loss.class_weights, gamma)
+        "focal", ids, z, loss.class_weights, gamma
+    )
     shown = np.abs(want) > 1e-30  # float32 holds these
     np.testing.assert_allclose(grad[shown], want[shown], rtol=1e-4)
 
@@ -249,9 +260,12 @@ def test_the_callbacks_retrace_without_the_warning(recwarn):
     model, x, y = _traced_model(loss)  # traced with COUNTS
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     model.fit(
-        x, y, batch_size=8, epochs=2, verbose=0,
-        callbacks=[ClassCounter(dataset),
-                   DeferredReweighting(start_epoch=1)],
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[ClassCounter(dataset), DeferredReweighting(start_epoch=1)],
     )
     assert loss.beta == 0.9999  # DeferredReweighting's beta from epoch 1
     assert loss.class_counts.tolist() != COUNTS.tolist()  # counts changed
@@ -284,16 +298,24 @@ def test_a_schedule_that_rebuilds_is_warned_once_and_gets_its_weights():
     betas = [0.9, 0.99, 0.5, 0.9999]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(x, y, batch_size=32, epochs=len(betas), verbose=0,
-                  callbacks=[_OwnBetaSchedule(loss, betas)])
+        model.fit(
+            x,
+            y,
+            batch_size=32,
+            epochs=len(betas),
+            verbose=0,
+            callbacks=[_OwnBetaSchedule(loss, betas)],
+        )
     stale = [w for w in caught if issubclass(w.category, _StaleTraceWarning)]
     assert len(stale) == 1  # four changes, one warning
     # the rebuilt functions use the last beta
     logits = model.predict(x, batch_size=32, verbose=0)
     expected = reference.softmax_loss(
-        y, logits, reference.cb_weights(COUNTS, betas[-1]), True).mean()
-    np.testing.assert_allclose(model.evaluate(x, y, batch_size=32, verbose=0),
-                               expected, rtol=1e-5)
+        y, logits, reference.cb_weights(COUNTS, betas[-1]), True
+    ).mean()
+    np.testing.assert_allclose(
+        model.evaluate(x, y, batch_size=32, verbose=0), expected, rtol=1e-5
+    )
 
 
 def test_each_loss_is_warned_once_without_a_rebuild():
@@ -312,7 +334,10 @@ def test_each_loss_is_warned_once_without_a_rebuild():
         first.set_beta(0.9)
         first.set_beta(0.99)  # the same loss: already told
         second.set_class_counts(COUNTS[::-1])  # another loss: told too
-    stale = [str(w.message) for w in caught
-             if issubclass(w.category, _StaleTraceWarning)]
+    stale = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, _StaleTraceWarning)
+    ]
     assert len(stale) == 2
     assert "set_beta" in stale[0] and "set_class_counts" in stale[1]

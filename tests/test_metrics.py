@@ -15,15 +15,15 @@ import sys
 import warnings
 from pathlib import Path
 
+import backend_utils
 import keras
 import numpy as np
 import pytest
+import reference
 from sklearn.metrics import average_precision_score
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.metrics import recall_score
 
-import backend_utils
-import reference
 from keras_cbloss import BalancedAccuracy
 from keras_cbloss import CBSigmoidLoss
 from keras_cbloss import MeanAveragePrecision
@@ -41,8 +41,15 @@ CHILD_TIMEOUT_S = 300  # a guard against hangs; the child takes ~15 s
 # --------------------------------------------------------------------------
 
 
-def _batches(num_batches=4, batch=24, num_classes=5, seed=0, spatial=(),
-             absent=(), weighted=False):
+def _batches(
+    num_batches=4,
+    batch=24,
+    num_classes=5,
+    seed=0,
+    spatial=(),
+    absent=(),
+    weighted=False,
+):
     """Random (y_true ids, y_pred scores, sample_weight) batches.
 
     Classes in `absent` never occur in y_true but are predicted often.
@@ -70,8 +77,11 @@ def _flat(batches, ignore_class=None):
         ys.append(y.ravel())
         ps.append(scores.argmax(-1).ravel())
         w = np.ones(y.shape[0]) if w is None else w
-        ws.append(np.broadcast_to(
-            w.reshape((-1,) + (1,) * (y.ndim - 1)), y.shape).ravel())
+        ws.append(
+            np.broadcast_to(
+                w.reshape((-1,) + (1,) * (y.ndim - 1)), y.shape
+            ).ravel()
+        )
     y, p, w = (np.concatenate(a) for a in (ys, ps, ws))
     if ignore_class is not None:
         keep = y != ignore_class
@@ -107,8 +117,9 @@ def test_balanced_accuracy_matches_sklearn_over_batches(weighted, num_classes):
     np.testing.assert_allclose(got, _sk_balanced(*_flat(batches)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("form", ["ids_column", "one_hot", "logits",
-                                  "probabilities"])
+@pytest.mark.parametrize(
+    "form", ["ids_column", "one_hot", "logits", "probabilities"]
+)
 def test_balanced_accuracy_label_and_prediction_forms(form):
     batches = _batches(weighted=True, seed=1)
 
@@ -135,14 +146,20 @@ def test_balanced_accuracy_drops_classes_absent_from_y_true_like_sklearn():
     got = _feed(BalancedAccuracy(), batches)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     # Counting them as recall 0 would give a different, lower number.
-    assert got > np.mean(recall_score(y, p, labels=range(5), average=None,
-                                      zero_division=0)) + 0.05
+    assert (
+        got
+        > np.mean(
+            recall_score(y, p, labels=range(5), average=None, zero_division=0)
+        )
+        + 0.05
+    )
 
 
 @pytest.mark.parametrize("ignore_class", [255, -1, 2])
 def test_balanced_accuracy_per_pixel_maps_with_ignore_class(ignore_class):
-    batches = _batches(num_batches=3, batch=4, spatial=(6, 7), seed=3,
-                       weighted=True)
+    batches = _batches(
+        num_batches=3, batch=4, spatial=(6, 7), seed=3, weighted=True
+    )
     rng = np.random.default_rng(4)
     for y, _, _ in batches:  # void pixels, whatever the prediction
         y[rng.random(y.shape) < 0.2] = ignore_class
@@ -164,8 +181,9 @@ def test_balanced_accuracy_one_unit_binary_head(logits):
         metric.update_state(y[part, None], y_pred[part, None].astype("f4"))
     assert metric.num_classes == 2
     expected = balanced_accuracy_score(y.astype(int), (z > 0).astype(int))
-    np.testing.assert_allclose(backend_utils.to_numpy(metric.result()),
-                               expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.result()), expected, rtol=1e-6
+    )
 
 
 def test_balanced_accuracy_reset_and_empty_state():
@@ -176,8 +194,9 @@ def test_balanced_accuracy_reset_and_empty_state():
     metric.reset_state()
     assert float(backend_utils.to_numpy(metric.result())) == 0.0
     got = _feed(metric, batches[:1])
-    np.testing.assert_allclose(got, _sk_balanced(*_flat(batches[:1])),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        got, _sk_balanced(*_flat(batches[:1])), rtol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------
@@ -188,8 +207,9 @@ def test_balanced_accuracy_reset_and_empty_state():
 def test_per_class_recall_matches_sklearn_recall_score():
     batches = _batches(weighted=True, absent=(4,), seed=6)
     y, p, w = _flat(batches)
-    expected = recall_score(y, p, labels=range(5), average=None,
-                            sample_weight=w, zero_division=0)
+    expected = recall_score(
+        y, p, labels=range(5), average=None, sample_weight=w, zero_division=0
+    )
     for c in range(5):
         metric = PerClassRecall(c)
         got = _feed(metric, batches)
@@ -198,8 +218,11 @@ def test_per_class_recall_matches_sklearn_recall_score():
     vector = BalancedAccuracy()
     _feed(vector, batches)
     np.testing.assert_allclose(
-        backend_utils.to_numpy(vector.per_class_recall()), expected,
-        rtol=1e-6, atol=1e-7)
+        backend_utils.to_numpy(vector.per_class_recall()),
+        expected,
+        rtol=1e-6,
+        atol=1e-7,
+    )
 
 
 TRAIN_COUNTS = [900, 101, 100, 20, 19, 3]
@@ -213,7 +236,8 @@ def test_shot_accuracy_matches_liu_et_al_rule(shot):
     got = _feed(metric, batches)
     assert metric.name == f"{shot}_shot_accuracy"
     np.testing.assert_allclose(
-        got, reference.shot_accuracy(y, p, TRAIN_COUNTS, shot), rtol=1e-6)
+        got, reference.shot_accuracy(y, p, TRAIN_COUNTS, shot), rtol=1e-6
+    )
 
 
 def test_shot_groups_thresholds_and_custom_values():
@@ -225,12 +249,14 @@ def test_shot_groups_thresholds_and_custom_values():
     assert np.flatnonzero(groups["medium"]).tolist() == [1, 2, 3, 4]
     batches = _batches(num_classes=6, seed=8)
     y, p, _ = _flat(batches)
-    metric = ShotAccuracy("medium", TRAIN_COUNTS, many_threshold=500,
-                          few_threshold=4)
+    metric = ShotAccuracy(
+        "medium", TRAIN_COUNTS, many_threshold=500, few_threshold=4
+    )
     np.testing.assert_allclose(
         _feed(metric, batches),
         reference.shot_accuracy(y, p, TRAIN_COUNTS, "medium", 500, 4),
-        rtol=1e-6)
+        rtol=1e-6,
+    )
 
 
 def test_shot_accuracy_empty_group_is_zero_not_nan():
@@ -248,7 +274,9 @@ def test_shot_accuracy_without_counts_says_how_to_set_them():
     y, p, _ = _flat(batches)
     np.testing.assert_allclose(
         float(backend_utils.to_numpy(metric.result())),
-        reference.shot_accuracy(y, p, TRAIN_COUNTS, "many"), rtol=1e-6)
+        reference.shot_accuracy(y, p, TRAIN_COUNTS, "many"),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="Expected 6 counts"):
         metric.set_class_counts([1, 2, 3])
 
@@ -259,10 +287,19 @@ def test_shot_accuracy_without_counts_says_how_to_set_them():
 
 # The values of issue 15: label recalls [2/3, 1/2, 1], balanced accuracy
 # 0.77778, per-label AP [0.91667, 0.83333, 1.0], mAP 0.91667 at 0.5.
-ISSUE_TARGETS = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1],
-                          [1, 0, 0]], "float32")
-ISSUE_SCORES = np.array([[.9, .4, .1], [.55, .8, .3], [.1, .2, .7],
-                         [.3, .1, .9], [.6, .45, .2]], "float32")
+ISSUE_TARGETS = np.array(
+    [[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 0, 0]], "float32"
+)
+ISSUE_SCORES = np.array(
+    [
+        [0.9, 0.4, 0.1],
+        [0.55, 0.8, 0.3],
+        [0.1, 0.2, 0.7],
+        [0.3, 0.1, 0.9],
+        [0.6, 0.45, 0.2],
+    ],
+    "float32",
+)
 
 
 def _quiet(fn, *args, **kwargs):
@@ -285,19 +322,26 @@ def _columns(t, s, w=None, unknown=None):
 def _sk_label_values(t, s, w=None, threshold=0.5, unknown=None):
     """scikit-learn per label: recall, balanced accuracy and AP."""
     cols = _columns(t, s, w, unknown)
-    recall = [_quiet(recall_score, y, p > threshold, sample_weight=v,
-                     zero_division=0) for y, p, v in cols]
-    balanced = [_quiet(balanced_accuracy_score, y, p > threshold,
-                       sample_weight=v) for y, p, v in cols]
-    ap = [_quiet(average_precision_score, y, p, sample_weight=v)
-          for y, p, v in cols]
+    recall = [
+        _quiet(recall_score, y, p > threshold, sample_weight=v, zero_division=0)
+        for y, p, v in cols
+    ]
+    balanced = [
+        _quiet(balanced_accuracy_score, y, p > threshold, sample_weight=v)
+        for y, p, v in cols
+    ]
+    ap = [
+        _quiet(average_precision_score, y, p, sample_weight=v)
+        for y, p, v in cols
+    ]
     return np.array(recall), np.array(balanced), np.array(ap)
 
 
 def _feed_rows(metric, t, s, w=None, parts=1):
     for rows in np.array_split(np.arange(len(t)), parts):
-        metric.update_state(t[rows], s[rows],
-                            sample_weight=None if w is None else w[rows])
+        metric.update_state(
+            t[rows], s[rows], sample_weight=None if w is None else w[rows]
+        )
     return backend_utils.to_numpy(metric.result())
 
 
@@ -308,20 +352,31 @@ def test_issue_values_in_one_batch_and_split_over_batches(parts):
     np.testing.assert_allclose(balanced.mean(), 0.777778, rtol=1e-6)
     np.testing.assert_allclose(ap, [0.916667, 0.833333, 1.0], rtol=1e-6)
     for c in range(3):
-        got = _feed_rows(PerClassRecall(c, multi_label=True), ISSUE_TARGETS,
-                         ISSUE_SCORES, parts=parts)
+        got = _feed_rows(
+            PerClassRecall(c, multi_label=True),
+            ISSUE_TARGETS,
+            ISSUE_SCORES,
+            parts=parts,
+        )
         np.testing.assert_allclose(got, recall[c], rtol=1e-6)
-    got = _feed_rows(BalancedAccuracy(multi_label=True), ISSUE_TARGETS,
-                     ISSUE_SCORES, parts=parts)
+    got = _feed_rows(
+        BalancedAccuracy(multi_label=True),
+        ISSUE_TARGETS,
+        ISSUE_SCORES,
+        parts=parts,
+    )
     np.testing.assert_allclose(got, balanced.mean(), rtol=1e-6)
     metric = MeanAveragePrecision(max_samples=5)
     got = _feed_rows(metric, ISSUE_TARGETS, ISSUE_SCORES, parts=parts)
     np.testing.assert_allclose(got, 0.916667, rtol=1e-6)
     np.testing.assert_allclose(
-        got, average_precision_score(ISSUE_TARGETS, ISSUE_SCORES), rtol=1e-6)
+        got, average_precision_score(ISSUE_TARGETS, ISSUE_SCORES), rtol=1e-6
+    )
     np.testing.assert_allclose(
-        backend_utils.to_numpy(metric.per_label_average_precision()), ap,
-        rtol=1e-6)
+        backend_utils.to_numpy(metric.per_label_average_precision()),
+        ap,
+        rtol=1e-6,
+    )
 
 
 def _multi_hot(n=400, seed=20, unknown=0.0, weighted=False):
@@ -343,8 +398,8 @@ def test_multi_hot_rows_match_sklearn_and_keras_recall():
         keras_recall = keras.metrics.Recall(class_id=c, thresholds=0.5)
         keras_recall.update_state(t, s, sample_weight=w)
         np.testing.assert_allclose(
-            backend_utils.to_numpy(keras_recall.result()), recall[c],
-            rtol=1e-6)
+            backend_utils.to_numpy(keras_recall.result()), recall[c], rtol=1e-6
+        )
         got = _feed_rows(PerClassRecall(c, multi_label=True), t, s, w, 4)
         np.testing.assert_allclose(got, recall[c], rtol=1e-5)
     got = _feed_rows(BalancedAccuracy(multi_label=True), t, s, w, 4)
@@ -355,8 +410,11 @@ def test_multi_hot_rows_without_multi_label_raise_and_the_fix_works():
     # Issue 15: these rows were read as their first positive class, and
     # recall_0 came back 0.43 where scikit-learn gives 0.72, silently.
     t, s, _ = _multi_hot()
-    for metric in (BalancedAccuracy(), PerClassRecall(0),
-                   ShotAccuracy("few", [500, 100, 30, 5])):
+    for metric in (
+        BalancedAccuracy(),
+        PerClassRecall(0),
+        ShotAccuracy("few", [500, 100, 30, 5]),
+    ):
         with pytest.raises(ValueError, match="pass `multi_label=True`"):
             metric.update_state(t, s)
     recall, _, _ = _sk_label_values(t, s)
@@ -385,8 +443,14 @@ def test_multi_hot_row_makes_compiled_result_nan_not_wrong():
 def test_all_zero_rows_are_unlabelled_positions_not_class_0():
     # A one-hot segmentation map whose void pixels are all-zero rows: they
     # used to count as class 0 (recall_0 and its support inflated).
-    batches = _batches(num_batches=2, batch=3, spatial=(5, 4), seed=21,
-                       num_classes=3, weighted=True)
+    batches = _batches(
+        num_batches=2,
+        batch=3,
+        spatial=(5, 4),
+        seed=21,
+        num_classes=3,
+        weighted=True,
+    )
     rng = np.random.default_rng(22)
     expected_y, expected_p, expected_w = [], [], []
     metrics = [BalancedAccuracy(), PerClassRecall(0)]
@@ -401,18 +465,22 @@ def test_all_zero_rows_are_unlabelled_positions_not_class_0():
         expected_y.append(y[kept])
         expected_p.append(scores.argmax(-1)[kept])
         expected_w.append(np.broadcast_to(w[:, None, None], y.shape)[kept])
-    y, p, w = (np.concatenate(a) for a in (expected_y, expected_p,
-                                            expected_w))
+    y, p, w = (np.concatenate(a) for a in (expected_y, expected_p, expected_w))
     np.testing.assert_allclose(
         backend_utils.to_numpy(metrics[0].result()),
-        balanced_accuracy_score(y, p, sample_weight=w), rtol=1e-6)
+        balanced_accuracy_score(y, p, sample_weight=w),
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(
         backend_utils.to_numpy(metrics[1].result()),
         recall_score(y, p, labels=[0], average=None, sample_weight=w)[0],
-        rtol=1e-6)
-    np.testing.assert_allclose(backend_utils.to_numpy(metrics[0].support),
-                               np.bincount(y, weights=w, minlength=3),
-                               rtol=1e-6)
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metrics[0].support),
+        np.bincount(y, weights=w, minlength=3),
+        rtol=1e-6,
+    )
 
 
 def test_soft_rows_count_as_their_argmax_and_bad_row_sums_raise():
@@ -426,16 +494,19 @@ def test_soft_rows_count_as_their_argmax_and_bad_row_sums_raise():
     with pytest.raises(ValueError, match=r"sum to 1.*\[\[0.5, 0.2, 0\]\]"):
         BalancedAccuracy().update_state(
             np.array([[1, 0, 0], [0.5, 0.2, 0]], "float32"),
-            np.eye(3, dtype="float32")[:2])
+            np.eye(3, dtype="float32")[:2],
+        )
 
 
 def _shot_recall(t, s, counts, shot, unknown=None, threshold=0.5):
     """Multi-label shot accuracy, written out: the mean scikit-learn recall
     over the group's labels that have a known positive."""
     group = shot_groups(counts)[shot]
-    values = [recall_score(y, p > threshold) for c, (y, p, _) in
-              enumerate(_columns(t, s, unknown=unknown))
-              if group[c] and y.sum() > 0]
+    values = [
+        recall_score(y, p > threshold)
+        for c, (y, p, _) in enumerate(_columns(t, s, unknown=unknown))
+        if group[c] and y.sum() > 0
+    ]
     return float(np.mean(values)) if values else 0.0
 
 
@@ -443,21 +514,33 @@ def test_unknown_entries_are_skipped_per_entry_by_every_metric():
     t, s, w = _multi_hot(seed=24, unknown=0.2, weighted=True)
     recall, balanced, ap = _sk_label_values(t, s, w, unknown=-1)
     for c in range(4):
-        got = _feed_rows(PerClassRecall(c, multi_label=True, ignore_class=-1),
-                         t, s, w, parts=3)
+        got = _feed_rows(
+            PerClassRecall(c, multi_label=True, ignore_class=-1),
+            t,
+            s,
+            w,
+            parts=3,
+        )
         np.testing.assert_allclose(got, recall[c], rtol=1e-5)
-    got = _feed_rows(BalancedAccuracy(multi_label=True, ignore_class=-1),
-                     t, s, w, parts=3)
+    got = _feed_rows(
+        BalancedAccuracy(multi_label=True, ignore_class=-1), t, s, w, parts=3
+    )
     np.testing.assert_allclose(got, balanced.mean(), rtol=1e-5)
     metric = MeanAveragePrecision(max_samples=400, ignore_class=-1)
-    np.testing.assert_allclose(_feed_rows(metric, t, s, w, parts=3),
-                               ap.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        _feed_rows(metric, t, s, w, parts=3), ap.mean(), rtol=1e-5
+    )
     counts = [500, 60, 30, 4]  # training positives per label
     for shot in SHOTS:
-        got = _feed_rows(ShotAccuracy(shot, counts, multi_label=True,
-                                      ignore_class=-1), t, s, parts=3)
-        np.testing.assert_allclose(got, _shot_recall(t, s, counts, shot, -1),
-                                   rtol=1e-6)
+        got = _feed_rows(
+            ShotAccuracy(shot, counts, multi_label=True, ignore_class=-1),
+            t,
+            s,
+            parts=3,
+        )
+        np.testing.assert_allclose(
+            got, _shot_recall(t, s, counts, shot, -1), rtol=1e-6
+        )
     # Without `ignore_class` the -1 entries are an error, not targets.
     with pytest.raises(ValueError, match=r"\[-1\].*`ignore_class=-1`"):
         BalancedAccuracy(multi_label=True).update_state(t, s)
@@ -475,8 +558,10 @@ def test_multi_label_on_sparse_ids_and_one_unit_heads():
     got = _feed(BalancedAccuracy(multi_label=True, threshold=0.0), batches)
     np.testing.assert_allclose(got, balanced.mean(), rtol=1e-5)
     np.testing.assert_allclose(
-        _feed(MeanAveragePrecision(max_samples=len(y)), batches), ap.mean(),
-        rtol=1e-5)
+        _feed(MeanAveragePrecision(max_samples=len(y)), batches),
+        ap.mean(),
+        rtol=1e-5,
+    )
     # A one-unit head is one label: its balanced accuracy is the same with
     # either setting, and its AP is the positive class's.
     binary = (y == 0).astype("float32")
@@ -486,13 +571,17 @@ def test_multi_label_on_sparse_ids_and_one_unit_heads():
         metric.update_state(head_labels, margin)
         np.testing.assert_allclose(
             backend_utils.to_numpy(metric.result()),
-            balanced_accuracy_score(binary, margin[:, 0] > 0), rtol=1e-6)
+            balanced_accuracy_score(binary, margin[:, 0] > 0),
+            rtol=1e-6,
+        )
     metric = MeanAveragePrecision(max_samples=len(binary))
     metric.update_state(binary, s[:, :1], sample_weight=w)
     assert metric.num_classes == 1
     np.testing.assert_allclose(
         backend_utils.to_numpy(metric.result()),
-        average_precision_score(binary, s[:, 0], sample_weight=w), rtol=1e-5)
+        average_precision_score(binary, s[:, 0], sample_weight=w),
+        rtol=1e-5,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -523,19 +612,28 @@ def _tokens(n=48, seed=26):
 
 def _tagger():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((STEPS,)),
-        keras.layers.Embedding(VOCAB, 8, mask_zero=True),
-        keras.layers.Dense(TAGS)])
+    return keras.Sequential(
+        [
+            keras.Input((STEPS,)),
+            keras.layers.Embedding(VOCAB, 8, mask_zero=True),
+            keras.layers.Dense(TAGS),
+        ]
+    )
 
 
 def _tagger_metrics():
-    return [BalancedAccuracy(ignore_class=-1),
-            PerClassRecall(0, ignore_class=-1),
-            ShotAccuracy("many", [300, 150, 40], ignore_class=-1),
-            BalancedAccuracy(multi_label=True, threshold=0.0,
-                             ignore_class=-1, name="multi_label_balanced"),
-            MeanAveragePrecision(max_samples=400, ignore_class=-1)]
+    return [
+        BalancedAccuracy(ignore_class=-1),
+        PerClassRecall(0, ignore_class=-1),
+        ShotAccuracy("many", [300, 150, 40], ignore_class=-1),
+        BalancedAccuracy(
+            multi_label=True,
+            threshold=0.0,
+            ignore_class=-1,
+            name="multi_label_balanced",
+        ),
+        MeanAveragePrecision(max_samples=400, ignore_class=-1),
+    ]
 
 
 def _tagger_expected(y, scores, w, counted):
@@ -548,11 +646,15 @@ def _tagger_expected(y, scores, w, counted):
     many = [c for c in range(TAGS) if c in y and c in (0, 1)]  # counts > 100
     return {
         "balanced_accuracy": balanced_accuracy_score(y, p, sample_weight=w),
-        "recall_0": recall_score(y, p, labels=[0], average=None,
-                                 sample_weight=w)[0],
-        "many_shot_accuracy": np.mean([
-            recall_score(y, p, labels=[c], average=None, sample_weight=w)[0]
-            for c in many]),
+        "recall_0": recall_score(
+            y, p, labels=[0], average=None, sample_weight=w
+        )[0],
+        "many_shot_accuracy": np.mean(
+            [
+                recall_score(y, p, labels=[c], average=None, sample_weight=w)[0]
+                for c in many
+            ]
+        ),
         "multi_label_balanced": balanced.mean(),
         "mean_average_precision": ap.mean(),
     }
@@ -570,17 +672,24 @@ def test_keras_mask_of_y_pred_is_honoured_by_every_metric():
     for metric in metrics:
         metric.update_state(y, y_pred, sample_weight=w)
     counted = (x != 0) & (y != -1)
-    expected = _tagger_expected(y, backend_utils.to_numpy(y_pred), w,
-                                counted)
+    expected = _tagger_expected(y, backend_utils.to_numpy(y_pred), w, counted)
     for metric in metrics:
-        np.testing.assert_allclose(backend_utils.to_numpy(metric.result()),
-                                   expected[metric.name], rtol=1e-5,
-                                   err_msg=metric.name)
+        np.testing.assert_allclose(
+            backend_utils.to_numpy(metric.result()),
+            expected[metric.name],
+            rtol=1e-5,
+            err_msg=metric.name,
+        )
     # Without the mask, the padding would count: a different number.
     plain = BalancedAccuracy(ignore_class=-1)
     plain.update_state(y, backend_utils.to_numpy(y_pred), sample_weight=w)
-    assert abs(float(backend_utils.to_numpy(plain.result()))
-               - expected["balanced_accuracy"]) > 1e-3
+    assert (
+        abs(
+            float(backend_utils.to_numpy(plain.result()))
+            - expected["balanced_accuracy"]
+        )
+        > 1e-3
+    )
 
 
 def test_keras_mask_in_fit_and_evaluate():
@@ -588,9 +697,12 @@ def test_keras_mask_in_fit_and_evaluate():
     model = _tagger()
     model.compile(
         keras.optimizers.Adam(0.05),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                   ignore_class=-1),
-        weighted_metrics=_tagger_metrics(), **backend_utils.fit_kwargs())
+        keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=-1
+        ),
+        weighted_metrics=_tagger_metrics(),
+        **backend_utils.fit_kwargs(),
+    )
     # Per-token weights: Keras' loss does not broadcast [B] to [B, T].
     token_w = np.repeat(w[:, None], STEPS, axis=1)
     if backend_utils.BACKEND == "torch":
@@ -601,15 +713,14 @@ def test_keras_mask_in_fit_and_evaluate():
         # with sample_weight there.
         w = np.ones_like(w)
         token_w = None
-    model.fit(x, y, sample_weight=token_w, batch_size=16, epochs=1,
-              verbose=0)
-    logs = model.evaluate(x, y, sample_weight=token_w, batch_size=16,
-                          verbose=0, return_dict=True)
+    model.fit(x, y, sample_weight=token_w, batch_size=16, epochs=1, verbose=0)
+    logs = model.evaluate(
+        x, y, sample_weight=token_w, batch_size=16, verbose=0, return_dict=True
+    )
     scores = model.predict(x, verbose=0)
     expected = _tagger_expected(y, scores, w, (x != 0) & (y != -1))
     for name, value in expected.items():
-        np.testing.assert_allclose(logs[name], value, rtol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5, err_msg=name)
 
 
 # --------------------------------------------------------------------------
@@ -624,20 +735,24 @@ def test_mean_average_precision_matches_sklearn_with_ties(weighted):
     metric = MeanAveragePrecision(max_samples=120)
     got = _feed_rows(metric, t, s, w, parts=4)
     np.testing.assert_allclose(
-        got, average_precision_score(t, s, sample_weight=w), rtol=1e-5)
+        got, average_precision_score(t, s, sample_weight=w), rtol=1e-5
+    )
     np.testing.assert_allclose(
         backend_utils.to_numpy(metric.per_label_average_precision()),
         average_precision_score(t, s, sample_weight=w, average=None),
-        rtol=1e-5)
+        rtol=1e-5,
+    )
     # Ties matter: ranking the tied rows in some order gives another AP.
     jittered = s + np.random.default_rng(0).normal(0, 1e-3, s.shape)
-    assert abs(average_precision_score(t, jittered, sample_weight=w)
-               - got) > 1e-4
+    assert (
+        abs(average_precision_score(t, jittered, sample_weight=w) - got) > 1e-4
+    )
 
 
 def test_mean_average_precision_sparse_ids_on_per_pixel_maps():
-    batches = _batches(num_batches=2, batch=3, spatial=(4, 5), seed=29,
-                       weighted=True)
+    batches = _batches(
+        num_batches=2, batch=3, spatial=(4, 5), seed=29, weighted=True
+    )
     rng = np.random.default_rng(30)
     for y, _, _ in batches:
         y[rng.random(y.shape) < 0.2] = 255  # void pixels
@@ -651,8 +766,10 @@ def test_mean_average_precision_sparse_ids_on_per_pixel_maps():
         ws.append(np.broadcast_to(w[:, None, None], y.shape)[kept])
     y, s, w = (np.concatenate(a) for a in (ys, ss, ws))
     np.testing.assert_allclose(
-        got, average_precision_score(np.eye(5)[y], s, sample_weight=w),
-        rtol=1e-5)
+        got,
+        average_precision_score(np.eye(5)[y], s, sample_weight=w),
+        rtol=1e-5,
+    )
 
 
 def test_mean_average_precision_label_without_positives_is_0_like_sklearn():
@@ -666,9 +783,12 @@ def test_mean_average_precision_label_without_positives_is_0_like_sklearn():
     np.testing.assert_allclose(got, expected.mean(), rtol=1e-6)
     np.testing.assert_allclose(
         backend_utils.to_numpy(metric.per_label_average_precision()),
-        expected, rtol=1e-6)
-    np.testing.assert_allclose(backend_utils.to_numpy(metric.label_support()),
-                               t.sum(0))
+        expected,
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(metric.label_support()), t.sum(0)
+    )
 
 
 def test_mean_average_precision_shot_split_matches_sklearn_columns():
@@ -678,10 +798,15 @@ def test_mean_average_precision_shot_split_matches_sklearn_columns():
     counts = [500, 60, 30, 4]
     split = metric.shot_average_precision(counts)
     for shot, group in shot_groups(counts).items():
-        expected = average_precision_score(t[:, group], s[:, group],
-                                           sample_weight=w)
-        np.testing.assert_allclose(backend_utils.to_numpy(split[shot]),
-                                   expected, rtol=1e-5, err_msg=shot)
+        expected = average_precision_score(
+            t[:, group], s[:, group], sample_weight=w
+        )
+        np.testing.assert_allclose(
+            backend_utils.to_numpy(split[shot]),
+            expected,
+            rtol=1e-5,
+            err_msg=shot,
+        )
     with pytest.raises(ValueError, match="Expected 4 counts"):
         metric.shot_average_precision([10, 20])
 
@@ -690,17 +815,26 @@ def test_mean_average_precision_overflow_raises_and_more_room_fixes_it():
     t, s, _ = _multi_hot(n=12, seed=32)
     metric = MeanAveragePrecision(max_samples=10)
     metric.update_state(t[:6], s[:6])
-    with pytest.raises(ValueError, match=r"room for 10 rows.*received 12.*"
-                       "larger `max_samples`"):
+    with pytest.raises(
+        ValueError,
+        match=r"room for 10 rows.*received 12.*"
+        "larger `max_samples`",
+    ):
         metric.update_state(t[6:], s[6:])
     with pytest.raises(ValueError, match="room for 10 rows"):
         MeanAveragePrecision(max_samples=10).update_state(t, s)
     metric = MeanAveragePrecision(max_samples=12)  # the fix
-    np.testing.assert_allclose(_feed_rows(metric, t, s, parts=2),
-                               _quiet(average_precision_score, t, s), rtol=1e-6)
+    np.testing.assert_allclose(
+        _feed_rows(metric, t, s, parts=2),
+        _quiet(average_precision_score, t, s),
+        rtol=1e-6,
+    )
     metric.reset_state()  # or a reset: room again
-    np.testing.assert_allclose(_feed_rows(metric, t, s, parts=2),
-                               _quiet(average_precision_score, t, s), rtol=1e-6)
+    np.testing.assert_allclose(
+        _feed_rows(metric, t, s, parts=2),
+        _quiet(average_precision_score, t, s),
+        rtol=1e-6,
+    )
 
 
 def test_mean_average_precision_overflow_in_compiled_code_is_nan_then_raises():
@@ -716,9 +850,11 @@ def test_mean_average_precision_overflow_in_compiled_code_is_nan_then_raises():
     fn = backend_utils.compiled(step)
     variables = [v.value for v in metric.variables]
     variables, first = fn(variables, t[:6], s[:6])
-    np.testing.assert_allclose(backend_utils.to_numpy(first),
-                               _quiet(average_precision_score, t[:6], s[:6]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        backend_utils.to_numpy(first),
+        _quiet(average_precision_score, t[:6], s[:6]),
+        rtol=1e-6,
+    )
     variables, second = fn(variables, t[6:], s[6:])
     assert np.isnan(backend_utils.to_numpy(second))
     for variable, value in zip(metric.variables, variables):
@@ -729,21 +865,28 @@ def test_mean_average_precision_overflow_in_compiled_code_is_nan_then_raises():
 
 def test_mean_average_precision_bad_targets_and_scores():
     with pytest.raises(ValueError, match=r"0/1 entries.*\[0.5\]"):
-        MeanAveragePrecision(max_samples=4).update_state([[1, 0.5]],
-                                                         [[0.2, 0.3]])
+        MeanAveragePrecision(max_samples=4).update_state(
+            [[1, 0.5]], [[0.2, 0.3]]
+        )
     with pytest.raises(ValueError, match="NaN or inf"):
-        MeanAveragePrecision(max_samples=4).update_state([[1, 0]],
-                                                         [[np.nan, 0.3]])
+        MeanAveragePrecision(max_samples=4).update_state(
+            [[1, 0]], [[np.nan, 0.3]]
+        )
     # A NaN at a skipped entry is never ranked.
     metric = MeanAveragePrecision(max_samples=4, ignore_class=-1)
-    metric.update_state(np.array([[1, -1], [0, 1]], "float32"),
-                        np.array([[0.9, np.nan], [0.4, 0.7]], "float32"))
+    metric.update_state(
+        np.array([[1, -1], [0, 1]], "float32"),
+        np.array([[0.9, np.nan], [0.4, 0.7]], "float32"),
+    )
     assert float(backend_utils.to_numpy(metric.result())) == 1.0
 
 
 def test_every_metric_refuses_a_squeezed_one_unit_head():
-    for metric in (BalancedAccuracy(), MeanAveragePrecision(),
-                   PerClassRecall(0, multi_label=True)):
+    for metric in (
+        BalancedAccuracy(),
+        MeanAveragePrecision(),
+        PerClassRecall(0, multi_label=True),
+    ):
         with pytest.raises(ValueError, match=r"keeps its unit axis"):
             metric.update_state(np.array([0, 1]), np.array([0.2, 0.8]))
 
@@ -759,19 +902,24 @@ def test_mean_average_precision_under_jax_data_parallel():
     x, y = _tiny_data(n=64)
     with keras.distribution.DataParallel(devices=devices[:2]).scope():
         model = _tiny_model()
-        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True), metrics=[MeanAveragePrecision(max_samples=64),
-                                        BalancedAccuracy()])
+        model.compile(
+            "sgd",
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[MeanAveragePrecision(max_samples=64), BalancedAccuracy()],
+        )
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-        logs = model.evaluate(x, y, batch_size=16, verbose=0,
-                              return_dict=True)
+        logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         scores = model.predict(x, batch_size=16, verbose=0)
-    np.testing.assert_allclose(logs["mean_average_precision"],
-                               average_precision_score(np.eye(4)[y], scores),
-                               rtol=1e-5)
-    np.testing.assert_allclose(logs["balanced_accuracy"],
-                               balanced_accuracy_score(y, scores.argmax(-1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["mean_average_precision"],
+        average_precision_score(np.eye(4)[y], scores),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        logs["balanced_accuracy"],
+        balanced_accuracy_score(y, scores.argmax(-1)),
+        rtol=1e-5,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -779,33 +927,64 @@ def test_mean_average_precision_under_jax_data_parallel():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make,error,match", [
-    (lambda: BalancedAccuracy(1), ValueError, "integer >= 2"),
-    (lambda: BalancedAccuracy(2.5), TypeError, "num_classes"),
-    (lambda: BalancedAccuracy(threshold="high"), TypeError, "threshold"),
-    (lambda: BalancedAccuracy(threshold=float("nan")), ValueError,
-     "threshold"),
-    (lambda: BalancedAccuracy(ignore_class=1.5), TypeError, "ignore_class"),
-    (lambda: PerClassRecall(-1), ValueError, "class_id"),
-    (lambda: PerClassRecall(3, num_classes=3), ValueError,
-     r"class_id.*\[0, 3\)"),
-    (lambda: ShotAccuracy("tail"), ValueError, "shot"),
-    (lambda: ShotAccuracy("few", [10, -1]), ValueError, "non-negative"),
-    (lambda: ShotAccuracy("few", many_threshold=10, few_threshold=20),
-     ValueError, "few_threshold <= many_threshold"),
-    (lambda: BalancedAccuracy(multi_label="yes"), TypeError, "multi_label"),
-    (lambda: PerClassRecall(1, 1, multi_label=True), ValueError,
-     r"class_id.*\[0, 1\)"),
-    (lambda: BalancedAccuracy(0, multi_label=True), ValueError,
-     "num_classes.*positive integer"),
-    (lambda: MeanAveragePrecision(0), ValueError,
-     "num_classes.*positive integer"),
-    (lambda: MeanAveragePrecision(max_samples=0), ValueError, "max_samples"),
-    (lambda: MeanAveragePrecision(max_samples=2.5), TypeError,
-     "max_samples"),
-    (lambda: MeanAveragePrecision(ignore_class=0.5), TypeError,
-     "ignore_class"),
-])
+@pytest.mark.parametrize(
+    "make,error,match",
+    [
+        (lambda: BalancedAccuracy(1), ValueError, "integer >= 2"),
+        (lambda: BalancedAccuracy(2.5), TypeError, "num_classes"),
+        (lambda: BalancedAccuracy(threshold="high"), TypeError, "threshold"),
+        (
+            lambda: BalancedAccuracy(threshold=float("nan")),
+            ValueError,
+            "threshold",
+        ),
+        (lambda: BalancedAccuracy(ignore_class=1.5), TypeError, "ignore_class"),
+        (lambda: PerClassRecall(-1), ValueError, "class_id"),
+        (
+            lambda: PerClassRecall(3, num_classes=3),
+            ValueError,
+            r"class_id.*\[0, 3\)",
+        ),
+        (lambda: ShotAccuracy("tail"), ValueError, "shot"),
+        (lambda: ShotAccuracy("few", [10, -1]), ValueError, "non-negative"),
+        (
+            lambda: ShotAccuracy("few", many_threshold=10, few_threshold=20),
+            ValueError,
+            "few_threshold <= many_threshold",
+        ),
+        (lambda: BalancedAccuracy(multi_label="yes"), TypeError, "multi_label"),
+        (
+            lambda: PerClassRecall(1, 1, multi_label=True),
+            ValueError,
+            r"class_id.*\[0, 1\)",
+        ),
+        (
+            lambda: BalancedAccuracy(0, multi_label=True),
+            ValueError,
+            "num_classes.*positive integer",
+        ),
+        (
+            lambda: MeanAveragePrecision(0),
+            ValueError,
+            "num_classes.*positive integer",
+        ),
+        (
+            lambda: MeanAveragePrecision(max_samples=0),
+            ValueError,
+            "max_samples",
+        ),
+        (
+            lambda: MeanAveragePrecision(max_samples=2.5),
+            TypeError,
+            "max_samples",
+        ),
+        (
+            lambda: MeanAveragePrecision(ignore_class=0.5),
+            TypeError,
+            "ignore_class",
+        ),
+    ],
+)
 def test_bad_arguments_raise_keras_style_errors(make, error, match):
     with pytest.raises(error, match=match):
         make()
@@ -820,8 +999,7 @@ def test_out_of_range_labels_raise_when_eager():
         metric.update_state(np.array([0.0, 1.5, 2.0]), scores)
     with pytest.raises(ValueError, match="has 3"):
         metric.update_state(np.array([0, 1]), np.zeros((2, 3), "float32"))
-    with pytest.raises(ValueError, match="Labels and predictions do not "
-                       "match"):
+    with pytest.raises(ValueError, match="Labels and predictions do not match"):
         metric.update_state(np.zeros((3, 2, 2)), scores)
 
 
@@ -849,43 +1027,81 @@ def test_out_of_range_labels_make_compiled_result_nan_not_wrong():
 
 
 def test_get_config_round_trip_keeps_state_shape_and_arguments():
-    metrics = [BalancedAccuracy(7, threshold=0.2, ignore_class=255),
-               PerClassRecall(3, 5, name="tail"),
-               ShotAccuracy("medium", TRAIN_COUNTS, many_threshold=150,
-                             few_threshold=10)]
+    metrics = [
+        BalancedAccuracy(7, threshold=0.2, ignore_class=255),
+        PerClassRecall(3, 5, name="tail"),
+        ShotAccuracy(
+            "medium", TRAIN_COUNTS, many_threshold=150, few_threshold=10
+        ),
+    ]
     for metric in metrics:
         config = metric.get_config()
         json.dumps(config)  # plain Python values only
         clone = type(metric).from_config(config)
         assert clone.get_config() == config
         assert [v.shape for v in clone.variables] == [
-            v.shape for v in metric.variables]
+            v.shape for v in metric.variables
+        ]
     serialized = keras.saving.serialize_keras_object(metrics[2])
     assert serialized["registered_name"] == "keras_cbloss>ShotAccuracy"
 
 
 # Every constructor argument, each with a value other than its default.
 CONFIG_CASES = [
-    (BalancedAccuracy, {"num_classes": 7, "threshold": 0.2,
-                        "ignore_class": 255, "multi_label": True,
-                        "name": "ba", "dtype": "float32"}),
-    (PerClassRecall, {"class_id": 3, "num_classes": 5, "threshold": 0.7,
-                      "ignore_class": -1, "multi_label": True,
-                      "name": "tail", "dtype": "float32"}),
-    (ShotAccuracy, {"shot": "medium", "class_counts": [900, 150, 40, 3],
-                    "many_threshold": 150.0, "few_threshold": 10.0,
-                    "threshold": 0.3, "ignore_class": 255,
-                    "multi_label": True, "name": "med", "dtype": "float32"}),
-    (MeanAveragePrecision, {"num_classes": 4, "max_samples": 64,
-                            "ignore_class": -1, "name": "map",
-                            "dtype": "float32"}),
+    (
+        BalancedAccuracy,
+        {
+            "num_classes": 7,
+            "threshold": 0.2,
+            "ignore_class": 255,
+            "multi_label": True,
+            "name": "ba",
+            "dtype": "float32",
+        },
+    ),
+    (
+        PerClassRecall,
+        {
+            "class_id": 3,
+            "num_classes": 5,
+            "threshold": 0.7,
+            "ignore_class": -1,
+            "multi_label": True,
+            "name": "tail",
+            "dtype": "float32",
+        },
+    ),
+    (
+        ShotAccuracy,
+        {
+            "shot": "medium",
+            "class_counts": [900, 150, 40, 3],
+            "many_threshold": 150.0,
+            "few_threshold": 10.0,
+            "threshold": 0.3,
+            "ignore_class": 255,
+            "multi_label": True,
+            "name": "med",
+            "dtype": "float32",
+        },
+    ),
+    (
+        MeanAveragePrecision,
+        {
+            "num_classes": 4,
+            "max_samples": 64,
+            "ignore_class": -1,
+            "name": "map",
+            "dtype": "float32",
+        },
+    ),
 ]
 
 
-@pytest.mark.parametrize("cls,arguments", CONFIG_CASES,
-                         ids=[c.__name__ for c, _ in CONFIG_CASES])
-def test_get_config_carries_every_argument_with_the_value_given(cls,
-                                                                arguments):
+@pytest.mark.parametrize(
+    "cls,arguments", CONFIG_CASES, ids=[c.__name__ for c, _ in CONFIG_CASES]
+)
+def test_get_config_carries_every_argument_with_the_value_given(cls, arguments):
     signature = inspect.signature(cls.__init__).parameters
     assert set(arguments) == set(signature) - {"self"}  # none left out
     config = cls(**arguments).get_config()
@@ -905,14 +1121,19 @@ def test_saved_model_keeps_the_metrics_void_label_and_threshold(tmp_path):
     y[::7] = 255  # void
     kept = y != 255
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)),
-                              keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
     counts = np.bincount(y[kept].astype(int))
-    model.compile("adam", CBSigmoidLoss(counts, 0.9, ignore_class=255),
-                  metrics=[BalancedAccuracy(threshold=0.3, ignore_class=255),
-                           MeanAveragePrecision(max_samples=96,
-                                                ignore_class=255)],
-                  **backend_utils.fit_kwargs())
+    model.compile(
+        "adam",
+        CBSigmoidLoss(counts, 0.9, ignore_class=255),
+        metrics=[
+            BalancedAccuracy(threshold=0.3, ignore_class=255),
+            MeanAveragePrecision(max_samples=96, ignore_class=255),
+        ],
+        **backend_utils.fit_kwargs(),
+    )
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -922,16 +1143,17 @@ def test_saved_model_keeps_the_metrics_void_label_and_threshold(tmp_path):
     t = y[kept].astype(int)
     expected = balanced_accuracy_score(t, p > 0.3)
     assert np.any((p > 0.3) != (p > 0.5))  # the threshold matters here
-    np.testing.assert_allclose(logs["balanced_accuracy"], expected,
-                               rtol=1e-5)
-    np.testing.assert_allclose(logs["mean_average_precision"],
-                               average_precision_score(t, p), rtol=1e-5)
+    np.testing.assert_allclose(logs["balanced_accuracy"], expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["mean_average_precision"], average_precision_score(t, p), rtol=1e-5
+    )
 
 
 def _tiny_model(num_classes=4, features=6):
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((features,)),
-                             keras.layers.Dense(num_classes)])
+    return keras.Sequential(
+        [keras.Input((features,)), keras.layers.Dense(num_classes)]
+    )
 
 
 def _tiny_data(num_classes=4, n=96, features=6):
@@ -963,53 +1185,80 @@ def test_compiled_fit_and_evaluate_log_sklearn_values(tmp_path):
     counts = np.bincount(y, minlength=4)
     few = ShotAccuracy("few", many_threshold=40, few_threshold=10)
     model = _tiny_model()
-    model.compile(keras.optimizers.SGD(0.1),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[BalancedAccuracy(), PerClassRecall(3),
-                           ShotAccuracy("many", counts, many_threshold=40,
-                                        few_threshold=10), few],
-                  **backend_utils.fit_kwargs())
-    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0,
-                        callbacks=[_SetCountsAtTrainBegin(few, counts)])
-    assert {"balanced_accuracy", "recall_3", "many_shot_accuracy",
-            "few_shot_accuracy"} <= set(history.history)
+    model.compile(
+        keras.optimizers.SGD(0.1),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            BalancedAccuracy(),
+            PerClassRecall(3),
+            ShotAccuracy("many", counts, many_threshold=40, few_threshold=10),
+            few,
+        ],
+        **backend_utils.fit_kwargs(),
+    )
+    history = model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        verbose=0,
+        callbacks=[_SetCountsAtTrainBegin(few, counts)],
+    )
+    assert {
+        "balanced_accuracy",
+        "recall_3",
+        "many_shot_accuracy",
+        "few_shot_accuracy",
+    } <= set(history.history)
     logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     p = model.predict(x, verbose=0).argmax(-1)
-    np.testing.assert_allclose(logs["balanced_accuracy"],
-                               balanced_accuracy_score(y, p), rtol=1e-5)
     np.testing.assert_allclose(
-        logs["recall_3"], recall_score(y, p, labels=[3], average=None)[0],
-        rtol=1e-5)
+        logs["balanced_accuracy"], balanced_accuracy_score(y, p), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        logs["recall_3"],
+        recall_score(y, p, labels=[3], average=None)[0],
+        rtol=1e-5,
+    )
     for shot in ("many", "few"):
         np.testing.assert_allclose(
             logs[f"{shot}_shot_accuracy"],
-            reference.shot_accuracy(y, p, counts, shot, 40, 10), rtol=1e-5)
+            reference.shot_accuracy(y, p, counts, shot, 40, 10),
+            rtol=1e-5,
+        )
 
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    reloaded_logs = loaded.evaluate(x, y, batch_size=16, verbose=0,
-                                    return_dict=True)
+    reloaded_logs = loaded.evaluate(
+        x, y, batch_size=16, verbose=0, return_dict=True
+    )
     for name, value in logs.items():
         np.testing.assert_allclose(reloaded_logs[name], value, rtol=1e-5)
 
 
 def test_one_unit_sigmoid_head_in_fit():
     x, y = _tiny_data(num_classes=2)
-    model = keras.Sequential([keras.Input((6,)),
-                              keras.layers.Dense(1, activation="sigmoid")])
-    model.compile("adam", "binary_crossentropy",
-                  metrics=[BalancedAccuracy(), PerClassRecall(1)],
-                  **backend_utils.fit_kwargs())
-    model.fit(x, y[:, None].astype("float32"), batch_size=32, epochs=1,
-              verbose=0)
-    logs = model.evaluate(x, y.astype("float32"), batch_size=32, verbose=0,
-                          return_dict=True)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    model.compile(
+        "adam",
+        "binary_crossentropy",
+        metrics=[BalancedAccuracy(), PerClassRecall(1)],
+        **backend_utils.fit_kwargs(),
+    )
+    model.fit(
+        x, y[:, None].astype("float32"), batch_size=32, epochs=1, verbose=0
+    )
+    logs = model.evaluate(
+        x, y.astype("float32"), batch_size=32, verbose=0, return_dict=True
+    )
     p = (model.predict(x, verbose=0)[:, 0] > 0.5).astype(int)
-    np.testing.assert_allclose(logs["balanced_accuracy"],
-                               balanced_accuracy_score(y, p), rtol=1e-5)
-    np.testing.assert_allclose(logs["recall_1"],
-                               recall_score(y, p), rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["balanced_accuracy"], balanced_accuracy_score(y, p), rtol=1e-5
+    )
+    np.testing.assert_allclose(logs["recall_1"], recall_score(y, p), rtol=1e-5)
 
 
 # --------------------------------------------------------------------------
@@ -1057,16 +1306,24 @@ print("RESULT " + json.dumps({
 def test_mirrored_strategy_sums_state_across_replicas():
     if backend_utils.BACKEND != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    env = dict(os.environ, KERAS_BACKEND="tensorflow",
-               TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=os.pathsep.join(
-                   [str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", MIRRORED_CHILD], env=env,
-                            capture_output=True, text=True,
-                            timeout=CHILD_TIMEOUT_S)
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    run = json.loads(line[-1][len("RESULT "):])
+    line = [s for s in result.stdout.splitlines() if s.startswith("RESULT ")]
+    run = json.loads(line[-1][len("RESULT ") :])
     assert run["replicas"] == 2 and run["copies"] == 2
     y, scores, w = (np.asarray(run[k]) for k in ("y", "scores", "w"))
     p = scores.argmax(-1)
@@ -1075,21 +1332,35 @@ def test_mirrored_strategy_sums_state_across_replicas():
     np.testing.assert_allclose(
         logs["mean_average_precision"],
         average_precision_score(np.eye(4)[y], scores, sample_weight=w),
-        rtol=1e-5)
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(
         logs["ml_ba"],
-        np.mean([balanced_accuracy_score(y == c, scores[:, c] > 0.5,
-                                         sample_weight=w) for c in range(4)]),
-        rtol=1e-5)
+        np.mean(
+            [
+                balanced_accuracy_score(
+                    y == c, scores[:, c] > 0.5, sample_weight=w
+                )
+                for c in range(4)
+            ]
+        ),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(
         logs["balanced_accuracy"],
-        balanced_accuracy_score(y, p, sample_weight=w), rtol=1e-5)
+        balanced_accuracy_score(y, p, sample_weight=w),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(
         logs["recall_2"],
         recall_score(y, p, labels=[2], average=None, sample_weight=w)[0],
-        rtol=1e-5, atol=1e-7)
+        rtol=1e-5,
+        atol=1e-7,
+    )
     few = [c for c in (2, 3) if np.any(y == c)]  # counts 8 and 4 < 10
-    expected_few = np.mean([np.sum(w[(y == c) & (p == c)]) /
-                            np.sum(w[y == c]) for c in few])
-    np.testing.assert_allclose(logs["few_shot_accuracy"], expected_few,
-                               rtol=1e-5, atol=1e-7)
+    expected_few = np.mean(
+        [np.sum(w[(y == c) & (p == c)]) / np.sum(w[y == c]) for c in few]
+    )
+    np.testing.assert_allclose(
+        logs["few_shot_accuracy"], expected_few, rtol=1e-5, atol=1e-7
+    )

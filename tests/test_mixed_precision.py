@@ -21,8 +21,6 @@ reruns this module under JAX.
 import keras
 import numpy as np
 import pytest
-from keras import ops
-
 import reference
 from backend_utils import BACKEND
 from backend_utils import compiled
@@ -32,6 +30,8 @@ from backend_utils import np_softmax
 from backend_utils import random_labels
 from backend_utils import to_numpy
 from backend_utils import value_and_grad
+from keras import ops
+
 from keras_cbloss import prior_bias_initializer
 
 COUNTS = np.array([500, 120, 40, 9, 2])
@@ -73,8 +73,11 @@ def _long_tailed_data(seed=0):
 @pytest.mark.parametrize(
     "policy, from_logits",
     # float16 probabilities saturate to exactly 0 and 1, bfloat16 ones to 1
-    [("mixed_float16", True), ("mixed_bfloat16", True),
-     ("mixed_float16", False)],
+    [
+        ("mixed_float16", True),
+        ("mixed_bfloat16", True),
+        ("mixed_float16", False),
+    ],
     indirect=["policy"],
 )
 @pytest.mark.parametrize("kind", KINDS)
@@ -85,21 +88,25 @@ def test_mixed_policy_trains_each_loss_without_nan(policy, kind, from_logits):
     if not from_logits:  # a 16-bit softmax/sigmoid saturates to 0 and 1
         activation = "softmax" if kind == "softmax" else "sigmoid"
     head = keras.layers.Dense(
-        C, activation=activation,
-        bias_initializer="zeros" if kind == "softmax"
+        C,
+        activation=activation,
+        bias_initializer="zeros"
+        if kind == "softmax"
         else prior_bias_initializer(C),
     )
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(16, activation="relu"), head]
     )
     assert head.compute_dtype == policy.split("_")[1]
-    loss = _loss(kind, counts=counts, beta=0.999, gamma=2.0,
-                 from_logits=from_logits)
+    loss = _loss(
+        kind, counts=counts, beta=0.999, gamma=2.0, from_logits=from_logits
+    )
     # A large learning rate drives the outputs to saturation. XLA-compiled
     # training under these policies is in test_compiled_fit_with_class_counter
     # (on TF it would double this test's time); JAX always jits.
-    model.compile(keras.optimizers.Adam(0.1), loss=loss,
-                  jit_compile=BACKEND == "jax")
+    model.compile(
+        keras.optimizers.Adam(0.1), loss=loss, jit_compile=BACKEND == "jax"
+    )
     history = model.fit(x, y, epochs=6, batch_size=16, verbose=0)
     losses = np.array(history.history["loss"])
     assert np.isfinite(losses).all(), losses
@@ -108,15 +115,19 @@ def test_mixed_policy_trains_each_loss_without_nan(policy, kind, from_logits):
         assert np.isfinite(weight).all()
     predictions = model(x)
     assert keras.backend.standardize_dtype(predictions.dtype) in (
-        "float16", "bfloat16")
+        "float16",
+        "bfloat16",
+    )
     # On the 16-bit outputs the loss is the float64 reference (it computes
     # in float32 from their exact values). `evaluate` recomputes the outputs
     # with other kernels, and a 16-bit probability near 1 moves in steps of
     # 2**-11 (float16) or 2**-8 (bfloat16): it is only checked to be finite.
-    want = _reference(kind, y, to_numpy(predictions), loss.class_weights,
-                      from_logits, 2.0).mean()
-    np.testing.assert_allclose(to_numpy(loss(y, predictions)), want,
-                               rtol=1e-5, atol=1e-7)
+    want = _reference(
+        kind, y, to_numpy(predictions), loss.class_weights, from_logits, 2.0
+    ).mean()
+    np.testing.assert_allclose(
+        to_numpy(loss(y, predictions)), want, rtol=1e-5, atol=1e-7
+    )
     assert np.isfinite(model.evaluate(x, y, batch_size=len(x), verbose=0))
     if not from_logits:  # the case this test is for did occur
         assert (to_numpy(predictions) == 1.0).any()
@@ -144,8 +155,23 @@ def _extreme_logits():
         add(right, (c + 1) % C)  # confident and wrong
     for v in (m, -m, 1e4, -1e4, 11.0, -11.0, 0.0, tiny, -tiny):
         add(np.full(C, v), len(rows) % C)  # everything on / off / undecided
-    grid = np.array([-m, -3e4, -100.0, -17.0, -1.0, -tiny, 0.0, tiny, 1.0,
-                     17.0, 100.0, 3e4, m])
+    grid = np.array(
+        [
+            -m,
+            -3e4,
+            -100.0,
+            -17.0,
+            -1.0,
+            -tiny,
+            0.0,
+            tiny,
+            1.0,
+            17.0,
+            100.0,
+            3e4,
+            m,
+        ]
+    )
     rng = np.random.default_rng(0)
     for _ in range(10):
         add(rng.choice(grid, C), int(rng.integers(0, C)))
@@ -153,8 +179,10 @@ def _extreme_logits():
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("kind, gamma", [("softmax", 0.0), ("sigmoid", 0.0),
-                                         ("focal", 0.25), ("focal", 2.0)])
+@pytest.mark.parametrize(
+    "kind, gamma",
+    [("softmax", 0.0), ("sigmoid", 0.0), ("focal", 0.25), ("focal", 2.0)],
+)
 def test_float16_range_logits_match_reference_with_finite_gradients(
     dtype, kind, gamma
 ):
@@ -189,8 +217,9 @@ def test_sixteen_bit_loss_dtype_is_exact_where_representable(dtype, kind):
     logits, y = _extreme_logits()
     logits16 = ops.cast(logits, dtype)
     exact = to_numpy(logits16)
-    loss = _loss(kind, gamma=2.0, from_logits=True, reduction="none",
-                 dtype=dtype)
+    loss = _loss(
+        kind, gamma=2.0, from_logits=True, reduction="none", dtype=dtype
+    )
     got = to_numpy(loss(y, logits16))
     want = _reference(kind, y, exact, loss.class_weights, True, 2.0)
     assert not np.isnan(got).any()
@@ -240,8 +269,7 @@ COMPILED_CASES = [
     (kind, form, weighting)
     for kind in KINDS
     for form in FORMS
-    for weighting in (("sample",) if kind == "softmax"
-                      else ("sample", "class"))
+    for weighting in (("sample",) if kind == "softmax" else ("sample", "class"))
     # class weighting reads dense targets; sparse ids are covered by sample
     if not (weighting == "class" and form in ("sparse", "sparse_1"))
     # a softmax takes one class per row (multi-hot rows are refused)
@@ -263,19 +291,28 @@ def test_compiled_loss_matches_reference_for_every_label_form(
         y[0] = 0.0  # rows with no positive class
     extra = {} if kind == "softmax" else {"weighting": weighting}
     for from_logits, pred in ((True, logits), (False, probs)):
-        loss = _loss(kind, beta=0.99, gamma=1.5, from_logits=from_logits,
-                     reduction="none", **extra)
+        loss = _loss(
+            kind,
+            beta=0.99,
+            gamma=1.5,
+            from_logits=from_logits,
+            reduction="none",
+            **extra,
+        )
         got = to_numpy(compiled(lambda a, b: loss(a, b))(y, pred))
-        want = _reference(kind, y, pred, loss.class_weights, from_logits,
-                          1.5, weighting)
+        want = _reference(
+            kind, y, pred, loss.class_weights, from_logits, 1.5, weighting
+        )
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
     "policy, kind, form",
     # float32 with ClassCounter and jit_compile is in tests/test_callbacks.py
-    [("mixed_float16", "softmax", "sparse"),
-     ("mixed_bfloat16", "focal", "onehot")],
+    [
+        ("mixed_float16", "softmax", "sparse"),
+        ("mixed_bfloat16", "focal", "onehot"),
+    ],
     indirect=["policy"],
 )
 def test_compiled_fit_with_class_counter(policy, kind, form):
@@ -291,15 +328,18 @@ def test_compiled_fit_with_class_counter(policy, kind, form):
     def one_step(class_counts, callbacks):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(C)])
-        loss = _loss(kind, counts=class_counts, beta=0.999, gamma=2.0,
-                     from_logits=True)
+        loss = _loss(
+            kind, counts=class_counts, beta=0.999, gamma=2.0, from_logits=True
+        )
         model.compile(keras.optimizers.SGD(0.1), loss=loss, **fit_kwargs())
-        history = model.fit(train, epochs=2, callbacks=callbacks,
-                            shuffle=False, verbose=0)
+        history = model.fit(
+            train, epochs=2, callbacks=callbacks, shuffle=False, verbose=0
+        )
         return model, loss, history.history["loss"]
 
     counted_model, counted_loss, counted = one_step(
-        None, [ClassCounter(train, verbose=0)])
+        None, [ClassCounter(train, verbose=0)]
+    )
     np.testing.assert_array_equal(counted_loss.class_counts, counts)
     known_model, _, known = one_step(counts, [])
     assert np.isfinite(counted).all()

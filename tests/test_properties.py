@@ -24,16 +24,16 @@ import warnings
 
 import keras
 import numpy as np
+import reference
+from backend_utils import make_loss
+from backend_utils import to_numpy
+from backend_utils import value_and_grad
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import reference
-from backend_utils import make_loss
-from backend_utils import to_numpy
-from backend_utils import value_and_grad
 from keras_cbloss import class_balanced_weights
 
 _EXPLORE = os.environ.get("KERAS_CBLOSS_HYPOTHESIS_EXAMPLES")
@@ -63,8 +63,9 @@ betas = st.one_of(
     st.floats(0.0, 1.0, exclude_max=True),
     st.floats(0.999999, 1.0, exclude_max=True),
 )
-gammas = st.one_of(st.just(0.0), st.floats(0.0, 5.0),
-                   st.sampled_from([0.5, 1.0, 2.0]))
+gammas = st.one_of(
+    st.just(0.0), st.floats(0.0, 5.0), st.sampled_from([0.5, 1.0, 2.0])
+)
 
 
 @st.composite
@@ -84,13 +85,16 @@ def problems(draw, forms=FORMS, all_present=False):
     num_classes = draw(st.integers(2, 6))
     counts = draw(counts_vectors(num_classes, all_present))
     batch = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-    logit = st.one_of(st.floats(-60, 60, width=32),
-                      st.sampled_from([-1e4, 1e4, 0.0]))
-    logits = draw(hnp.arrays(np.float32, batch + (num_classes,),
-                             elements=logit))
+    logit = st.one_of(
+        st.floats(-60, 60, width=32), st.sampled_from([-1e4, 1e4, 0.0])
+    )
+    logits = draw(
+        hnp.arrays(np.float32, batch + (num_classes,), elements=logit)
+    )
     form = draw(st.sampled_from(forms))
-    ids = draw(hnp.arrays(np.int32, batch,
-                          elements=st.integers(0, num_classes - 1)))
+    ids = draw(
+        hnp.arrays(np.int32, batch, elements=st.integers(0, num_classes - 1))
+    )
     if form == "sparse":
         labels = ids
     elif form == "sparse_1":
@@ -98,13 +102,29 @@ def problems(draw, forms=FORMS, all_present=False):
     elif form == "onehot":
         labels = np.eye(num_classes, dtype="f4")[ids]
     elif form == "multihot":
-        labels = draw(hnp.arrays(np.float32, batch + (num_classes,),
-                                 elements=st.sampled_from([0.0, 1.0])))
+        labels = draw(
+            hnp.arrays(
+                np.float32,
+                batch + (num_classes,),
+                elements=st.sampled_from([0.0, 1.0]),
+            )
+        )
     else:  # soft targets in [0, 1] (label smoothing, mixup)
-        labels = draw(hnp.arrays(np.float32, batch + (num_classes,),
-                                 elements=st.floats(0, 1, width=32)))
-    return {"counts": counts, "beta": draw(betas), "form": form,
-            "labels": labels, "ids": ids, "logits": logits}
+        labels = draw(
+            hnp.arrays(
+                np.float32,
+                batch + (num_classes,),
+                elements=st.floats(0, 1, width=32),
+            )
+        )
+    return {
+        "counts": counts,
+        "beta": draw(betas),
+        "form": form,
+        "labels": labels,
+        "ids": ids,
+        "logits": logits,
+    }
 
 
 def _for_softmax(problem):
@@ -132,8 +152,9 @@ def _loss(kind, problem, gamma=1.0, **kwargs):
     kwargs.setdefault("reduction", "none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return make_loss(kind, problem["counts"], problem["beta"], gamma,
-                         **kwargs)
+        return make_loss(
+            kind, problem["counts"], problem["beta"], gamma, **kwargs
+        )
 
 
 def _probabilities(kind, logits):
@@ -148,8 +169,12 @@ def _tolerance(problem, weights):
     # float32 rounds each of the C terms to ~1e-7 of its size, which grows
     # like |z|; the class weights scale it.
     scale = max(1.0, float(np.abs(problem["logits"]).max()))
-    return 2e-6 * problem["logits"].shape[-1] * scale * max(
-        1.0, float(weights.max()))
+    return (
+        2e-6
+        * problem["logits"].shape[-1]
+        * scale
+        * max(1.0, float(weights.max()))
+    )
 
 
 # --------------------------------------------------------------------------
@@ -158,10 +183,13 @@ def _tolerance(problem, weights):
 
 
 @SETTINGS
-@given(problem=problems(), kind=st.sampled_from(["softmax", "sigmoid",
-                                                  "focal"]),
-       gamma=gammas, from_logits=st.booleans(),
-       weighting=st.sampled_from(["sample", "class"]))
+@given(
+    problem=problems(),
+    kind=st.sampled_from(["softmax", "sigmoid", "focal"]),
+    gamma=gammas,
+    from_logits=st.booleans(),
+    weighting=st.sampled_from(["sample", "class"]),
+)
 def test_losses_match_reference(problem, kind, gamma, from_logits, weighting):
     if kind == "softmax":
         problem = _for_softmax(problem)
@@ -174,15 +202,22 @@ def test_losses_match_reference(problem, kind, gamma, from_logits, weighting):
     got = to_numpy(loss(problem["labels"], pred))
     assert got.shape == problem["ids"].shape
     if kind == "softmax":
-        want = reference.softmax_loss(_dense(problem), pred, weights,
-                                      from_logits)
+        want = reference.softmax_loss(
+            _dense(problem), pred, weights, from_logits
+        )
     else:
         want = reference.focal_loss(
-            _dense(problem), pred, weights, from_logits,
-            gamma if kind == "focal" else 0.0, weighting)
+            _dense(problem),
+            pred,
+            weights,
+            from_logits,
+            gamma if kind == "focal" else 0.0,
+            weighting,
+        )
     assert np.isfinite(got).all() and (got >= 0).all()
-    np.testing.assert_allclose(got, want, rtol=1e-5,
-                               atol=_tolerance(problem, weights))
+    np.testing.assert_allclose(
+        got, want, rtol=1e-5, atol=_tolerance(problem, weights)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -191,26 +226,34 @@ def test_losses_match_reference(problem, kind, gamma, from_logits, weighting):
 
 
 @SETTINGS
-@given(problem=problems(forms=("sparse", "onehot", "soft"), all_present=True),
-       from_logits=st.booleans())
+@given(
+    problem=problems(forms=("sparse", "onehot", "soft"), all_present=True),
+    from_logits=st.booleans(),
+)
 def test_beta_zero_softmax_is_plain_crossentropy(problem, from_logits):
     problem = _for_softmax(problem)
     problem["beta"] = 0.0
     pred = problem["logits"]
     if not from_logits:
         pred = _probabilities("softmax", pred)
-    ours = to_numpy(_loss("softmax", problem, from_logits=from_logits)(
-        problem["labels"], pred))
+    ours = to_numpy(
+        _loss("softmax", problem, from_logits=from_logits)(
+            problem["labels"], pred
+        )
+    )
     if problem["form"] == "sparse":
         plain = keras.losses.sparse_categorical_crossentropy(
-            problem["labels"], pred, from_logits=from_logits)
+            problem["labels"], pred, from_logits=from_logits
+        )
     else:
         plain = keras.losses.categorical_crossentropy(
-            problem["labels"], pred, from_logits=from_logits)
+            problem["labels"], pred, from_logits=from_logits
+        )
     # soft targets: the sample weight is sum(y) * 1
     factor = 1.0 if problem["form"] == "sparse" else problem["labels"].sum(-1)
-    np.testing.assert_allclose(ours, factor * to_numpy(plain), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        ours, factor * to_numpy(plain), rtol=1e-6, atol=1e-6
+    )
 
 
 @SETTINGS
@@ -219,56 +262,86 @@ def test_beta_zero_sigmoid_is_num_classes_times_keras_bce(problem):
     problem["beta"] = 0.0
     num_classes = problem["logits"].shape[-1]
     onehot = np.eye(num_classes, dtype="f4")[problem["ids"]]
-    ours = to_numpy(_loss("sigmoid", problem, from_logits=True)(
-        problem["labels"], problem["logits"]))
-    keras_bce = to_numpy(keras.losses.binary_crossentropy(
-        onehot, problem["logits"], from_logits=True))
-    np.testing.assert_allclose(ours, num_classes * keras_bce, rtol=1e-5,
-                               atol=_tolerance(problem, np.ones(1)))
+    ours = to_numpy(
+        _loss("sigmoid", problem, from_logits=True)(
+            problem["labels"], problem["logits"]
+        )
+    )
+    keras_bce = to_numpy(
+        keras.losses.binary_crossentropy(
+            onehot, problem["logits"], from_logits=True
+        )
+    )
+    np.testing.assert_allclose(
+        ours,
+        num_classes * keras_bce,
+        rtol=1e-5,
+        atol=_tolerance(problem, np.ones(1)),
+    )
 
 
 @SETTINGS
-@given(problem=problems(), from_logits=st.booleans(),
-       weighting=st.sampled_from(["sample", "class"]))
+@given(
+    problem=problems(),
+    from_logits=st.booleans(),
+    weighting=st.sampled_from(["sample", "class"]),
+)
 def test_gamma_zero_focal_and_cb_sigmoid_match_the_reference(
-        problem, from_logits, weighting):
+    problem, from_logits, weighting
+):
     # Each against the float64 BCE reference, not against each other: the
     # sigmoid loss runs the focal code with gamma = 0.
     pred = problem["logits"]
     if not from_logits:
         pred = _probabilities("sigmoid", pred)
     kwargs = {"from_logits": from_logits, "weighting": weighting}
-    for loss in (_loss("focal", problem, 0.0, **kwargs),
-                 _loss("sigmoid", problem, **kwargs)):
+    for loss in (
+        _loss("focal", problem, 0.0, **kwargs),
+        _loss("sigmoid", problem, **kwargs),
+    ):
         got = to_numpy(loss(problem["labels"], pred))
-        want = reference.sigmoid_loss(_dense(problem), pred,
-                                      loss.class_weights, from_logits,
-                                      weighting)
+        want = reference.sigmoid_loss(
+            _dense(problem), pred, loss.class_weights, from_logits, weighting
+        )
         np.testing.assert_allclose(
-            got, want, rtol=1e-5,
-            atol=_tolerance(problem, loss.class_weights))
+            got, want, rtol=1e-5, atol=_tolerance(problem, loss.class_weights)
+        )
 
 
 @SETTINGS
-@given(problem=problems(forms=("sparse",)), gamma=gammas,
-       kind=st.sampled_from(["softmax", "sigmoid", "focal"]))
+@given(
+    problem=problems(forms=("sparse",)),
+    gamma=gammas,
+    kind=st.sampled_from(["softmax", "sigmoid", "focal"]),
+)
 def test_sparse_trailing_one_and_onehot_labels_agree(problem, gamma, kind):
     loss = _loss(kind, problem, gamma, from_logits=True)
     num_classes = problem["logits"].shape[-1]
     ids = problem["ids"]
-    values = [to_numpy(loss(labels, problem["logits"])) for labels in (
-        ids, ids[..., None], np.eye(num_classes, dtype="f4")[ids])]
+    values = [
+        to_numpy(loss(labels, problem["logits"]))
+        for labels in (
+            ids,
+            ids[..., None],
+            np.eye(num_classes, dtype="f4")[ids],
+        )
+    ]
     atol = _tolerance(problem, loss.class_weights)
     np.testing.assert_allclose(values[1], values[0], rtol=1e-6, atol=atol)
     np.testing.assert_allclose(values[2], values[0], rtol=1e-6, atol=atol)
 
 
 @SETTINGS
-@given(problem=problems(forms=("sparse", "multihot", "soft")), gamma=gammas,
-       kind=st.sampled_from(["softmax", "sigmoid", "focal"]),
-       weighting=st.sampled_from(["sample", "class"]), data=st.data())
-def test_renumbering_the_classes_changes_nothing(problem, gamma, kind,
-                                                 weighting, data):
+@given(
+    problem=problems(forms=("sparse", "multihot", "soft")),
+    gamma=gammas,
+    kind=st.sampled_from(["softmax", "sigmoid", "focal"]),
+    weighting=st.sampled_from(["sample", "class"]),
+    data=st.data(),
+)
+def test_renumbering_the_classes_changes_nothing(
+    problem, gamma, kind, weighting, data
+):
     num_classes = problem["logits"].shape[-1]
     perm = np.asarray(data.draw(st.permutations(range(num_classes))))
     if kind == "softmax":
@@ -284,8 +357,9 @@ def test_renumbering_the_classes_changes_nothing(problem, gamma, kind,
         labels = problem["labels"][..., perm]
     loss = _loss(kind, renumbered, gamma, from_logits=True, **extra)
     after = to_numpy(loss(labels, problem["logits"][..., perm]))
-    np.testing.assert_allclose(after, before, rtol=1e-5,
-                               atol=_tolerance(problem, loss.class_weights))
+    np.testing.assert_allclose(
+        after, before, rtol=1e-5, atol=_tolerance(problem, loss.class_weights)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -306,27 +380,35 @@ def test_class_weight_invariants(counts, beta):
     assert np.all(weights[~present] == 0) and np.all(weights[present] > 0)
     np.testing.assert_allclose(weights.sum(), present.sum(), rtol=1e-12)
     np.testing.assert_allclose(
-        weights, reference.cb_weights_in_decimal(counts, beta), rtol=1e-12)
+        weights, reference.cb_weights_in_decimal(counts, beta), rtol=1e-12
+    )
     # a larger class never gets a larger weight
     order = np.argsort(counts[present], kind="stable")
     sorted_raw = raw[present][order]
     assert np.all(np.diff(sorted_raw) <= 1e-12 * sorted_raw[:-1])
     # normalizing only rescales
-    np.testing.assert_allclose(weights[present] / raw[present],
-                               weights[present][0] / raw[present][0],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        weights[present] / raw[present],
+        weights[present][0] / raw[present][0],
+        rtol=1e-12,
+    )
 
 
 @settings(SETTINGS, max_examples=min(SETTINGS.max_examples, 25))
-@given(problem=problems(forms=("sparse", "onehot", "soft")), gamma=gammas,
-       kind=st.sampled_from(["softmax", "sigmoid", "focal"]))
+@given(
+    problem=problems(forms=("sparse", "onehot", "soft")),
+    gamma=gammas,
+    kind=st.sampled_from(["softmax", "sigmoid", "focal"]),
+)
 def test_mean_loss_and_gradient_are_finite(problem, gamma, kind):
     if kind == "softmax":
         problem = _for_softmax(problem)
-    loss = _loss(kind, problem, gamma, from_logits=True,
-                 reduction="sum_over_batch_size")
+    loss = _loss(
+        kind, problem, gamma, from_logits=True, reduction="sum_over_batch_size"
+    )
     value, grad = value_and_grad(
-        lambda z: loss(problem["labels"], z), problem["logits"])
+        lambda z: loss(problem["labels"], z), problem["logits"]
+    )
     assert np.isfinite(value) and value >= 0
     assert np.isfinite(grad).all()
     # d loss / d z is bounded by the weights: |dCE/dz| <= 1 per term

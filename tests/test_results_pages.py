@@ -32,14 +32,20 @@ def test_the_digits_tables_are_the_reporting_of_the_committed_runs():
     import long_tail_digits as digits
 
     results = json.loads(
-        (OUTPUTS / "long_tail_digits" / "results.json").read_text())
+        (OUTPUTS / "long_tail_digits" / "results.json").read_text()
+    )
     runs, settings = results["runs"], results["settings"]
-    summary = _report.summarize(runs, digits.LOSSES, digits.PACKAGE_LOSSES,
-                                digits.DEFERRED)
+    summary = _report.summarize(
+        runs, digits.LOSSES, digits.PACKAGE_LOSSES, digits.DEFERRED
+    )
     table = _report.results_table(
-        summary, digits.PACKAGE_LOSSES, settings["seeds"],
-        results["test_per_class"], len(results["tail_classes"]),
-        digits.DEFERRED)
+        summary,
+        digits.PACKAGE_LOSSES,
+        settings["seeds"],
+        results["test_per_class"],
+        len(results["tail_classes"]),
+        digits.DEFERRED,
+    )
     table += "\n\n" + _report.shot_table(summary, runs[0]["train_counts"])
     committed = (OUTPUTS / "long_tail_digits" / "results.md").read_text()
     assert committed == table + "\n"

@@ -25,10 +25,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-
-import keras_cbloss
 import reference
 from backend_utils import make_loss
+
+import keras_cbloss
 from keras_cbloss import BalancedAccuracy
 from keras_cbloss import CBFocalLoss
 from keras_cbloss import CBSigmoidLoss
@@ -43,12 +43,15 @@ from keras_cbloss.saving import _serializable_classes
 COUNTS = [400, 90, 20, 3]
 C = len(COUNTS)
 LOSSES = {
-    "CBSoftmaxLoss": lambda: make_loss("softmax", COUNTS, 0.999,
-                                       from_logits=True),
-    "CBSigmoidLoss": lambda: make_loss("sigmoid", COUNTS, 0.99,
-                                       weighting="class"),
-    "CBFocalLoss": lambda: make_loss("focal", COUNTS, 0.9999, 0.5,
-                                     from_logits=True),
+    "CBSoftmaxLoss": lambda: make_loss(
+        "softmax", COUNTS, 0.999, from_logits=True
+    ),
+    "CBSigmoidLoss": lambda: make_loss(
+        "sigmoid", COUNTS, 0.99, weighting="class"
+    ),
+    "CBFocalLoss": lambda: make_loss(
+        "focal", COUNTS, 0.9999, 0.5, from_logits=True
+    ),
 }
 # A focal model without the prior-bias initializer: the loss is then the
 # only class of the package in the file.
@@ -69,36 +72,80 @@ CHILD_TIMEOUT_S = 300  # a guard against hangs; the child takes ~20 s
 
 NON_DEFAULT_ARGUMENTS = {
     CBSoftmaxLoss: dict(
-        class_counts=[40, 10, 3], beta=0.9, from_logits=True,
-        ignore_class=255, reduction="mean_with_sample_weight",
-        name="cb_softmax_custom", dtype="float64"),
+        class_counts=[40, 10, 3],
+        beta=0.9,
+        from_logits=True,
+        ignore_class=255,
+        reduction="mean_with_sample_weight",
+        name="cb_softmax_custom",
+        dtype="float64",
+    ),
     CBSigmoidLoss: dict(
-        class_counts=[40, 10, 3], beta=0.99, from_logits=True,
-        weighting="class", ignore_class=-1, reduction="sum",
-        name="cb_sigmoid_custom", dtype="float64"),
+        class_counts=[40, 10, 3],
+        beta=0.99,
+        from_logits=True,
+        weighting="class",
+        ignore_class=-1,
+        reduction="sum",
+        name="cb_sigmoid_custom",
+        dtype="float64",
+    ),
     CBFocalLoss: dict(
-        class_counts=[40, 10, 3], beta=0.9999, gamma=2.5, from_logits=True,
-        weighting="class", ignore_class=255, reduction="mean",
-        name="cb_focal_custom", dtype="bfloat16"),
+        class_counts=[40, 10, 3],
+        beta=0.9999,
+        gamma=2.5,
+        from_logits=True,
+        weighting="class",
+        ignore_class=255,
+        reduction="mean",
+        name="cb_focal_custom",
+        dtype="bfloat16",
+    ),
     LogitAdjustedLoss: dict(
-        class_counts=[40, 10, 3], tau=0.5, from_logits=True,
-        ignore_class=-1, reduction="mean_with_sample_weight",
-        name="logit_adjusted_custom", dtype="float64"),
+        class_counts=[40, 10, 3],
+        tau=0.5,
+        from_logits=True,
+        ignore_class=-1,
+        reduction="mean_with_sample_weight",
+        name="logit_adjusted_custom",
+        dtype="float64",
+    ),
     BalancedAccuracy: dict(
-        num_classes=3, threshold=0.25, ignore_class=255, multi_label=True,
-        name="balanced_custom", dtype="float64"),
+        num_classes=3,
+        threshold=0.25,
+        ignore_class=255,
+        multi_label=True,
+        name="balanced_custom",
+        dtype="float64",
+    ),
     PerClassRecall: dict(
-        class_id=2, num_classes=3, threshold=0.75, ignore_class=-1,
-        multi_label=True, name="recall_custom", dtype="float64"),
+        class_id=2,
+        num_classes=3,
+        threshold=0.75,
+        ignore_class=-1,
+        multi_label=True,
+        name="recall_custom",
+        dtype="float64",
+    ),
     ShotAccuracy: dict(
-        shot="few", class_counts=[40, 10, 3], many_threshold=30,
-        few_threshold=5, threshold=0.3, ignore_class=255, multi_label=True,
-        name="shot_custom", dtype="float64"),
+        shot="few",
+        class_counts=[40, 10, 3],
+        many_threshold=30,
+        few_threshold=5,
+        threshold=0.3,
+        ignore_class=255,
+        multi_label=True,
+        name="shot_custom",
+        dtype="float64",
+    ),
     MeanAveragePrecision: dict(
-        num_classes=3, max_samples=500, ignore_class=-1,
-        name="map_custom", dtype="float64"),
-    keras_cbloss.initializers.PriorBiasInitializer: dict(
-        prior=[0.7, 0.2, 0.1]),
+        num_classes=3,
+        max_samples=500,
+        ignore_class=-1,
+        name="map_custom",
+        dtype="float64",
+    ),
+    keras_cbloss.initializers.PriorBiasInitializer: dict(prior=[0.7, 0.2, 0.1]),
 }
 
 
@@ -114,8 +161,11 @@ def _expected_config(cls, arguments):
 def _constructor_arguments(cls):
     """Name -> default (inspect.Parameter.empty if none) of `cls`."""
     parameters = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in parameters if p.name != "self"
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def _class_id(cls):
@@ -127,7 +177,8 @@ def test_every_config_entry_holds_the_value_it_was_built_with(cls):
     arguments = NON_DEFAULT_ARGUMENTS[cls]
     signature = _constructor_arguments(cls)
     assert set(arguments) == set(signature), (
-        "NON_DEFAULT_ARGUMENTS must give every constructor argument")
+        "NON_DEFAULT_ARGUMENTS must give every constructor argument"
+    )
     for name, default in signature.items():
         assert arguments[name] != default, f"{name} is at its default"
     config = cls(**arguments).get_config()
@@ -139,7 +190,8 @@ def test_every_config_entry_holds_the_value_it_was_built_with(cls):
             assert config[key] == value, key
     # and the config builds the same object back
     clone = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(cls(**arguments)))
+        keras.saving.serialize_keras_object(cls(**arguments))
+    )
     assert clone.get_config() == config
 
 
@@ -151,7 +203,8 @@ def test_the_list_is_what_the_package_registers():
     for module in pkgutil.iter_modules(keras_cbloss.__path__):
         importlib.import_module(f"keras_cbloss.{module.name}")
     registered = {
-        name: cls for name, cls in keras.saving.get_custom_objects().items()
+        name: cls
+        for name, cls in keras.saving.get_custom_objects().items()
         if name.startswith("keras_cbloss>")
     }
     listed = _serializable_classes()
@@ -171,14 +224,24 @@ def test_the_list_is_what_the_package_registers():
 # The model compiled with every loss and metric: an output per loss (with
 # the labels it takes), each metric on the output whose labels it takes.
 EVERY_CLASS_OUTPUTS = {
-    "softmax": (lambda: CBSoftmaxLoss(COUNTS, 0.999, from_logits=True),
-                "sparse"),
-    "sigmoid": (lambda: CBSigmoidLoss(COUNTS, 0.99, from_logits=True,
-                                      weighting="class"), "multihot"),
-    "focal": (lambda: CBFocalLoss(COUNTS, 0.9999, 0.5, from_logits=True),
-              "sparse"),
-    "adjusted": (lambda: LogitAdjustedLoss(COUNTS, 1.0, from_logits=True),
-                 "sparse"),
+    "softmax": (
+        lambda: CBSoftmaxLoss(COUNTS, 0.999, from_logits=True),
+        "sparse",
+    ),
+    "sigmoid": (
+        lambda: CBSigmoidLoss(
+            COUNTS, 0.99, from_logits=True, weighting="class"
+        ),
+        "multihot",
+    ),
+    "focal": (
+        lambda: CBFocalLoss(COUNTS, 0.9999, 0.5, from_logits=True),
+        "sparse",
+    ),
+    "adjusted": (
+        lambda: LogitAdjustedLoss(COUNTS, 1.0, from_logits=True),
+        "sparse",
+    ),
 }
 EVERY_CLASS_METRICS = {
     BalancedAccuracy: ("softmax", lambda: BalancedAccuracy()),
@@ -207,8 +270,9 @@ def _every_class_data():
     rng = np.random.default_rng(2)
     multihot = (rng.random((len(y), C)) < 0.3).astype("f4")
     labels = {"sparse": y, "multihot": multihot}
-    return x, {name: labels[form]
-               for name, (_, form) in EVERY_CLASS_OUTPUTS.items()}
+    return x, {
+        name: labels[form] for name, (_, form) in EVERY_CLASS_OUTPUTS.items()
+    }
 
 
 def _void_data():
@@ -223,15 +287,18 @@ def _trained_model(name, prior_bias=True):
     keras.utils.set_random_seed(1)
     loss = LOSSES[name]()
     activation = None if loss.from_logits else "sigmoid"
-    model = keras.Sequential([
-        keras.Input((6,)),
-        keras.layers.Dense(
-            C, activation=activation,
-            bias_initializer=(
-                prior_bias_initializer(C) if prior_bias else "zeros"
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(
+                C,
+                activation=activation,
+                bias_initializer=(
+                    prior_bias_initializer(C) if prior_bias else "zeros"
+                ),
             ),
-        ),
-    ])
+        ]
+    )
     model.compile("adam", loss=loss)
     x, y = _data()
     model.fit(x, y, epochs=1, verbose=0)
@@ -244,8 +311,12 @@ def _every_class_model():
     hidden = keras.layers.Dense(8, activation="relu")(inputs)
     outputs = {
         name: keras.layers.Dense(
-            C, name=name, bias_initializer=prior_bias_initializer(
-                (np.asarray(COUNTS) / sum(COUNTS)).tolist()))(hidden)
+            C,
+            name=name,
+            bias_initializer=prior_bias_initializer(
+                (np.asarray(COUNTS) / sum(COUNTS)).tolist()
+            ),
+        )(hidden)
         for name in EVERY_CLASS_OUTPUTS
     }
     model = keras.Model(inputs, outputs)
@@ -265,12 +336,18 @@ def _every_class_model():
 def _void_model():
     keras.utils.set_random_seed(4)
     prior = VOID_COUNTS[1] / sum(VOID_COUNTS)
-    model = keras.Sequential([
-        keras.Input((4, 4, 3)),
-        keras.layers.Conv2D(1, 1, activation="sigmoid",
-                            kernel_initializer="random_normal",
-                            bias_initializer=prior_bias_initializer(prior)),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 3)),
+            keras.layers.Conv2D(
+                1,
+                1,
+                activation="sigmoid",
+                kernel_initializer="random_normal",
+                bias_initializer=prior_bias_initializer(prior),
+            ),
+        ]
+    )
     # random_normal's 0.05 scale would keep every pixel near the prior.
     kernel, bias = model.get_weights()
     model.set_weights([kernel * 40, bias + 2.5])
@@ -278,9 +355,11 @@ def _void_model():
     model.compile(
         "sgd",
         loss=CBSigmoidLoss(VOID_COUNTS, 0.999, ignore_class=255),
-        metrics=[BalancedAccuracy(**options),
-                 PerClassRecall(1, **options),
-                 ShotAccuracy("few", VOID_COUNTS, **options)],
+        metrics=[
+            BalancedAccuracy(**options),
+            PerClassRecall(1, **options),
+            ShotAccuracy("few", VOID_COUNTS, **options),
+        ],
     )
     return model
 
@@ -398,8 +477,11 @@ LOADER = textwrap.dedent("""
 
 
 def _save_data(directory, name, x, y):
-    ys = {f"y_{k}": v for k, v in y.items()} if isinstance(y, dict) else {
-        "y_": y}
+    ys = (
+        {f"y_{k}": v for k, v in y.items()}
+        if isinstance(y, dict)
+        else {"y_": y}
+    )
     np.savez(directory / f"{name}_data.npz", x=x, **ys)
 
 
@@ -418,8 +500,7 @@ def saved(tmp_path_factory):
     _save_data(directory, EVERY_CLASS, *_every_class_data())
     _save_data(directory, VOID, *_void_data())
     if TF_BACKEND:
-        models["CBFocalLoss"].export(str(directory / "serving"),
-                                     verbose=False)
+        models["CBFocalLoss"].export(str(directory / "serving"), verbose=False)
     return directory, models
 
 
@@ -435,12 +516,15 @@ def fresh(saved):
     }
     result = subprocess.run(
         [sys.executable, "-c", LOADER, json.dumps(spec)],
-        cwd=directory, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+        cwd=directory,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT "):])
+    lines = [s for s in result.stdout.splitlines() if s.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _loaded(fresh, case):
@@ -459,16 +543,21 @@ def test_keras_file_round_trip_keeps_the_loss(saved, fresh, name):
     assert out["class"] == name
     assert out["config"] == loss.get_config()
     assert out["config"]["class_counts"] == COUNTS
-    np.testing.assert_allclose(out["value"], model.evaluate(x, y, verbose=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        out["value"], model.evaluate(x, y, verbose=0), rtol=1e-6
+    )
     # and the value is the class-balanced loss of the loaded predictions
     logits = model.predict(x, verbose=0)
     if name == "CBSoftmaxLoss":
         per_sample = reference.softmax_loss(y, logits, loss.class_weights, True)
     else:
         per_sample = reference.focal_loss(
-            y, logits, loss.class_weights, loss.from_logits,
-            getattr(loss, "gamma", 0.0), loss.weighting,
+            y,
+            logits,
+            loss.class_weights,
+            loss.from_logits,
+            getattr(loss, "gamma", 0.0),
+            loss.weighting,
         )
     np.testing.assert_allclose(out["value"], per_sample.mean(), rtol=1e-5)
 
@@ -550,8 +639,7 @@ def test_models_load_and_predict_with_keras_alone(saved, fresh, name):
     if isinstance(expected, dict):
         assert set(served) == set(expected)
         for key, value in expected.items():
-            np.testing.assert_allclose(served[key], value, rtol=1e-6,
-                                       atol=1e-7)
+            np.testing.assert_allclose(served[key], value, rtol=1e-6, atol=1e-7)
     else:
         np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-7)
 
@@ -578,23 +666,25 @@ def test_every_class_is_in_the_every_class_model():
 
 
 def test_a_model_with_every_loss_and_metric_loads_through_custom_objects(
-        saved, fresh):
+    saved, fresh
+):
     _, models = saved
     model = models[EVERY_CLASS]
     x, y = _every_class_data()
-    expected = model.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
+    expected = model.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     out = _loaded(fresh, EVERY_CLASS)
     assert set(out["logs"]) == set(expected)
     metric_names = {make().name for _, make in EVERY_CLASS_METRICS.values()}
     for name in metric_names:  # each metric is logged, for its output
         assert any(key.endswith(name) for key in expected), name
     for key, value in expected.items():
-        np.testing.assert_allclose(out["logs"][key], value, rtol=1e-6,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            out["logs"][key], value, rtol=1e-6, err_msg=key
+        )
     for output, loss in model.loss.items():
-        assert out["losses"][output] == [type(loss).__name__,
-                                         loss.get_config()]
+        assert out["losses"][output] == [type(loss).__name__, loss.get_config()]
 
 
 # --------------------------------------------------------------------------
@@ -621,7 +711,8 @@ def _void_reference(probabilities, y, threshold):
 
 
 def test_void_pixel_metrics_reload_with_their_ignore_class_and_threshold(
-        saved, fresh):
+    saved, fresh
+):
     _, models = saved
     model = models[VOID]
     x, y = _void_data()
@@ -630,13 +721,15 @@ def test_void_pixel_metrics_reload_with_their_ignore_class_and_threshold(
     want = _void_reference(probabilities, y, VOID_THRESHOLD)
     # The threshold matters on these predictions.
     at_default = _void_reference(probabilities, y, 0.5)
-    assert abs(at_default["balanced_accuracy"]
-               - want["balanced_accuracy"]) > 0.01
+    assert (
+        abs(at_default["balanced_accuracy"] - want["balanced_accuracy"]) > 0.01
+    )
     logs = _loaded(fresh, VOID)["logs"]
     for key, value in want.items():
         np.testing.assert_allclose(logs[key], value, rtol=1e-5, err_msg=key)
-    expected = model.evaluate(x, y, batch_size=len(x), verbose=0,
-                              return_dict=True)
+    expected = model.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     for key, value in expected.items():
         np.testing.assert_allclose(logs[key], value, rtol=1e-6, err_msg=key)
 
@@ -669,19 +762,29 @@ JAX_EXPORTER = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not TF_BACKEND, reason="served with TensorFlow")
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                    reason="needs JAX")
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
 def test_export_on_jax_serves_in_tensorflow(tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
     result = subprocess.run(
-        [sys.executable, "-c", JAX_EXPORTER, str(tmp_path)], env=env,
-        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        [sys.executable, "-c", JAX_EXPORTER, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     import tensorflow as tf
 
     served = tf.saved_model.load(str(tmp_path / "serving"))
     x = np.load(tmp_path / "x.npy")
-    np.testing.assert_allclose(np.asarray(served.serve(x)),
-                               np.load(tmp_path / "predictions.npy"),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(served.serve(x)),
+        np.load(tmp_path / "predictions.npy"),
+        rtol=1e-5,
+        atol=1e-6,
+    )

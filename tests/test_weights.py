@@ -2,10 +2,10 @@ import warnings
 
 import numpy as np
 import pytest
-
 import reference
 from catalogues import BAD_BETAS
 from catalogues import BAD_WEIGHT_COUNTS
+
 from keras_cbloss import class_balanced_weights
 from keras_cbloss import effective_number
 
