@@ -47,3 +47,21 @@ def pytest_runtest_call(item):
         return (yield)
     finally:
         capman.global_and_fixture_disabled = disabled
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the docs blocks that use PyTorch where it is not installed.
+
+    The `test` extra does not install PyTorch (`.ci/run` does): as the
+    Python tests of the PyTorch backend, a docs block that imports `torch`
+    (a `DataLoader` as a counting source) is skipped without it.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return
+    skip = pytest.mark.skip(reason="needs PyTorch (pip install torch)")
+    for item in items:
+        code = getattr(item, "code", "")
+        if _is_markdown_block(item) and "import torch" in code:
+            item.add_marker(skip)
