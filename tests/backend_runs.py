@@ -1,47 +1,99 @@
-"""The other-backend runs: one pytest process per backend (a pytest plugin).
+"""The other-backend runs: child pytest processes (a pytest plugin).
 
 Keras picks its backend once per process, so the modules written with
-`keras.ops` rerun under JAX and PyTorch in one child pytest process per
-backend (`tests/test_backends.py` checks their outcome). The children run
-one after the other in a background thread that starts as soon as the outer
-(TensorFlow) session has collected its tests, so that they use the second
-CPU core while the outer session runs everything else; the checks are moved
-to the end of the session, where they wait for the outcome. The root
-`conftest.py` loads this plugin.
+`keras.ops` rerun under JAX and PyTorch in child pytest processes
+(`tests/test_backends.py` checks their outcome). The JAX modules are split
+into a few runs of similar length (`RUNS`), so that the work can be shared
+between the two CPU cores:
+
+- as soon as the outer (TensorFlow) session has collected its tests, one
+  background worker starts the runs one after the other, using the second
+  core while the outer session runs everything else;
+- when the outer session reaches the checks (which this plugin moves to the
+  end of the session) its own core is free, and a second worker takes the
+  runs not yet started.
+
+Other tests whose work is a fixed command in a subprocess (the benchmark
+scripts' smoke runs) register it with `command()`: it joins the same queue,
+and its test, marked `backend_run` as the checks are, reads the outcome at
+the end. Besides sharing the cores, this keeps the outer process from
+waiting idle on subprocesses for minutes in a row (on the project's
+machines, memory reclaim then pages TensorFlow's libraries out, and the next
+test waits for them to page in again, up to a minute).
+
+A run killed by a signal from outside (SIGTERM or SIGKILL, e.g. a process
+cleanup on a shared machine) is started once more; any other failure,
+crashes included, is reported as it is. The root `conftest.py` loads this
+plugin.
 """
 
-import concurrent.futures
 import importlib.util
 import os
+import queue
+import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError
 
 import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 MARKER = "backend_run"
 # Modules written with keras.ops only; TensorFlow-only parts skip themselves.
-AGNOSTIC = [
-    "test_losses.py",
-    "test_losses_compiled.py",
-    "test_dense_targets.py",
-    "test_initializers.py",
-    "test_callbacks.py",
-    "test_counting_sources.py",
-    "test_compat.py",
-    "test_kernels.py",
-    "test_metrics.py",
-    "test_logit_adjustment.py",
-    "test_weighted_mean.py",
-    "test_layout_matrix.py",
-]
-MODULES = {
-    # test_distributed.py: keras.distribution.DataParallel over the two CPU
-    # devices that XLA_FLAGS below creates.
-    "jax": AGNOSTIC + ["test_mixed_precision.py", "test_distributed.py"],
-    "torch": AGNOSTIC,
+# Each run is one child process. The JAX modules are grouped into runs of
+# similar length (about 1-2 min each on a 2-core machine); the order is the
+# order in which the runs start, longest first.
+RUNS = {
+    "jax-1": (
+        "jax",
+        ["test_callbacks.py", "test_losses.py", "test_losses_compiled.py"],
+    ),
+    "jax-2": (
+        "jax",
+        [
+            "test_metrics.py",
+            "test_layout_matrix.py",
+            "test_counting_sources.py",
+            "test_compat.py",
+            "test_initializers.py",
+        ],
+    ),
+    "jax-3": (
+        "jax",
+        [
+            "test_dense_targets.py",
+            "test_kernels.py",
+            "test_logit_adjustment.py",
+            "test_weighted_mean.py",
+            # keras.distribution.DataParallel over the two CPU devices that
+            # XLA_FLAGS below creates.
+            "test_distributed.py",
+            "test_mixed_precision.py",
+        ],
+    ),
+    "torch": (
+        "torch",
+        [
+            "test_losses.py",
+            "test_losses_compiled.py",
+            "test_dense_targets.py",
+            "test_initializers.py",
+            "test_callbacks.py",
+            "test_counting_sources.py",
+            "test_compat.py",
+            "test_kernels.py",
+            "test_metrics.py",
+            "test_logit_adjustment.py",
+            "test_weighted_mean.py",
+            "test_layout_matrix.py",
+        ],
+    ),
 }
+# Estimated seconds of each run on a 2-core machine (the queue starts the
+# longest first).
+COSTS = {"jax-1": 130, "jax-2": 110, "jax-3": 110, "torch": 60}
 ENVIRONMENTS = {
     "jax": {
         "JAX_PLATFORMS": "cpu",
@@ -50,22 +102,43 @@ ENVIRONMENTS = {
     "torch": {},
 }
 TIMEOUT_S = 1800  # a guard against hangs, far above a normal run
+# Exit statuses of a child stopped from outside: it is started once more.
+_KILLED = (-signal.SIGTERM, -signal.SIGKILL)
 
-_executor = concurrent.futures.ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="backend-run"
-)
-_futures = {}
+_commands = {}  # name -> (argv, env, cwd, cost) of the registered commands
+_futures = {}  # run name -> Future of (returncode, stdout, stderr)
+_pending = queue.SimpleQueue()  # run names queued, not yet started
+_workers = []
 _running = set()  # child processes to stop if the session ends early
 _stopping = threading.Event()
 _lock = threading.Lock()
 
 
-def _run(backend):
-    """Runs the backend's modules in a child pytest; returns the process'
-    `(returncode, stdout, stderr)`."""
-    modules = [
+def backend_of(run):
+    return RUNS[run][0]
+
+
+def command(name, argv, env=None, cwd=None, cost=10):
+    """Registers a subprocess command as run `name` (once, at import).
+
+    Its test, marked `@pytest.mark.backend_run(run=name)`, waits for it with
+    `outcome(name)`: `(returncode, stdout, stderr)`. `cost`: its estimated
+    seconds, for the queue's order."""
+    _commands.setdefault(name, (list(argv), env, cwd, cost))
+
+
+def _cost(run):
+    return COSTS.get(run, 60) if run in RUNS else _commands[run][3]
+
+
+def _argv_env_cwd(run):
+    if run in _commands:
+        argv, env, cwd, _ = _commands[run]
+        return argv, dict(os.environ, **(env or {})), cwd
+    backend, modules = RUNS[run]
+    paths = [
         os.path.join(TESTS, m)
-        for m in MODULES[backend]
+        for m in modules
         if os.path.exists(os.path.join(TESTS, m))
     ]
     env = dict(
@@ -74,18 +147,16 @@ def _run(backend):
         TF_CPP_MIN_LOG_LEVEL="3",
         **ENVIRONMENTS[backend],
     )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    return argv + ["-x", *paths], env, None
+
+
+def _child(run):
+    argv, env, cwd = _argv_env_cwd(run)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-x",
-            *modules,
-        ],
+        argv,
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,17 +177,68 @@ def _run(backend):
     return process.returncode, stdout, stderr
 
 
-def start(backend):
-    """Queues the backend's run (once); the queue runs one at a time."""
+def _run(run):
+    """Runs `run` in a child pytest: `(returncode, stdout, stderr)`."""
+    returncode, stdout, stderr = _child(run)
+    if returncode in _KILLED and not _stopping.is_set():
+        note = f"(the first try was stopped by signal {-returncode}; rerun)\n"
+        returncode, stdout, stderr = _child(run)
+        stderr = note + stderr
+    return returncode, stdout, stderr
+
+
+def _work():
+    """A worker: takes queued runs until none is left."""
+    while not _stopping.is_set():
+        try:
+            run = _pending.get_nowait()
+        except queue.Empty:
+            return
+        future = _futures[run]
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(_run(run))
+        except BaseException as error:  # reported by the check that waits
+            future.set_exception(error)
+
+
+def _ensure_workers(count):
+    """Keeps `count` workers (1 or 2) taking the queued runs."""
     with _lock:
-        if backend not in _futures:
-            _futures[backend] = _executor.submit(_run, backend)
-        return _futures[backend]
+        if _stopping.is_set():
+            return
+        _workers[:] = [worker for worker in _workers if worker.is_alive()]
+        new = [
+            threading.Thread(target=_work, name="backend-run", daemon=True)
+            for _ in range(count - len(_workers))
+        ]
+        _workers.extend(new)
+    for worker in new:
+        worker.start()
 
 
-def outcome(backend):
-    """Waits for the backend's run: `(returncode, stdout, stderr)`."""
-    return start(backend).result()
+def start(runs):
+    """Queues `runs` (each once, the longest first) and starts the first
+    worker."""
+    with _lock:
+        for run in sorted(runs, key=_cost, reverse=True):
+            if run not in _futures:
+                _futures[run] = Future()
+                _pending.put(run)
+    _ensure_workers(1)
+
+
+def outcome(run):
+    """Waits for `run`: `(returncode, stdout, stderr)`. The caller's core
+    is free from here on, so a second worker takes the runs not started."""
+    start([run])
+    while True:
+        _ensure_workers(2)
+        try:
+            return _futures[run].result(timeout=5)
+        except TimeoutError:
+            continue
 
 
 def available(backend):
@@ -143,26 +265,39 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker(MARKER) is not None)
 
 
+def _run_of(item):
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    if "run" in marker.kwargs:
+        return marker.kwargs["run"]
+    return item.callspec.params["run"]
+
+
+def _startable(run):
+    if run in RUNS:
+        return available(backend_of(run))
+    return run in _commands
+
+
 def pytest_collection_finish(session):
-    backends = [
-        item.callspec.params["backend"]
-        for item in session.items
-        if item.get_closest_marker(MARKER)
-    ]
+    runs = {_run_of(item) for item in session.items} - {None}
     if (
-        not backends
+        not runs
         or session.config.option.collectonly
         or _outer_backend() != "tensorflow"
     ):
         return
-    for backend in backends:
-        if available(backend):
-            start(backend)
+    start([run for run in runs if _startable(run)])
 
 
 def pytest_sessionfinish(session):
-    _executor.shutdown(wait=False, cancel_futures=True)
     with _lock:
         _stopping.set()
         for process in _running:
             process.kill()
+    while True:
+        try:
+            _futures[_pending.get_nowait()].cancel()
+        except queue.Empty:
+            break

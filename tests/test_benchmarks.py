@@ -2,17 +2,24 @@
 --quick runs print tables (and JSON) with the ratios.
 
 Only that the script runs and reports every ratio the issue asks for:
-timings on a shared machine are not asserted.
+timings on a shared machine are not asserted. The runs are registered with
+tests/backend_runs.py, which starts them in the background beside the other
+subprocess runs; the checks (marked `backend_run`) read their output at the
+end of the session.
 """
 
+import atexit
 import importlib.util
 import json
 import math
 import os
+import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import backend_runs
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,15 +50,14 @@ def _positive(x):
     return isinstance(x, float) and math.isfinite(x) and x > 0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-def test_quick_run_reports_every_ratio(backend, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
-    out = tmp_path / "bench.json"
-    page = tmp_path / "bench.md"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
-    result = subprocess.run(
+OUTPUT = Path(tempfile.mkdtemp(prefix="keras-cbloss-benchmarks-"))
+atexit.register(shutil.rmtree, OUTPUT, ignore_errors=True)
+BACKENDS = ["tensorflow", "jax", "torch"]
+for _backend in BACKENDS:
+    if importlib.util.find_spec(_backend) is None:
+        continue  # its test skips
+    backend_runs.command(
+        f"bench-{_backend}",
         [
             sys.executable,
             SCRIPT,
@@ -59,20 +65,37 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
             "--gammas",
             "0.5",
             "--json",
-            str(out),
+            str(OUTPUT / _backend / "bench.json"),
             "--markdown",
-            str(page),
+            str(OUTPUT / _backend / "bench.md"),
         ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": _backend},
         cwd=ROOT,
+        cost=30 if _backend == "tensorflow" else 15,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "## Loss alone" in result.stdout
+    (OUTPUT / _backend).mkdir()  # the script writes its files there
+
+
+def _outcome(run):
+    returncode, stdout, stderr = backend_runs.outcome(run)
+    assert returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout
+
+
+@pytest.mark.slow
+@pytest.mark.backend_run
+@pytest.mark.parametrize("run", [f"bench-{b}" for b in BACKENDS])
+def test_quick_run_reports_every_ratio(run):
+    backend = run[len("bench-") :]
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    stdout = _outcome(run)
+    tmp_path = OUTPUT / backend
+    out = tmp_path / "bench.json"
+    page = tmp_path / "bench.md"
+    assert "## Loss alone" in stdout
     # the page written is the report printed; the summary holds its tables
-    assert page.read_text().strip() == result.stdout.strip()
+    assert page.read_text().strip() == stdout.strip()
     summary = (tmp_path / "bench_summary.md").read_text()
     assert "the loss alone, CB / Keras+sw" in summary
     assert "the whole `fit` step" in summary and "Load average" in summary
@@ -141,28 +164,29 @@ def test_quick_run_reports_every_ratio(backend, tmp_path):
 COUNTING_SCRIPT = os.path.join(ROOT, "benchmarks", "bench_counting.py")
 
 
+backend_runs.command(
+    "bench-counting",
+    [
+        sys.executable,
+        COUNTING_SCRIPT,
+        "--quick",
+        "--json",
+        str(OUTPUT / "counting.json"),
+        "--import-repeats",
+        "1",
+    ],
+    env={"TF_CPP_MIN_LOG_LEVEL": "3"},
+    cwd=ROOT,
+    cost=20,
+)
+
+
 @pytest.mark.slow
-def test_counting_benchmark_quick_run_reports_ratios(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    path = tmp_path / "counting.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            COUNTING_SCRIPT,
-            "--quick",
-            "--json",
-            str(path),
-            "--import-repeats",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "count / best of the two (target <= 1.2)" in result.stdout
+@pytest.mark.backend_run(run="bench-counting")
+def test_counting_benchmark_quick_run_reports_ratios():
+    stdout = _outcome("bench-counting")
+    path = OUTPUT / "counting.json"
+    assert "count / best of the two (target <= 1.2)" in stdout
     report = json.loads(path.read_text())
     names = [row["pipeline"] for row in report["label_pipelines"]]
     for kind in ("`(x, y)` pairs", "sparse ids", "one-hot", "multi-hot"):

@@ -153,7 +153,9 @@ def changing_labels(label_sets):
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("kind", KINDS)
 def test_counted_loss_trains_like_a_loss_built_with_counts(kind, jit_compile):
-    skip_slow_torch_compile(jit_compile, kind)
+    # Under torch.compile (tens of seconds per model on CPU), counts reaching
+    # a compiled step are shown by the recount and DRW tests below.
+    skip_slow_torch_compile(jit_compile, kind=None)
     counts = np.bincount(Y, minlength=C)
     waiting = make_model(cb_loss(kind), jit_compile=jit_compile)
     given = make_model(cb_loss(kind, counts), jit_compile=jit_compile)
