@@ -1039,26 +1039,37 @@ def _invalid_error(plan, code, bad):
 
 
 def _bad_dense_message(plan, value, number):
-    ignored = advice = ""
+    ignored = ""
     if plan.ignore_class is not None:
         ignored = (
             f" (entries equal to `ignore_class={plan.ignore_class}` are "
             "unknown and skipped)"
         )
-    elif np.isfinite(number) and number == np.floor(number):
+    ids = (
+        " If these are class ids (e.g. per-token ids [B, T]), pass "
+        "`sparse=True`."
+    )
+    soft = (
+        " Soft labels (label smoothing, mixup) have no class counts: count "
+        "the labels before they are mixed, e.g. from a labels-only dataset."
+    )
+    whole = np.isfinite(number) and number == np.floor(number)
+    if whole and number >= 2:
+        # Most likely class ids: the advice that fits comes first.
+        advice = ids
+    elif whole and plan.ignore_class is None:
         advice = (
             " If such entries mark unknown labels (e.g. -1 in multi-task "
             f"targets), pass `ignore_class={value}` (as to the losses) so "
-            "that they are skipped."
+            "that they are skipped." + ids
         )
+    else:
+        advice = soft + ids
     return (
         "Invalid label in the dataset. Expected one-hot or multi-hot rows "
         f"of 0s and 1s (labels of shape {_shape_text(plan.shape)}, read as "
         f"{plan.num_classes} classes){ignored}. Received a value of "
-        f"{value}.{advice} Soft labels (label smoothing, mixup) have no "
-        "class counts: count the labels before they are mixed, e.g. from a "
-        "labels-only dataset. If these are class ids (e.g. per-token ids "
-        "[B, T]), pass `sparse=True`."
+        f"{value}.{advice}"
     )
 
 

@@ -259,6 +259,25 @@ def test_soft_and_out_of_range_dense_labels():
         count_classes(onehot, 4)
 
 
+def test_per_token_ids_read_as_rows_get_the_sparse_advice_first():
+    # [B, T] class ids with no -1: a value of 2 means class ids, not an
+    # unknown entry, so the advice is `sparse=True` (and not
+    # `ignore_class=2`); it is followed.
+    ids = np.array([[0, 1, 2, 2], [1, 1, 0, 2], [2, 0, 0, 1]], "int64")
+    with pytest.raises(ValueError) as error:
+        count_classes(ids, verbose=0)
+    message = str(error.value)
+    assert "value of 2. If these are class ids" in message, message
+    assert "ignore_class" not in message and "mixup" not in message
+    np.testing.assert_array_equal(
+        count_classes(ids, sparse=True, verbose=0),
+        np.bincount(ids.ravel(), minlength=3),
+    )
+    # -1 entries still point to ignore_class first.
+    with pytest.raises(ValueError, match=r"ignore_class=-1.*sparse=True"):
+        count_classes(np.where(ids == 2, -1, ids), verbose=0)
+
+
 @pytest.mark.parametrize(
     "value, dtype, shown",
     [
