@@ -687,7 +687,16 @@ def test_beta_dial_example_runs_quick(tmp_path, capsys):
     import beta_dial
 
     out = tmp_path / "dial"
-    beta_dial.main(["--quick", "--run-eagerly", "--output-dir", str(out)])
+    beta_dial.main(
+        [
+            "--quick",
+            "--batch-size",
+            "512",
+            "--run-eagerly",
+            "--output-dir",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert stdout.count("] seed ") == 2 * 4  # 2 seeds x (CE, 2 betas, 1/n)
     assert "| 1/n (beta -> 1) |" in stdout
