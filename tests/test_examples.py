@@ -562,8 +562,13 @@ def test_cifar_pipeline_builds_the_long_tailed_profile(
         test_size = sum(int(y.shape[0]) for _, y in data.test)
         assert test_size == num_examples  # the full test split
 
-        other = cifar.build_datasets(dataset, imbalance, batch_size=32, seed=1)
-        np.testing.assert_array_equal(other.counts, expected)
+        if dataset == "cifar10":  # once, on the smaller mock set
+            # Another seed: other images, the same profile, and its decoding
+            # pass matches its labels-only pass (else RuntimeError).
+            other = cifar.build_datasets(
+                dataset, imbalance, batch_size=32, seed=1
+            )
+            np.testing.assert_array_equal(other.counts, expected)
 
 
 def test_resnet32_has_the_papers_structure():
