@@ -240,8 +240,8 @@ def format_gain(gain):
 
 def add_run_arguments(parser, epochs, batch_size, output_dir):
     """The seeded-run options the digits examples share: `--seeds`,
-    `--epochs`, `--batch-size`, `--learning-rate` (Adam) and `--output-dir`
-    (a `pathlib.Path`, default `output_dir`)."""
+    `--epochs`, `--batch-size`, `--learning-rate` (Adam), `--output-dir`
+    (a `pathlib.Path`, default `output_dir`) and `--run-eagerly`."""
     parser.add_argument(
         "--seeds",
         type=int,
@@ -253,6 +253,19 @@ def add_run_arguments(parser, epochs, batch_size, output_dir):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--output-dir", type=pathlib.Path, default=pathlib.Path(output_dir)
+    )
+    add_run_eagerly_argument(parser)
+
+
+def add_run_eagerly_argument(parser):
+    """`--run-eagerly`: `compile(run_eagerly=True)` for smoke runs."""
+    parser.add_argument(
+        "--run-eagerly",
+        action="store_true",
+        help="run the training and prediction steps eagerly "
+        "(`compile(run_eagerly=True)`), not as compiled graphs: the same "
+        "computation, slower per step, but nothing to trace, which is most "
+        "of the time of a smoke run of a few steps",
     )
 
 

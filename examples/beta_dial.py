@@ -34,6 +34,9 @@ Usage:
     python examples/beta_dial.py            # 5 seeds, about 3 min on 2 cores
     python examples/beta_dial.py --quick    # a smoke run (seconds)
 
+`--run-eagerly` runs the steps eagerly instead of compiling them: for a
+smoke run of a few steps, where tracing is most of the time.
+
 Writes to `--output-dir` (default `outputs/beta_dial/`): `results.md` (the
 table), `results.json` (all numbers and settings), `results.csv` (one row
 per run) and `beta_dial.png` (balanced accuracy and tail recall against
@@ -238,6 +241,7 @@ def train_and_score(name, beta, args, seed, train, data):
         keras.optimizers.Adam(args.learning_rate),
         loss=loss,
         metrics=[BalancedAccuracy()],
+        run_eagerly=args.run_eagerly,
     )
     start = time.perf_counter()
     model.fit(

@@ -22,6 +22,9 @@ Usage:
     python examples/binary_breast_cancer.py              # ~1 min on 2 cores
     python examples/binary_breast_cancer.py --seeds 1 --epochs 2   # smoke
 
+`--run-eagerly` runs the steps eagerly instead of compiling them: for a
+smoke run of a few steps, where tracing is most of the time.
+
 Prints a table of mean ± std over seeds and the paired gains over `bce`
 (mean ± std of per-seed differences, paired t-test p), and writes it with
 every number to `--output-dir` (default `outputs/binary_breast_cancer/`).
@@ -59,6 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--beta", type=float, default=0.999)
     parser.add_argument("--gamma", type=float, default=2.0)
     parser.add_argument("--output-dir", default="outputs/binary_breast_cancer")
+    lt.add_run_eagerly_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -104,7 +108,9 @@ def train_and_score(name, args, seed, train, test):
         ]
     )
     loss = make_loss(name, args)
-    model.compile(keras.optimizers.Adam(1e-2), loss=loss)
+    model.compile(
+        keras.optimizers.Adam(1e-2), loss=loss, run_eagerly=args.run_eagerly
+    )
     callbacks = [] if name == "bce" else [ClassCounter(ds, verbose=0)]
     model.fit(
         ds, epochs=args.epochs, callbacks=callbacks, verbose=0, shuffle=False

@@ -20,6 +20,10 @@ ResNet-32 want a GPU):
     python examples/long_tail_cifar.py --dataset cifar10 --imbalance 100 \\
         --loss softmax
 
+`--run-eagerly` runs the steps eagerly instead of compiling them: for a
+smoke run of a few steps (e.g. `--epochs 1 --depth 8`), where tracing the
+network is most of the time.
+
 Expected top-1 test error (%), the paper's Table 2 (softmax -> best CB):
 
     CIFAR-10-LT,  imbalance 100: 29.64 -> 25.43 (cb_focal, 0.9999, gamma 1)
@@ -136,6 +140,7 @@ def parse_args(argv=None):
         default=None,
         help="default: outputs/long_tail_cifar/<run name>",
     )
+    lt.add_run_eagerly_argument(parser)
     args = parser.parse_args(argv)
     if args.imbalance < 1:
         parser.error("--imbalance must be >= 1")
@@ -516,6 +521,7 @@ def main(argv=None):
         optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9),
         loss=make_loss(args.loss, args.beta, args.gamma),
         metrics=["accuracy"],
+        run_eagerly=args.run_eagerly,
     )
     callbacks = [
         paper_schedule(

@@ -40,6 +40,11 @@ Usage:
     python examples/long_tail_digits.py     # ~2.3 min on 2 busy CPU cores
     python examples/long_tail_digits.py --seeds 1 --epochs 5   # smoke run
 
+`--run-eagerly` runs the steps eagerly instead of compiling them: for a
+smoke run of a few steps, where tracing every run's model is most of the
+time (the test suite runs `--seeds 2 --epochs 2 --batch-size 512
+--run-eagerly`).
+
 Writes to `--output-dir` (default `outputs/long_tail_digits/`):
 `results.md` (the table), `results.json` (all numbers and settings),
 `results.csv` (one row per run), `per_class_recall.png`,
@@ -292,7 +297,9 @@ def train_and_score(loss_name, args, seed, train, test):
     model = build_model(loss_name)
     loss = make_loss(loss_name, args)
     model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=loss,
+        run_eagerly=args.run_eagerly,
     )
     callbacks = training_callbacks(loss_name, args, labels_ds)
     class_weight = None

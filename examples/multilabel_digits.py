@@ -46,6 +46,9 @@ Usage:
     python examples/multilabel_digits.py   # 1 min CPU; 163 s on 2 busy cores
     python examples/multilabel_digits.py --seeds 2 --epochs 2   # smoke run
 
+`--run-eagerly` runs the steps eagerly instead of compiling them: for a
+smoke run of a few steps, where tracing is most of the time.
+
 Writes to `--output-dir` (default `outputs/multilabel_digits/`):
 `results.md` (the tables), `results.json` (all numbers and settings),
 `results.csv` (one row per run), `predictions.npz` (the test labels and
@@ -366,6 +369,7 @@ def train(name, args, seed, x, y):
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss=loss,
         steps_per_execution=STEPS_PER_EXECUTION,
+        run_eagerly=args.run_eagerly,
     )
     callbacks = []
     if name in CB_LOSSES:
