@@ -170,15 +170,15 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     quick = args.quick
-    args.source_rows = args.source_rows or (3_000 if quick else 100_000)
+    args.source_rows = args.source_rows or (1_000 if quick else 100_000)
     args.numpy_repeats = args.numpy_repeats or (1 if quick else 41)
-    args.rows = args.rows or (20_000 if quick else 1_000_000)
-    args.pair_rows = args.pair_rows or (10_000 if quick else 300_000)
+    args.rows = args.rows or (2_000 if quick else 1_000_000)
+    args.pair_rows = args.pair_rows or (1_000 if quick else 300_000)
     if args.import_repeats is None:
         args.import_repeats = 0 if quick else 5
     args.classes = args.classes or (100 if quick else 1000)
     args.batch = args.batch or (64 if quick else 256)
-    args.image_rows = args.image_rows or (256 if quick else 20_000)
+    args.image_rows = args.image_rows or (128 if quick else 20_000)
     args.image_repeats = args.repeats or (1 if quick else 3)
     args.repeats = args.repeats or (1 if quick else 5)
     return args

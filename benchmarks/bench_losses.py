@@ -41,21 +41,26 @@ warm-up, so that load from other processes hits them alike; ratios are
 medians over turns of the paired ratio. The load average is printed at the
 start and the end. Keras picks its backend from `KERAS_BACKEND` when it is
 imported, so run one process per backend (about 10 minutes each on an idle
-2-core machine; `--quick` is a smoke run at tiny shapes):
+2-core machine):
 
     python benchmarks/bench_losses.py --backend tensorflow
     python benchmarks/bench_losses.py --backend jax
     python benchmarks/bench_losses.py --backend torch
 
-(`--backend NAME` restarts the script with `KERAS_BACKEND=NAME`.)
+(`--backend NAME` restarts the script with `KERAS_BACKEND=NAME`.) `--quick`
+is a smoke run, not a measurement (seconds; the suite runs it): tiny shapes,
+each Keras pair once per mode, one repeat, a linear model fitted for two
+steps, and the compile count in this process rather than a fresh one.
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -73,6 +78,14 @@ MIRRORED = "MirroredStrategy"
 TORCH_COMPILED = "eager, kernel compiled"
 DEFAULT_TORCH_COMPILE_AFTER = _kernels.TORCH_COMPILE_AFTER
 QUICK_SHAPES = ((8, 10), (2, 4, 4, 3))
+# --quick: each Keras pair once per mode; between them both label forms,
+# both dtypes and both ranks (and every branch of `keras_fn`).
+QUICK_GRID = (
+    ("softmax", "sparse", "float32", QUICK_SHAPES[0]),
+    ("softmax", "onehot", "mixed_bfloat16", QUICK_SHAPES[1]),
+    ("sigmoid", "sparse", "mixed_bfloat16", QUICK_SHAPES[1]),
+    ("focal", "onehot", "float32", QUICK_SHAPES[0]),
+)
 DTYPES = ("float32", "mixed_bfloat16")
 LABELS = ("sparse", "onehot")
 KINDS = ("softmax", "sigmoid", "focal")
@@ -100,7 +113,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny shapes, 2 repeats, 3 fit steps: checks that it runs",
+        help="smoke run: tiny shapes, one case per Keras pair and mode, "
+        "1 repeat, a linear model fitted for 2 steps: checks that it "
+        "runs (not a measurement)",
     )
     parser.add_argument(
         "--repeats",
@@ -180,11 +195,11 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 9
+        args.repeats = 1 if args.quick else 9
     if args.min_time is None:
         args.min_time = 0.0 if args.quick else 0.02
     if args.fit_steps is None:
-        args.fit_steps = 3 if args.quick else 40
+        args.fit_steps = 2 if args.quick else 40
     args.gammas = [float(g) for g in args.gammas.split(",") if g]
     return args
 
@@ -559,12 +574,7 @@ def timed_functions(case, args, weights):
 def loss_cases(args, backend):
     """Every loss-alone case selected by `--quick` and `--filter`."""
     if args.quick:
-        # every pair, label form, dtype, rank and mode once, at tiny sizes
-        grid = [
-            (kind, labels, dtype, shape)
-            for kind in KINDS
-            for labels, dtype, shape in zip(LABELS, DTYPES, QUICK_SHAPES)
-        ]
+        grid = QUICK_GRID
     else:
         grid = [
             (kind, labels, dtype, shape)
@@ -645,7 +655,8 @@ def bench_losses(args, backend):
             file=sys.stderr,
             flush=True,
         )
-        keras.backend.clear_session()
+        # its garbage collection takes a quarter second: not in smoke runs
+        keras.backend.clear_session(free_memory=not args.quick)
     return rows
 
 
@@ -907,6 +918,8 @@ def bench_fit(args):
     num_classes, features, hidden, batch = (
         (10, 8, 16, 16) if quick else (1000, 64, 256, 256)
     )
+    # a smoke run fits a linear model (less to trace)
+    widths = [features] + [hidden] * (0 if quick else 2) + [num_classes]
     rng = np.random.default_rng(1)
     counts = long_tail_counts(num_classes)
     y = rng.choice(
@@ -916,19 +929,28 @@ def bench_fit(args):
     x += 0.1 * np.eye(num_classes, features, dtype="float32")[y]
     onehot = np.eye(num_classes, dtype="float32")[y]
     w = keras_cbloss.class_balanced_weights(counts, BETA)
-    keras.utils.set_random_seed(0)
-    template = keras.Sequential(
-        [
-            keras.Input((features,)),
-            keras.layers.Dense(hidden, activation="relu"),
-            keras.layers.Dense(hidden, activation="relu"),
-            keras.layers.Dense(num_classes),
-        ]
-    )
+
+    def mlp():
+        # Seeded initializers and a new model per setup, not
+        # keras.utils.set_random_seed and clone_model: both import
+        # TensorFlow under every backend (seconds for JAX and PyTorch).
+        return keras.Sequential(
+            [keras.Input((features,))]
+            + [
+                keras.layers.Dense(
+                    width,
+                    activation="relu" if i < len(widths) - 2 else None,
+                    kernel_initializer=keras.initializers.GlorotUniform(seed=i),
+                )
+                for i, width in enumerate(widths[1:])
+            ]
+        )
+
+    template = mlp()
     setups = fit_setups(args, counts)
     runs, jit = [], None
     for _, loss, labels, weighted in setups:
-        model = keras.models.clone_model(template)
+        model = mlp()
         model.set_weights(template.get_weights())
         model.compile(keras.optimizers.Adam(1e-3), loss=loss)
         jit = getattr(model, "jit_compile", None)
@@ -943,7 +965,8 @@ def bench_fit(args):
         )
     # the kernel's default compilation policy (the loss-alone cases set it)
     _kernels.TORCH_COMPILE_AFTER = DEFAULT_TORCH_COMPILE_AFTER
-    for _ in range(2):  # warm-up: tracing, compilation (PyTorch: 2 fits)
+    # warm-up: tracing, compilation (PyTorch: 2 fits; a smoke run: 1)
+    for _ in range(1 if quick else 2):
         for run in runs:
             run()
     samples = [[] for _ in runs]
@@ -953,7 +976,7 @@ def bench_fit(args):
     names = [name for name, *_ in setups]
     ms = {name: statistics.median(s) * 1e3 for name, s in zip(names, samples)}
     return {
-        "setup": f"MLP {features}-{hidden}-{hidden}-{num_classes}, batch "
+        "setup": f"MLP {'-'.join(map(str, widths))}, batch "
         f"{batch}, Adam, {args.fit_steps} timed steps per fit, median of "
         f"{args.repeats} fits, compile defaults (jit_compile='auto'), "
         f"focal gamma {FIT_GAMMA:g}",
@@ -1089,31 +1112,42 @@ def sequence_fit(batches):
 
 
 def bench_compiles(args):
-    """XLA compilations of the kernel while a sequence model trains."""
+    """XLA compilations of the kernel while a sequence model trains.
+
+    The model trains in a fresh process, whose only XLA compilations are
+    its own. A smoke run (`--quick`) trains it in this process instead,
+    which saves starting TensorFlow again: `main` then calls this before
+    anything else compiles with XLA, since XLA reads `XLA_FLAGS` once, at
+    its first compilation (the dump folder stays until the process exits,
+    as later compilations of the kernel land in it too).
+    """
     import subprocess
     import tempfile
 
     batches = 12 if args.quick else 48
-    with tempfile.TemporaryDirectory() as dump:
-        env = dict(
-            os.environ,
-            KERAS_BACKEND="tensorflow",
-            TF_CPP_MIN_LOG_LEVEL="3",
-            XLA_FLAGS=f"--xla_dump_to={dump} "
-            "--xla_dump_hlo_module_re=.*focal.*",
-        )
-        command = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--sequence-child",
-            str(batches),
-        ]
-        subprocess.run(command, env=env, check=True, timeout=900)
-        compiles = [
-            name
-            for name in os.listdir(dump)
-            if "focal_sum" in name and name.endswith("before_optimizations.txt")
-        ]
+    flags = "--xla_dump_to={} --xla_dump_hlo_module_re=.*focal.*"
+    if args.quick:
+        dump = tempfile.mkdtemp()
+        atexit.register(shutil.rmtree, dump, ignore_errors=True)
+        os.environ["XLA_FLAGS"] = flags.format(dump)
+        sequence_fit(batches)
+        compiles = kernel_compiles(dump)
+    else:
+        with tempfile.TemporaryDirectory() as dump:
+            env = dict(
+                os.environ,
+                KERAS_BACKEND="tensorflow",
+                TF_CPP_MIN_LOG_LEVEL="3",
+                XLA_FLAGS=flags.format(dump),
+            )
+            command = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--sequence-child",
+                str(batches),
+            ]
+            subprocess.run(command, env=env, check=True, timeout=900)
+            compiles = kernel_compiles(dump)
     lengths = sequence_lengths(batches)
     shapes = {
         SEQUENCE_BATCH * int(lengths[i : i + SEQUENCE_BATCH].max())
@@ -1128,8 +1162,16 @@ def bench_compiles(args):
         "steps": 2 * batches,
         "shapes": len(shapes),
         "buckets": len(buckets),
-        "compiles": len(compiles),
+        "compiles": compiles,
     }
+
+
+def kernel_compiles(dump):
+    """The kernel's XLA compilations (modules dumped before optimization)."""
+    return sum(
+        "focal_sum" in name and name.endswith("before_optimizations.txt")
+        for name in os.listdir(dump)
+    )
 
 
 def row_bucket(rows):
@@ -1213,6 +1255,10 @@ def main(argv=None):
         "beta": BETA,
     }
     lines, summary = [], []
+    count_compiles = backend.name == "tensorflow" and not args.skip_compiles
+    compiles = None
+    if count_compiles and args.quick:  # first: see bench_compiles
+        compiles = bench_compiles(args)
 
     def emit(text="", short=False):
         """Prints `text` into the report (and, if `short`, the summary)."""
@@ -1256,8 +1302,8 @@ def main(argv=None):
         emit("\n## Whole training step (fit)\n")
         emit(f"\n#### {backend.version}: the whole `fit` step\n", short=True)
         emit(fit_markdown(report["fit"]), short=True)
-    if backend.name == "tensorflow" and not args.skip_compiles:
-        report["compiles"] = bench_compiles(args)
+    if count_compiles:
+        report["compiles"] = compiles or bench_compiles(args)
         emit("\n## Compilations with dynamic shapes (padded_batch)\n")
         emit(
             "\n#### TensorFlow: compilations with dynamic shapes\n", short=True
