@@ -26,6 +26,7 @@ counts its compilations there); `jax`, the JAX backend on CPU.
 """
 
 import atexit
+import contextlib
 import json
 import os
 import select
@@ -93,7 +94,7 @@ def run(kind, script, *, fresh=False, timeout=300, **args):
         return child.run(script, args, timeout)
     except _ChildLost:
         _children.pop(kind, None)
-        child.stop()
+        child.stop(kill=True)
         raise
 
 
@@ -147,10 +148,7 @@ class _Child:
             self.process.stdin.flush()
         except BrokenPipeError:
             raise _ChildLost(self._why("ended")) from None
-        reply = self._read_line(time.monotonic() + timeout)
-        if reply is None:
-            raise _ChildLost(self._why(f"ran past {timeout} s", start))
-        reply = json.loads(reply)
+        reply = json.loads(self._read_line(timeout, start))
         if "error" in reply:
             raise AssertionError(
                 f"the script failed in the {self.kind} child:\n"
@@ -158,15 +156,17 @@ class _Child:
             )
         return reply["result"]
 
-    def _read_line(self, deadline):
+    def _read_line(self, timeout, start):
+        deadline = time.monotonic() + timeout
         stdout = self.process.stdout.fileno()
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([stdout], [], [], left)[0]:
-                return None
+                raise _ChildLost(self._why(f"ran past {timeout} s", start))
             data = os.read(stdout, 1 << 16)
             if not data:
-                return None
+                code = self.process.wait()
+                raise _ChildLost(self._why(f"ended (exit code {code})", start))
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line
@@ -180,14 +180,18 @@ class _Child:
             text = log.read().decode(errors="replace")
         return text[-5000:]
 
-    def stop(self):
-        if self.alive():
-            self.process.stdin.close()  # the child's loop ends
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self, kill=False):
+        """Ends the child: its loop ends with its input (or `kill`)."""
+        if kill:
+            self.process.kill()
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
