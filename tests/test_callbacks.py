@@ -11,14 +11,10 @@ step was traced with.
 
 import contextlib
 import inspect
-import json
-import os
 import re
-import subprocess
-import sys
-import textwrap
 import warnings
 
+import children
 import keras
 import numpy as np
 import pytest
@@ -35,7 +31,6 @@ from keras_cbloss import callbacks as callbacks_module
 from keras_cbloss import count_classes
 
 BACKEND = keras.backend.backend()
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = 4
 BETA = 0.9
 GAMMA = 0.5
@@ -1008,63 +1003,45 @@ def test_saved_model_keeps_the_counted_counts(tmp_path):
 
 # Distribution (TensorFlow only).
 
-MIRRORED_SCRIPT = textwrap.dedent(
-    """
-    import json, os, sys
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-    import keras
-    import numpy as np
-    sys.path.insert(0, sys.argv[1])
-    from keras_cbloss import CBFocalLoss, ClassCounter
+# Run in the session's child process with two logical CPUs
+# (tests/children.py).
+MIRRORED_SCRIPT = """
+import keras
+import numpy as np
+import tensorflow as tf
+from keras_cbloss import CBFocalLoss, ClassCounter
 
-    y = np.array([0] * 9 + [1] * 4 + [2] * 2 + [3] * 1)
-    x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+y = np.array([0] * 9 + [1] * 4 + [2] * 2 + [3] * 1)
+x = np.random.default_rng(0).normal(size=(16, 5)).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
 
-    def model(counts):
-        keras.utils.set_random_seed(3)
-        m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)])
-        m.compile(keras.optimizers.SGD(0.1),
-                  loss=CBFocalLoss(counts, 0.9, 0.5, from_logits=True))
-        return m
+def model(counts):
+    keras.utils.set_random_seed(3)
+    m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)])
+    m.compile(keras.optimizers.SGD(0.1),
+              loss=CBFocalLoss(counts, 0.9, 0.5, from_logits=True))
+    return m
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        distributed = model(None)
-    h1 = distributed.fit(ds, epochs=2, verbose=0, shuffle=False,
-                         callbacks=[ClassCounter(ds, verbose=0)])
-    single = model(np.bincount(y))
-    h2 = single.fit(ds, epochs=2, verbose=0, shuffle=False)
-    print(json.dumps({
-        "replicas": strategy.num_replicas_in_sync,
-        "counts": distributed.loss.class_counts.tolist(),
-        "loss": [h1.history["loss"], h2.history["loss"]],
-        "kernel": [distributed.get_weights()[0].tolist(),
-                   single.get_weights()[0].tolist()],
-    }))
-    """
-)
+with strategy.scope():  # over two logical CPUs
+    distributed = model(None)
+h1 = distributed.fit(ds, epochs=2, verbose=0, shuffle=False,
+                     callbacks=[ClassCounter(ds, verbose=0)])
+single = model(np.bincount(y))
+h2 = single.fit(ds, epochs=2, verbose=0, shuffle=False)
+result = {
+    "replicas": strategy.num_replicas_in_sync,
+    "counts": distributed.loss.class_counts.tolist(),
+    "loss": [h1.history["loss"], h2.history["loss"]],
+    "kernel": [distributed.get_weights()[0].tolist(),
+               single.get_weights()[0].tolist()],
+}
+"""
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute only")
 def test_mirrored_strategy_on_two_logical_cpus():
-    # Logical devices must be configured before TF initializes: subprocess.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, ROOT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = children.run("tensorflow_two_cpus", MIRRORED_SCRIPT)
     assert out["replicas"] == 2
     assert out["counts"] == [9, 4, 2, 1]
     np.testing.assert_allclose(out["loss"][0], out["loss"][1], rtol=1e-5)

@@ -7,12 +7,6 @@ only; the other sources, counted with NumPy, are tested on every backend in
 `test_counting_sources.py`.
 """
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -21,7 +15,6 @@ import tensorflow as tf
 from keras_cbloss import count_classes
 from keras_cbloss import counting as counting_module
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = 7
 
 
@@ -718,42 +711,3 @@ def test_sample_weighted_per_token_counts(wshape):
             sample_weighted=True,
             verbose=0,
         )
-
-
-IMPORT_SCRIPT = """
-import json, sys
-import keras
-import keras_cbloss
-from keras_cbloss import ClassCounter, CBFocalLoss
-before = "tensorflow" in sys.modules
-from keras_cbloss import count_classes
-import keras_cbloss.counting
-after = "tensorflow" in sys.modules
-import tensorflow as tf
-counts = count_classes(tf.data.Dataset.from_tensor_slices([0, 2, 2]))
-print(json.dumps({"before": before, "after": after,
-                  "backend": keras.backend.backend(),
-                  "callback": issubclass(ClassCounter,
-                                         keras.callbacks.Callback),
-                  "counts": counts.tolist()}))
-"""
-
-
-def test_import_under_jax_does_not_import_tensorflow():
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["backend"] == "jax" and out["callback"]
-    assert out["before"] is False, "import keras_cbloss imported TensorFlow"
-    # Only counting a tf.data.Dataset needs TensorFlow (the user has it).
-    assert out["after"] is False, "keras_cbloss.counting imported TensorFlow"
-    assert out["counts"] == [1, 0, 2]

@@ -7,15 +7,14 @@ functions returning fresh iterators, and count them with NumPy. Expected
 values are independent NumPy computations (`np.bincount`, column sums of
 `t == 1`). Backend-agnostic: `tests/backend_runs.py` reruns this module
 under JAX and PyTorch (the `tf.data` path is tested in `test_counting.py`).
+Under JAX, neither importing the package nor counting imports TensorFlow
+(a JAX child process, tests/children.py).
 """
 
 import importlib.util
-import json
 import math
-import os
-import subprocess
-import sys
 
+import children
 import keras
 import numpy as np
 import pytest
@@ -28,7 +27,6 @@ from keras_cbloss import count_classes
 from keras_cbloss import counting as counting_module
 
 BACKEND = keras.backend.backend()
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = 5
 N = 23
 BATCH = 4
@@ -627,13 +625,19 @@ def test_multi_hot_targets_with_unknown_entries_train_with_the_counter():
     assert np.isfinite(history.history["loss"][0])
 
 
-# A JAX user never imports TensorFlow to count.
+# A JAX user never imports TensorFlow to count. Run in the session's JAX
+# child (tests/children.py), before any other script there.
 
 NO_TF_SCRIPT = """
-import json, sys
+import sys
 import numpy as np
 import keras
-from keras_cbloss import CBSoftmaxLoss, ClassCounter, count_classes
+import keras_cbloss
+from keras_cbloss import CBFocalLoss, CBSoftmaxLoss, ClassCounter
+imported = {"package": "tensorflow" in sys.modules}
+from keras_cbloss import count_classes
+import keras_cbloss.counting
+imported["counting"] = "tensorflow" in sys.modules
 
 class Batches(keras.utils.PyDataset):
     def __init__(self, x, y):
@@ -652,35 +656,40 @@ model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
 loss = CBSoftmaxLoss(from_logits=True)
 model.compile("sgd", loss=loss)
 model.fit(x, y, verbose=0, callbacks=[ClassCounter(y, verbose=0)])
-print(json.dumps({"backend": keras.backend.backend(), "counts": counts,
-                  "loss": loss.class_counts.tolist(),
-                  "tensorflow": "tensorflow" in sys.modules}))
+imported["trained"] = "tensorflow" in sys.modules
+# Only counting a tf.data.Dataset needs TensorFlow (the user has it).
+import tensorflow as tf
+tf_data = count_classes(tf.data.Dataset.from_tensor_slices([0, 2, 2]))
+result = {"backend": keras.backend.backend(), "imported": imported,
+          "callback": issubclass(ClassCounter, keras.callbacks.Callback),
+          "counts": counts, "loss": loss.class_counts.tolist(),
+          "tf_data": tf_data.tolist()}
 """
 
 
-@pytest.mark.slow
-def test_counting_without_tensorflow_under_jax():
+@pytest.fixture(scope="module")
+def jax_child():
     if BACKEND != "tensorflow":
         pytest.skip("run once, from the TensorFlow session")
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed")
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", NO_TF_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = children.run("jax", NO_TF_SCRIPT, fresh=True)
     assert out["backend"] == "jax"
+    return out
+
+
+def test_import_under_jax_does_not_import_tensorflow(jax_child):
+    imported = jax_child["imported"]
+    assert jax_child["callback"]
+    assert not imported["package"], "import keras_cbloss imported TensorFlow"
+    assert not imported["counting"], "keras_cbloss.counting imported it"
+    # Counting a tf.data.Dataset does, and works under JAX.
+    assert jax_child["tf_data"] == [1, 0, 2]
+
+
+@pytest.mark.slow
+def test_counting_without_tensorflow_under_jax(jax_child):
     expected = np.bincount([0, 2, 2, 1, 2, 0, 2, 1, 1, 2, 2, 2]).tolist()
-    assert out["counts"] == [expected] * 3 and out["loss"] == expected
-    assert out["tensorflow"] is False, "counting imported TensorFlow"
+    assert jax_child["counts"] == [expected] * 3
+    assert jax_child["loss"] == expected
+    assert not jax_child["imported"]["trained"], "counting imported TensorFlow"

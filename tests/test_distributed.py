@@ -17,27 +17,25 @@
   the global weighted mean.
 
 Devices must be configured before TensorFlow or JAX initialises. The
-TensorFlow scenario runs in a fresh subprocess (`_child_mirrored` below;
-this module imports nothing heavy at the top), bounded by a timeout. The
-JAX one runs in the JAX run of tests/backend_runs.py, which starts with two
-CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`); alone:
+TensorFlow scenario (`_child_mirrored` below; this module imports nothing
+heavy at the top) runs in the session's child process with two logical CPUs
+(tests/children.py), bounded by a timeout. The JAX one runs in the JAX run
+of tests/backend_runs.py, which starts with two CPU devices
+(`XLA_FLAGS=--xla_force_host_platform_device_count=2`); alone:
 `KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2
 python -m pytest tests/test_distributed.py`.
 """
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import children
 import numpy as np
 import pytest
 import reference
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
-CHILD_TIMEOUT_S = 300  # a guard against hangs; each run takes well under 60 s
+CHILD_TIMEOUT_S = 300  # a guard against hangs; the run takes well under 60 s
 
 pytestmark = pytest.mark.slow
 
@@ -275,22 +273,16 @@ def _weighted_mean_runs(distributed_scope):
     }
 
 
-def _emit(payload):
-    # The parent reads the last line that starts with this marker.
-    print("RESULT " + json.dumps(payload), flush=True)
-
-
-def _child_mirrored():
+def _child_mirrored(strategy):
+    """The runs with `strategy`, a `MirroredStrategy` over two logical CPUs
+    (tests/children.py); returns a JSON-able dict."""
     import contextlib
 
-    import tensorflow as tf
+    from keras_cbloss import _kernels
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    # New kernel clusters: the traces counted below are this run's own
+    # (the child may have run other scripts).
+    _kernels._tf_cluster.cache_clear()
     results = {"replicas": strategy.num_replicas_in_sync}
     results["control"] = {
         "single": _scalar_mean_control(contextlib.nullcontext),
@@ -306,7 +298,7 @@ def _child_mirrored():
             "single": _one_step(name, contextlib.nullcontext),
         }
     results["weighted_mean"] = _weighted_mean_runs(strategy.scope)
-    _emit(results)
+    return results
 
 
 # The fused kernel's XLA cluster of each config with logits (TensorFlow):
@@ -343,29 +335,6 @@ def _jax_data_parallel():
         }
     results["weighted_mean"] = _weighted_mean_runs(distribution.scope)
     return results
-
-
-def _run_child(function, **env):
-    environment = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONPATH=os.pathsep.join(
-            [str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
-        **env,
-    )
-    code = f"import test_distributed as t; t.{function}()"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=TESTS,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    lines = [s for s in result.stdout.splitlines() if s.startswith("RESULT ")]
-    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # --------------------------------------------------------------------------
@@ -425,7 +394,12 @@ def _tensorflow_run_only():
 @pytest.fixture(scope="module")
 def mirrored_run():
     _tensorflow_run_only()
-    return _run_child("_child_mirrored", KERAS_BACKEND="tensorflow")
+    return children.run(
+        "tensorflow_two_cpus",
+        "import test_distributed\n"
+        "result = test_distributed._child_mirrored(strategy)",
+        timeout=CHILD_TIMEOUT_S,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -536,7 +510,7 @@ MULTI_WORKER_ARGS = [
     "--imbalance",
     "12",
     "--epochs",
-    "2",
+    "1",
     "--steps-per-epoch",
     "3",
     "--global-batch-size",

@@ -7,6 +7,7 @@ and that reference gradient is itself checked by finite differences.
 Backend-agnostic: run under KERAS_BACKEND=tensorflow, jax or torch.
 """
 
+import children
 import keras
 import numpy as np
 import pytest
@@ -560,16 +561,23 @@ def _row_bucket(rows):
     return -(-int(rows) // step) * step
 
 
-SEQUENCE_CHILD = """
-import json
+# Run in the session's TensorFlow child (tests/children.py), where XLA
+# dumps the HLO modules of the focal kernel to `workdir/xla`: the files that
+# this script adds there are its compilations. Lengths between 16 and 128
+# tokens: about 22 shapes, in 6 row buckets.
+SEQUENCE_SCRIPT = """
+import os
 import numpy as np
 import keras
 import tensorflow as tf
-from keras_cbloss import CBFocalLoss
+from keras_cbloss import CBFocalLoss, _kernels
 
+_kernels._tf_cluster.cache_clear()  # compiled afresh in this script
+dump = os.path.join(workdir, "xla")
+before = set(os.listdir(dump)) if os.path.isdir(dump) else set()
 C, V, BATCH = 5, 30, 4
 rng = np.random.default_rng(0)
-lengths = np.exp(rng.uniform(np.log(2), np.log(300), 48 * BATCH)).astype(int)
+lengths = np.exp(rng.uniform(np.log(16), np.log(128), 24 * BATCH)).astype(int)
 tokens = [rng.integers(1, V, n).astype("int32") for n in lengths]
 data = tf.data.Dataset.from_generator(
     lambda: ((x, x % C) for x in tokens),
@@ -587,42 +595,21 @@ model.compile("adam", loss=loss)
 history = model.fit(data, epochs=2, verbose=0)
 rows = [BATCH * int(lengths[i:i + BATCH].max())
         for i in range(0, len(lengths), BATCH)]
-print("RESULT " + json.dumps({"rows": rows,
-                              "loss": history.history["loss"]}))
+result = {"rows": rows, "loss": history.history["loss"],
+          "dumped": sorted(set(os.listdir(dump)) - before)}
 """
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
-def test_padded_batch_sequences_compile_a_bounded_number_of_times(tmp_path):
+def test_padded_batch_sequences_compile_a_bounded_number_of_times():
     # A sequence model fed `padded_batch` data: nearly every batch has a new
     # shape. XLA's own dump counts the kernel's compilations.
-    import json
-    import os
-    import subprocess
-    import sys
-
-    dump = tmp_path / "xla"
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="tensorflow",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        XLA_FLAGS=f"--xla_dump_to={dump} --xla_dump_hlo_module_re=.*focal.*",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", SEQUENCE_CHILD],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")]
-    report = json.loads(line[-1][len("RESULT ") :])
+    report = children.run("tensorflow_two_cpus", SEQUENCE_SCRIPT)
     assert np.all(np.isfinite(report["loss"]))
     compiles = [
         name
-        for name in os.listdir(dump)
+        for name in report["dumped"]
         if "focal_sum" in name and name.endswith("before_optimizations.txt")
     ]
     shapes = set(report["rows"])

@@ -9,13 +9,10 @@ subprocess with two logical CPUs (TensorFlow backend).
 
 import inspect
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import backend_utils
+import children
 import keras
 import numpy as np
 import pytest
@@ -32,8 +29,7 @@ from keras_cbloss import ShotAccuracy
 from keras_cbloss import shot_groups
 from keras_cbloss.metrics import SHOTS
 
-ROOT = Path(__file__).resolve().parents[1]
-CHILD_TIMEOUT_S = 300  # a guard against hangs; the child takes ~15 s
+CHILD_TIMEOUT_S = 300  # a guard against hangs; the script takes a few s
 
 
 # --------------------------------------------------------------------------
@@ -1265,13 +1261,10 @@ def test_one_unit_sigmoid_head_in_fit():
 # MirroredStrategy: state summed across two replicas.
 # --------------------------------------------------------------------------
 
-MIRRORED_CHILD = """
-import json
+# Run in the session's child process with two logical CPUs
+# (tests/children.py).
+MIRRORED_SCRIPT = """
 import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from keras_cbloss import BalancedAccuracy, MeanAveragePrecision
 from keras_cbloss import PerClassRecall, ShotAccuracy
@@ -1279,8 +1272,6 @@ rng = np.random.default_rng(12)
 y = rng.choice(4, 80, p=[0.6, 0.25, 0.1, 0.05]).astype("int32")
 x = (rng.normal(size=(80, 6)) + np.eye(4, 6)[y]).astype("float32")
 w = rng.uniform(0.2, 2.0, 80).astype("float32")
-strategy = tf.distribute.MirroredStrategy(
-    [d.name for d in tf.config.list_logical_devices("CPU")])
 with strategy.scope():
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
@@ -1295,10 +1286,10 @@ with strategy.scope():
     logs = model.evaluate(x, y, sample_weight=w, batch_size=16, verbose=0,
                           return_dict=True)
     copies = len(model.metrics[-1].variables[0].value.values)
-print("RESULT " + json.dumps({
+result = {
     "replicas": strategy.num_replicas_in_sync, "copies": copies,
     "logs": logs, "y": y.tolist(), "w": w.tolist(),
-    "scores": model.predict(x, verbose=0).tolist()}))
+    "scores": model.predict(x, verbose=0).tolist()}
 """
 
 
@@ -1306,24 +1297,9 @@ print("RESULT " + json.dumps({
 def test_mirrored_strategy_sums_state_across_replicas():
     if backend_utils.BACKEND != "tensorflow":
         pytest.skip("tf.distribute needs the TensorFlow backend")
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="tensorflow",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONPATH=os.pathsep.join(
-            [str(ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
+    run = children.run(
+        "tensorflow_two_cpus", MIRRORED_SCRIPT, timeout=CHILD_TIMEOUT_S
     )
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_CHILD],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
-    line = [s for s in result.stdout.splitlines() if s.startswith("RESULT ")]
-    run = json.loads(line[-1][len("RESULT ") :])
     assert run["replicas"] == 2 and run["copies"] == 2
     y, scores, w = (np.asarray(run[k]) for k in ("y", "scores", "w"))
     p = scores.argmax(-1)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 
+import children
 import keras
 import numpy as np
 import pytest
@@ -738,46 +739,36 @@ def test_void_pixel_metrics_reload_with_their_ignore_class_and_threshold(
 # model.export() on the JAX backend (jax2tf), served by TensorFlow.
 # --------------------------------------------------------------------------
 
-JAX_EXPORTER = textwrap.dedent("""
-    import sys
-    import keras, numpy as np
-    from keras_cbloss import CBFocalLoss, prior_bias_initializer
+# Run in the session's JAX child (tests/children.py).
+JAX_EXPORTER = """
+import keras, numpy as np
+from keras_cbloss import CBFocalLoss, prior_bias_initializer
 
-    directory = sys.argv[1]
-    assert keras.backend.backend() == "jax"
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 6)).astype("f4")
-    y = rng.integers(0, 4, 32)
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential([
-        keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
-        keras.layers.Dense(4, bias_initializer=prior_bias_initializer(4))])
-    model.compile("adam", loss=CBFocalLoss([400, 90, 20, 3], 0.999, 2.0,
-                                           from_logits=True))
-    model.fit(x, y, epochs=1, verbose=0)
-    model.export(directory + "/serving", verbose=False)
-    np.save(directory + "/x.npy", x)
-    np.save(directory + "/predictions.npy", model.predict(x, verbose=0))
-""")
+directory = args["directory"]
+assert keras.backend.backend() == "jax"
+rng = np.random.default_rng(0)
+x = rng.normal(size=(32, 6)).astype("f4")
+y = rng.integers(0, 4, 32)
+keras.utils.set_random_seed(1)
+model = keras.Sequential([
+    keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+    keras.layers.Dense(4, bias_initializer=prior_bias_initializer(4))])
+model.compile("adam", loss=CBFocalLoss([400, 90, 20, 3], 0.999, 2.0,
+                                       from_logits=True))
+model.fit(x, y, epochs=1, verbose=0)
+model.export(directory + "/serving", verbose=False)
+np.save(directory + "/x.npy", x)
+np.save(directory + "/predictions.npy", model.predict(x, verbose=0))
+result = {}
+"""
 
 
 @pytest.mark.skipif(not TF_BACKEND, reason="served with TensorFlow")
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX")
 def test_export_on_jax_serves_in_tensorflow(tmp_path):
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        JAX_PLATFORMS="cpu",
-        TF_CPP_MIN_LOG_LEVEL="3",
+    children.run(
+        "jax", JAX_EXPORTER, directory=str(tmp_path), timeout=CHILD_TIMEOUT_S
     )
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_EXPORTER, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr[-5000:]
     import tensorflow as tf
 
     served = tf.saved_model.load(str(tmp_path / "serving"))
