@@ -3,8 +3,9 @@
 Every expected value comes from scikit-learn (`balanced_accuracy_score`,
 `recall_score(average=None)`) on the concatenated data, or from Liu et al.'s
 shot rule written out in NumPy here. Backend-agnostic (keras.ops only);
-run with `KERAS_BACKEND=jax` too. The MirroredStrategy check runs in a
-subprocess with two logical CPUs (TensorFlow backend).
+run with `KERAS_BACKEND=jax` too. The MirroredStrategy check runs in the
+session's TensorFlow child process with two logical CPUs
+(tests/children.py).
 """
 
 import inspect
