@@ -1058,10 +1058,15 @@ def _bad_dense_message(plan, value, number):
         # Most likely class ids: the advice that fits comes first.
         advice = ids
     elif whole and plan.ignore_class is None:
+        # Multi-hot rows with unknown entries and padded class ids look
+        # alike: each gets its complete fix (ignore_class alone would count
+        # padded ids as rows).
         advice = (
-            " If such entries mark unknown labels (e.g. -1 in multi-task "
-            f"targets), pass `ignore_class={value}` (as to the losses) so "
-            "that they are skipped." + ids
+            " If such entries mark unknown labels in multi-hot rows (e.g. -1 "
+            f"in multi-task targets), pass `ignore_class={value}` (as to the "
+            "losses) so that they are skipped. If these are class ids padded "
+            f"with {value} (e.g. per-token ids [B, T]), pass `sparse=True, "
+            f"ignore_class={value}`."
         )
     else:
         advice = soft + ids

@@ -266,9 +266,20 @@ def test_per_token_ids_read_as_rows_get_the_sparse_advice_first():
         count_classes(ids, sparse=True, verbose=0),
         np.bincount(ids.ravel(), minlength=3),
     )
-    # -1 entries still point to ignore_class first.
-    with pytest.raises(ValueError, match=r"ignore_class=-1.*sparse=True"):
-        count_classes(np.where(ids == 2, -1, ids), verbose=0)
+    # Ids padded with -1 look like multi-hot rows with unknown entries: the
+    # message gives each reading its complete fix, and the one for padded
+    # ids, followed, counts the ids.
+    padded = np.array([[0, 1, 1, -1], [1, 0, -1, -1], [1, 1, 1, 0]], "int64")
+    with pytest.raises(ValueError) as error:
+        count_classes(padded, verbose=0)
+    message = str(error.value)
+    assert "multi-hot rows (e.g. -1 in multi-task targets), pass " in message
+    fix = "padded with -1 (e.g. per-token ids [B, T]), pass `sparse=True, "
+    assert fix + "ignore_class=-1`." in message, message
+    np.testing.assert_array_equal(
+        count_classes(padded, sparse=True, ignore_class=-1, verbose=0),
+        np.bincount(padded[padded >= 0], minlength=2),
+    )
 
 
 @pytest.mark.parametrize(
