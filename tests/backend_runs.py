@@ -2,13 +2,13 @@
 
 Keras picks its backend once per process, so the modules written with
 `keras.ops` rerun under JAX and PyTorch in child pytest processes
-(`tests/test_backends.py` checks their outcome). The JAX modules are split
-into a few runs of similar length (`RUNS`), so that the work can be shared
-between the two CPU cores:
+(`tests/test_backends.py` checks their outcome): one run per backend
+(`RUNS`). The work is shared between the two CPU cores:
 
-- as soon as the outer (TensorFlow) session has collected its tests, one
-  background worker starts the runs one after the other, using the second
-  core while the outer session runs everything else;
+- as soon as the outer (TensorFlow) session starts (when it runs the whole
+  suite; otherwise once it has collected its tests and knows which runs
+  they need), one background worker starts the runs one after the other,
+  using the second core while the outer session runs everything else;
 - when the outer session reaches the checks (which this plugin moves to the
   end of the session) its own core is free, and a second worker takes the
   runs not yet started.
@@ -20,6 +20,10 @@ the end. Besides sharing the cores, this keeps the outer process from
 waiting idle on subprocesses for minutes in a row (on the project's
 machines, memory reclaim then pages TensorFlow's libraries out, and the next
 test waits for them to page in again, up to a minute).
+
+Setting `KCB_RUN_LOG=DIR` writes each run's output, with its start and
+end (seconds after the first run started) and `--durations=0` for the
+child pytests, to `DIR/<run>.log`: where the background time goes.
 
 A run killed by a signal from outside (SIGTERM or SIGKILL, e.g. a process
 cleanup on a shared machine) is started once more; any other failure,
@@ -34,6 +38,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError
 
@@ -42,27 +47,22 @@ import pytest
 TESTS = os.path.dirname(os.path.abspath(__file__))
 MARKER = "backend_run"
 # Modules written with keras.ops only; TensorFlow-only parts skip themselves.
-# Each run is one child process. The JAX modules are grouped into runs of
-# similar length (about 1-2 min each on a 2-core machine); the order is the
-# order in which the runs start, longest first.
+# Each run is one child process (one per backend: each process pays about
+# 10 s to import TensorFlow, the backend and the test modules). They start
+# at the session's start and end before the session reaches its checks on a
+# 2-core machine; the longest starts first.
 RUNS = {
-    "jax-1": (
-        "jax",
-        ["test_callbacks.py", "test_losses.py", "test_losses_compiled.py"],
-    ),
-    "jax-2": (
+    "jax": (
         "jax",
         [
+            "test_callbacks.py",
+            "test_losses.py",
+            "test_losses_compiled.py",
             "test_metrics.py",
             "test_layout_matrix.py",
             "test_counting_sources.py",
             "test_compat.py",
             "test_initializers.py",
-        ],
-    ),
-    "jax-3": (
-        "jax",
-        [
             "test_dense_targets.py",
             "test_kernels.py",
             "test_logit_adjustment.py",
@@ -73,12 +73,10 @@ RUNS = {
             "test_mixed_precision.py",
         ],
     ),
-    # test_callbacks.py compiles train steps with torch.compile: a run of
-    # its own, so that the last run to end is a short one.
-    "torch-1": ("torch", ["test_callbacks.py"]),
-    "torch-2": (
+    "torch": (
         "torch",
         [
+            "test_callbacks.py",
             "test_losses.py",
             "test_losses_compiled.py",
             "test_dense_targets.py",
@@ -95,7 +93,7 @@ RUNS = {
 }
 # Estimated seconds of each run on a 2-core machine (the queue starts the
 # longest first).
-COSTS = {"jax-1": 130, "jax-2": 110, "jax-3": 110, "torch-1": 55, "torch-2": 25}
+COSTS = {"jax": 260, "torch": 65}
 ENVIRONMENTS = {
     "jax": {
         "JAX_PLATFORMS": "cpu",
@@ -103,6 +101,35 @@ ENVIRONMENTS = {
     },
     "torch": {},
 }
+# XLA options for every test process (set by this plugin when it loads,
+# before TensorFlow or JAX starts; child processes inherit them):
+# the suite compiles thousands of small XLA programs (JAX compiles each eager
+# op once per shape; TensorFlow each `jit_compile` step), and LLVM's
+# optimisation of them costs more time than it saves (the suite takes about
+# a quarter less CPU time without it). The values stay IEEE-exact either way.
+# The registered commands (the benchmarks' smoke runs) run without them:
+# they time compiled code.
+FAST_XLA_FLAGS = (
+    "--xla_backend_optimization_level=0",
+    "--xla_llvm_disable_expensive_passes=true",
+)
+
+
+def with_fast_xla(flags):
+    """`flags` (an XLA_FLAGS value) with FAST_XLA_FLAGS added."""
+    words = (flags or "").split()
+    return " ".join(words + [f for f in FAST_XLA_FLAGS if f not in words])
+
+
+def without_fast_xla(flags):
+    """`flags` (an XLA_FLAGS value) without FAST_XLA_FLAGS."""
+    return " ".join(f for f in (flags or "").split() if f not in FAST_XLA_FLAGS)
+
+
+# Loaded from the root conftest.py, before any test module imports
+# TensorFlow or JAX (XLA reads the variable once, when it starts).
+os.environ["XLA_FLAGS"] = with_fast_xla(os.environ.get("XLA_FLAGS"))
+
 TIMEOUT_S = 1800  # a guard against hangs, far above a normal run
 # Exit statuses of a child stopped from outside: it is started once more.
 _KILLED = (-signal.SIGTERM, -signal.SIGKILL)
@@ -114,6 +141,8 @@ _workers = []
 _running = set()  # child processes to stop if the session ends early
 _stopping = threading.Event()
 _lock = threading.Lock()
+_LOG = os.environ.get("KCB_RUN_LOG")
+_t0 = []  # when the first run started (time.monotonic())
 
 
 def backend_of(run):
@@ -136,7 +165,9 @@ def _cost(run):
 def _argv_env_cwd(run):
     if run in _commands:
         argv, env, cwd, _ = _commands[run]
-        return argv, dict(os.environ, **(env or {})), cwd
+        env = dict(os.environ, **(env or {}))
+        env["XLA_FLAGS"] = without_fast_xla(env.get("XLA_FLAGS"))
+        return argv, env, cwd
     backend, modules = RUNS[run]
     paths = [
         os.path.join(TESTS, m)
@@ -149,7 +180,12 @@ def _argv_env_cwd(run):
         TF_CPP_MIN_LOG_LEVEL="3",
         **ENVIRONMENTS[backend],
     )
+    if "XLA_FLAGS" in ENVIRONMENTS[backend]:
+        extra = ENVIRONMENTS[backend]["XLA_FLAGS"]
+        env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {extra}".strip()
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if _LOG:
+        argv.append("--durations=0")
     return argv + ["-x", *paths], env, None
 
 
@@ -181,11 +217,21 @@ def _child(run):
 
 def _run(run):
     """Runs `run` in a child pytest: `(returncode, stdout, stderr)`."""
+    with _lock:
+        start = time.monotonic()
+        _t0[:] = _t0 or [start]
     returncode, stdout, stderr = _child(run)
     if returncode in _KILLED and not _stopping.is_set():
         note = f"(the first try was stopped by signal {-returncode}; rerun)\n"
         returncode, stdout, stderr = _child(run)
         stderr = note + stderr
+    if _LOG:
+        os.makedirs(_LOG, exist_ok=True)
+        began, ended = start - _t0[0], time.monotonic() - _t0[0]
+        with open(os.path.join(_LOG, f"{run}.log"), "w") as log:
+            log.write(f"{run}: {began:.1f} s -> {ended:.1f} s ")
+            log.write(f"({ended - began:.1f} s), exit {returncode}\n")
+            log.write(stdout + stderr)
     return returncode, stdout, stderr
 
 
@@ -235,6 +281,11 @@ def outcome(run):
     """Waits for `run`: `(returncode, stdout, stderr)`. The caller's core
     is free from here on, so a second worker takes the runs not started."""
     start([run])
+    if _LOG and not os.path.exists(os.path.join(_LOG, "checks.log")):
+        os.makedirs(_LOG, exist_ok=True)
+        with open(os.path.join(_LOG, "checks.log"), "w") as log:
+            when = time.monotonic() - (_t0 or [time.monotonic()])[0]
+            log.write(f"the session reached the checks at {when:.1f} s\n")
     while True:
         _ensure_workers(2)
         try:
@@ -280,6 +331,29 @@ def _startable(run):
     if run in RUNS:
         return available(backend_of(run))
     return run in _commands
+
+
+def _whole_suite(config):
+    """Whether the session runs the default selection (the `testpaths`,
+    nothing deselected): then every run is needed."""
+    option = config.option
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not option.keyword
+        and not option.markexpr
+        and not option.collectonly
+        and not option.deselect
+        and not getattr(option, "lf", False)
+        and not getattr(option, "failedfirst", False)
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    # The runs need no collected test: start them while this session
+    # collects (about 15 s of one core's time).
+    if _whole_suite(session.config) and _outer_backend() == "tensorflow":
+        start([run for run in RUNS if _startable(run)])
 
 
 def pytest_collection_finish(session):
