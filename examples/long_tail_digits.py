@@ -37,7 +37,7 @@ few-shot digits 4 to 9.
 
 Usage:
 
-    python examples/long_tail_digits.py     # ~2.3 min on 2 busy CPU cores
+    python examples/long_tail_digits.py     # 136 s on a 2-core CPU machine
     python examples/long_tail_digits.py --seeds 1 --epochs 5   # smoke run
 
 `--run-eagerly` runs the steps eagerly instead of compiling them: for a
