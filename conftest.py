@@ -5,6 +5,7 @@ import atexit
 import contextlib
 import os
 import sys
+import traceback
 
 import pytest
 
@@ -90,13 +91,28 @@ def pytest_unconfigure(config):
 
     After a whole session, Python's teardown of the modules (TensorFlow's
     objects, thousands of traced functions) takes 10-15 s of one core, after
-    the summary line. The `atexit` handlers still run (pytest's temporary
-    directory locks, tests/children.py's children) and the output is
-    flushed; only the teardown is skipped. A host that calls `pytest.main()`
-    keeps its process."""
-    if not _run_as_the_program() or not hasattr(config, "_exit_status"):
+    the summary line. Everything pytest does after this hook still runs
+    first: its cleanups (e.g. the last garbage collection, which reports
+    exceptions raised in `__del__`; an error there exits with 1, as pytest
+    would), then the `atexit` handlers (pytest's temporary directory
+    locks, tests/children.py's children), and the output is flushed; only
+    the teardown is skipped. A host that calls `pytest.main()` keeps its
+    process, and a pytest without the cleanup stack this relies on ends as
+    usual."""
+    cleanups = getattr(config, "_cleanup_stack", None)
+    if (
+        not _run_as_the_program()
+        or not hasattr(config, "_exit_status")
+        or not hasattr(cleanups, "close")
+    ):
         return
+    status = config._exit_status
+    try:
+        cleanups.close()
+    except BaseException:
+        traceback.print_exc()
+        status = status or 1
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(config._exit_status)
+    os._exit(status)

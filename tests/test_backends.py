@@ -8,9 +8,31 @@ written with `keras.ops` (TensorFlow-only parts skip themselves) joins by
 being listed there.
 """
 
+import os
+import sys
+
 import backend_runs
 import keras
 import pytest
+
+# The suite compiles with XLA's LLVM optimisation off (FAST_XLA_FLAGS in
+# tests/backend_runs.py); the kernel tests run once more as users' code is
+# compiled, with it on, in the background.
+backend_runs.command(
+    "optimised-xla",
+    [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-x",
+        os.path.join(backend_runs.TESTS, "test_kernels.py"),
+    ],
+    env={"KCB_OPTIMISED_XLA": "1", "TF_CPP_MIN_LOG_LEVEL": "3"},
+    cost=25,
+)
 
 
 @pytest.mark.slow
@@ -26,6 +48,16 @@ def test_backend_agnostic_modules_pass(run):
     summary = stdout.strip().splitlines()[-1:] or [""]
     print(f"{run}: {summary[0]}")
     assert returncode == 0, stdout[-6000:] + stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.backend_run(run="optimised-xla")
+def test_kernel_tests_pass_with_xlas_optimisation():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the run starts from the TensorFlow session only")
+    returncode, stdout, stderr = backend_runs.outcome("optimised-xla")
+    assert returncode == 0, stdout[-6000:] + stderr[-2000:]
+    assert " passed" in stdout.strip().splitlines()[-1]
 
 
 def test_every_module_of_a_backend_is_in_one_run_of_it():
