@@ -155,6 +155,21 @@ def test_api_pages_render_examples_and_formulas_as_code(site):
     # The formula block of cb_softmax_crossentropy, as a code block.
     assert re.search(r"<code>loss = \(sum_c y_c \* w_c\) \* CE\(y, p\)", text)
     assert '<h2 id="keras_cbloss.CBFocalLoss"' in text
+    for page in sorted((site / "api").rglob("index.html")):
+        text = page.read_text()
+        name = page.parent.name
+        # Examples: `>>>` lines inside code blocks; never a quote (`>>>`
+        # read as nested Markdown quotes) or a heading made of a `# ...`
+        # comment line of an example.
+        assert "<blockquote>" not in text, name
+        assert not re.search(r'<h[1-6] id="keras_cbloss\.\w+--', text), name
+        if name != "api":
+            assert re.search(r"<code>(<[^>]+>)*&gt;&gt;&gt;", text), name
+        # A Returns section is one value: its wrapped lines are not items.
+        for returns in re.findall(
+            r"Returns:</span></p>\s*<ul>(.*?)</ul>", text, flags=re.S
+        ):
+            assert returns.count("<li") == 1, (name, returns[:300])
 
 
 def _fix_examples():
