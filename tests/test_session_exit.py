@@ -80,6 +80,7 @@ def test_waits_for_a_background_run():
 
 def _environment(**extra):
     env = dict(os.environ, **extra)
+    env.pop("KCB_RUN_LOG", None)  # these sessions are not the one measured
     env["PYTHONPATH"] = os.pathsep.join(
         [ROOT, TESTS, os.environ.get("PYTHONPATH", "")]
     )
