@@ -3,7 +3,7 @@
 Keras picks its backend once per process, so the modules written with
 `keras.ops` rerun under JAX and PyTorch in child pytest processes
 (`tests/test_backends.py` checks their outcome): one run per backend
-(`RUNS`). The work is shared between the two CPU cores:
+(`MODULES`). The work is shared between the two CPU cores:
 
 - as soon as the outer (TensorFlow) session starts (when it runs the whole
   suite; otherwise once it has collected its tests and knows which runs
@@ -47,49 +47,43 @@ import pytest
 TESTS = os.path.dirname(os.path.abspath(__file__))
 MARKER = "backend_run"
 # Modules written with keras.ops only; TensorFlow-only parts skip themselves.
-# Each run is one child process (one per backend: each process pays about
-# 10 s to import TensorFlow, the backend and the test modules). They start
-# at the session's start and end before the session reaches its checks on a
-# 2-core machine; the longest starts first.
-RUNS = {
-    "jax": (
-        "jax",
-        [
-            "test_callbacks.py",
-            "test_losses.py",
-            "test_losses_compiled.py",
-            "test_metrics.py",
-            "test_layout_matrix.py",
-            "test_counting_sources.py",
-            "test_compat.py",
-            "test_initializers.py",
-            "test_dense_targets.py",
-            "test_kernels.py",
-            "test_logit_adjustment.py",
-            "test_weighted_mean.py",
-            # keras.distribution.DataParallel over the two CPU devices that
-            # XLA_FLAGS below creates.
-            "test_distributed.py",
-            "test_mixed_precision.py",
-        ],
-    ),
-    "torch": (
-        "torch",
-        [
-            "test_callbacks.py",
-            "test_losses.py",
-            "test_losses_compiled.py",
-            "test_dense_targets.py",
-            "test_initializers.py",
-            "test_counting_sources.py",
-            "test_compat.py",
-            "test_kernels.py",
-            "test_metrics.py",
-            "test_logit_adjustment.py",
-            "test_weighted_mean.py",
-            "test_layout_matrix.py",
-        ],
-    ),
+# Each backend's modules run in one child process, the backend's run (named
+# after it; each process pays about 10 s to import TensorFlow, the backend and
+# the test modules). The runs start with the session and end before it
+# reaches its checks on a 2-core machine; the longest starts first.
+MODULES = {
+    "jax": [
+        "test_callbacks.py",
+        "test_losses.py",
+        "test_losses_compiled.py",
+        "test_metrics.py",
+        "test_layout_matrix.py",
+        "test_counting_sources.py",
+        "test_compat.py",
+        "test_initializers.py",
+        "test_dense_targets.py",
+        "test_kernels.py",
+        "test_logit_adjustment.py",
+        "test_weighted_mean.py",
+        # keras.distribution.DataParallel over the two CPU devices that
+        # XLA_FLAGS below creates.
+        "test_distributed.py",
+        "test_mixed_precision.py",
+    ],
+    "torch": [
+        "test_callbacks.py",
+        "test_losses.py",
+        "test_losses_compiled.py",
+        "test_dense_targets.py",
+        "test_initializers.py",
+        "test_counting_sources.py",
+        "test_compat.py",
+        "test_kernels.py",
+        "test_metrics.py",
+        "test_logit_adjustment.py",
+        "test_weighted_mean.py",
+        "test_layout_matrix.py",
+    ],
 }
 # Estimated seconds of each run on a 2-core machine (the queue starts the
 # longest first).
@@ -151,10 +145,6 @@ _LOG = os.environ.get("KCB_RUN_LOG")
 _t0 = []  # when the first run started (time.monotonic())
 
 
-def backend_of(run):
-    return RUNS[run][0]
-
-
 def command(name, argv, env=None, cwd=None, cost=10):
     """Registers a subprocess command as run `name` (once, at import).
 
@@ -165,7 +155,7 @@ def command(name, argv, env=None, cwd=None, cost=10):
 
 
 def _cost(run):
-    return COSTS.get(run, 60) if run in RUNS else _commands[run][3]
+    return COSTS[run] if run in MODULES else _commands[run][3]
 
 
 def _argv_env_cwd(run):
@@ -174,10 +164,10 @@ def _argv_env_cwd(run):
         env = dict(os.environ, **(env or {}))
         env["XLA_FLAGS"] = without_fast_xla(env.get("XLA_FLAGS"))
         return argv, env, cwd
-    backend, modules = RUNS[run]
+    backend = run
     paths = [
         os.path.join(TESTS, m)
-        for m in modules
+        for m in MODULES[backend]
         if os.path.exists(os.path.join(TESTS, m))
     ]
     env = dict(
@@ -335,8 +325,8 @@ def _run_of(item):
 
 
 def _startable(run):
-    if run in RUNS:
-        return available(backend_of(run))
+    if run in MODULES:
+        return available(run)
     return run in _commands
 
 
@@ -363,7 +353,7 @@ def pytest_sessionstart(session):
     # The runs need no collected test: start them while this session
     # collects (about 15 s of one core's time).
     if _whole_suite(session.config) and _outer_backend() == "tensorflow":
-        start([run for run in RUNS if _startable(run)])
+        start([run for run in MODULES if _startable(run)])
 
 
 def pytest_collection_finish(session):

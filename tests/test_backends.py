@@ -1,9 +1,10 @@
 """The backend-agnostic test modules pass under JAX and PyTorch.
 
-The modules of each run (`RUNS` in tests/backend_runs.py) run in one child
-pytest process under its backend; the runs start in the background when the
-outer (TensorFlow) session has collected its tests, and these checks, which
-the plugin moves to the end of the session, wait for their outcome. A module
+Each backend's modules (`MODULES` in tests/backend_runs.py) run in one child
+pytest process under it; the runs start in the background with the outer
+(TensorFlow) session (or once it has collected its tests, when it runs a
+selection), and these checks, which the plugin moves to the end of the
+session, wait for their outcome. A module
 written with `keras.ops` (TensorFlow-only parts skip themselves) joins by
 being listed there.
 """
@@ -41,16 +42,15 @@ backend_runs.command(
 
 @pytest.mark.slow
 @pytest.mark.backend_run
-@pytest.mark.parametrize("run", list(backend_runs.RUNS))
-def test_backend_agnostic_modules_pass(run):
-    backend = backend_runs.backend_of(run)
+@pytest.mark.parametrize("backend", list(backend_runs.MODULES))
+def test_backend_agnostic_modules_pass(backend):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the runs start from the TensorFlow session only")
     if not backend_runs.available(backend):
         pytest.skip(f"{backend} is not installed")
-    returncode, stdout, stderr = backend_runs.outcome(run)
+    returncode, stdout, stderr = backend_runs.outcome(backend)
     summary = stdout.strip().splitlines()[-1:] or [""]
-    print(f"{run}: {summary[0]}")
+    print(f"{backend}: {summary[0]}")
     assert returncode == 0, stdout[-6000:] + stderr[-2000:]
 
 
@@ -64,11 +64,8 @@ def test_kernel_tests_pass_with_xlas_optimisation():
     assert " passed" in stdout.strip().splitlines()[-1]
 
 
-def test_every_module_of_a_backend_is_in_one_run_of_it():
-    # Splitting a backend's modules into runs neither drops nor repeats one.
-    by_backend = {}
-    for backend, modules in backend_runs.RUNS.values():
-        by_backend.setdefault(backend, []).extend(modules)
+def test_every_module_of_a_backend_is_listed_once():
+    by_backend = backend_runs.MODULES
     for backend, modules in by_backend.items():
         assert len(modules) == len(set(modules)), backend
     assert set(by_backend["jax"]) == set(by_backend["torch"]) | {
