@@ -41,8 +41,14 @@ backend_runs.command(
 
 
 @pytest.mark.slow
-@pytest.mark.backend_run
-@pytest.mark.parametrize("backend", list(backend_runs.MODULES))
+@pytest.mark.parametrize(
+    "backend",
+    [
+        # each backend's run is named after it
+        pytest.param(b, marks=pytest.mark.backend_run(run=b))
+        for b in backend_runs.MODULES
+    ],
+)
 def test_backend_agnostic_modules_pass(backend):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the runs start from the TensorFlow session only")
